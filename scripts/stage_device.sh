@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds the CUDA binaries here and stages them, with the Debian shared libraries the GPU machine
+# lacks (gRPC, abseil, prometheus-cpp, yaml-cpp 0.7, ...), in .device/ for the device tool to carry.
+# LibTorch, CUDA and NCCL are NOT copied: the GPU machine's own torch 2.11.0+cu130 provides them.
+#   usage: scripts/stage_device.sh [bazel targets...]   (default: every binary the GPU runs need)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+targets=("$@")
+if ((${#targets[@]} == 0)); then
+  targets=(//trainer/smoke:torch_smoke_main)
+  for t in //trainer:trainer //bench:trainer_bench //server:coordinator //worker:worker //server:gauntlet; do
+    if bazel query "$t" >/dev/null 2>&1; then targets+=("$t"); fi
+  done
+fi
+bazel build --config=cuda -c opt "${targets[@]}"
+rm -rf .device && mkdir -p .device/bin .device/lib
+for t in "${targets[@]}"; do
+  path="bazel-bin/$(echo "${t#//}" | tr ':' '/')"
+  cp -L "$path" .device/bin/
+  # Every shared library ldd resolves, except glibc's own and what torch's wheel ships there.
+  ldd "$path" | awk '/=> \//{print $3}' | while read -r lib; do
+    case "$lib" in
+      */site-packages/*|*/libstdc++*|*/libgcc_s*|*/libutil.so*|*/libc.so*|*/libm.so*|*/libdl.so*|*/librt.so*|*/libpthread.so*|*/ld-linux*) ;;
+      *) cp -Ln "$lib" .device/lib/ 2>/dev/null || true ;;
+    esac
+  done
+done
+cp scripts/device_env.sh .device/
+du -sh .device
