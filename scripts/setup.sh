@@ -5,7 +5,7 @@ set -euo pipefail
 
 APT_PACKAGES=(
   bazel-bootstrap g++ pkg-config python3
-  libgrpc++-dev libgrpc-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
+  libarchive-dev libgrpc++-dev libgrpc-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
   prometheus-cpp-dev libyaml-cpp-dev libgtest-dev libgmock-dev libsqlite3-dev
   prometheus
 )

@@ -1,0 +1,62 @@
+#ifndef GAUNTLET_TRAINER_MODELS_MODEL_H_
+#define GAUNTLET_TRAINER_MODELS_MODEL_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "trainer/models/model_config.h"
+
+namespace gauntlet {
+
+// What one forward pass produced.
+struct ModelOutput {
+  torch::Tensor logits;  // (B, T, V), float32 or autocast dtype
+  // Mask (T,) of bool: the positions this arch trains on (all true except for `worker`).
+  torch::Tensor train_positions;
+  // Extra loss terms the arch adds to the LM loss (e.g. the router's auxiliary loss); 0-dim.
+  torch::Tensor aux_loss;
+  // Scalars for reporting, e.g. {"layers_per_token": 2.5}.
+  std::map<std::string, double> stats;
+};
+
+// Every architecture implements this. Models are single-device; parallelism lives outside.
+// Held as std::shared_ptr<LanguageModelImpl> (see registry.h).
+class LanguageModelImpl : public torch::nn::Module {
+ public:
+  explicit LanguageModelImpl(ModelConfig config) : config_(std::move(config)) {}
+  ~LanguageModelImpl() override = default;
+
+  // tokens: (B, T) int64 with T <= seq_len. `phase` only matters for archs whose computation
+  // depends on position classes (worker: position t is a worker iff (t + phase) % k == k - 1,
+  // plus the last position); others ignore it.
+  virtual ModelOutput Forward(const torch::Tensor& tokens, int64_t phase = 0) = 0;
+
+  // Number of forward passes with phases 0..n-1 that together give a trained prediction at every
+  // position (worker: k; everything else: 1). The fair evaluator uses it.
+  virtual int64_t NumEvalPhases() const { return 1; }
+
+  // Which positions of a (T,)-window phase `phase` trains (produces trained logits for).
+  virtual torch::Tensor TrainPositions(int64_t seq_len, int64_t phase) const;
+
+  // Training FLOPs per token (forward + backward, 6N-style plus attention) at context seq_len,
+  // used for MFU. Counts only work the arch really does (e.g. worker's reduced query rows).
+  virtual double TrainingFlopsPerToken(int64_t seq_len) const = 0;
+
+  int64_t NumParameters() const;
+  const ModelConfig& config() const { return config_; }
+
+ protected:
+  ModelConfig config_;
+};
+
+// Cross-entropy averaged over the positions where `mask` (T,) is true; logits (B,T,V) are
+// upcast to float32. Targets (B,T) int64.
+torch::Tensor MaskedCrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets,
+                                 const torch::Tensor& mask);
+
+}  // namespace gauntlet
+
+#endif  // GAUNTLET_TRAINER_MODELS_MODEL_H_
