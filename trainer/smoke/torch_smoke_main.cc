@@ -6,7 +6,7 @@
 int main() {
   const bool cuda = torch::cuda::is_available();
   std::cout << "torch " << TORCH_VERSION << ", cuda available: " << (cuda ? "yes" : "no")
-            << ", devices: " << torch::cuda::device_count() << "\n";
+            << ", devices: " << static_cast<int>(torch::cuda::device_count()) << "\n";
   const torch::Device device = cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   const gauntlet::SmokeResult r = gauntlet::RunTorchSmoke(device, 200);
   std::cout << "device " << r.device << ": loss " << r.first_loss << " -> " << r.last_loss
