@@ -63,7 +63,11 @@ def _torch_impl(ctx):
     python = ctx.os.environ.get("GAUNTLET_PYTHON", "python3")
     out = _run(ctx, [python, "-c", _FIND_TORCH]).split("\n")
     root, version, nvidia = out[0], out[1], out[2]
-    ctx.symlink(root + "/include", "include")
+    # torch/include carries an old copy of protobuf's headers (include/google/protobuf) that would
+    # shadow the system protobuf our generated code is compiled against; leave it out.
+    for entry in ctx.path(root + "/include").readdir():
+        if entry.basename != "google":
+            ctx.symlink(entry, "include/" + entry.basename)
     ctx.symlink(root + "/lib", "lib")
     has_nvidia = ctx.path(nvidia + "/nccl/include/nccl.h").exists
     if has_nvidia:

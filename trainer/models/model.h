@@ -1,11 +1,11 @@
 #ifndef GAUNTLET_TRAINER_MODELS_MODEL_H_
 #define GAUNTLET_TRAINER_MODELS_MODEL_H_
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <map>
 #include <string>
-
-#include <torch/torch.h>
 
 #include "trainer/models/model_config.h"
 

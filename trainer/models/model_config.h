@@ -7,10 +7,17 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "gauntlet/v1/spec.pb.h"
 
 namespace gauntlet {
+namespace v1 {
+// Forward-declared rather than included: LibTorch's include directory ships its own, older
+// google/protobuf headers that shadow the system ones, so a translation unit that includes both
+// torch and a .pb.h does not compile. Keeping spec.pb.h out of this header keeps model.h (which
+// every torch TU includes) free of protobuf. Include "gauntlet/v1/spec.pb.h" to call Resolve.
+class ModelSpec;
+}  // namespace v1
 
 // Fully resolved model hyper-parameters (named size + YAML overrides already applied).
 struct ModelConfig {
@@ -44,6 +51,15 @@ const std::vector<std::string>& KnownSizes();
 // InvalidArgument naming the field as the YAML spells it, e.g. "model.n_heads: 3 does not divide
 // model.d_model 256".
 absl::StatusOr<ModelConfig> ResolveModelConfig(const v1::ModelSpec& spec, int64_t vocab_size);
+
+// The cross-field rules ResolveModelConfig enforces, for configs built in code (CreateModel calls
+// it too, so a model is never constructed from an inconsistent config). Errors name YAML fields.
+absl::Status ValidateModelConfig(const ModelConfig& config);
+
+// Worker positions of a window of `seq_len` tokens in phase `phase` (see model.h): t with
+// (t + phase) % k == k - 1, plus the last position, ascending. Torch-free so the data and eval
+// code can reason about them without a model.
+std::vector<int64_t> WorkerPositions(int64_t seq_len, int64_t interval, int64_t phase);
 
 }  // namespace gauntlet
 

@@ -1,0 +1,349 @@
+#include "cli/format.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace gauntlet::cli {
+namespace {
+
+using Row = std::vector<std::string>;
+
+// Columns padded to their widest cell; numbers are right-aligned, text left-aligned.
+std::string AlignedTable(const std::vector<Row>& rows, const std::vector<bool>& right_align) {
+  std::vector<size_t> width;
+  for (const Row& row : rows) {
+    width.resize(std::max(width.size(), row.size()));
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  std::string out;
+  for (const Row& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      const bool right = i < right_align.size() && right_align[i];
+      const std::string pad(width[i] - row[i].size(), ' ');
+      absl::StrAppend(&line, i == 0 ? "" : "  ", right ? pad : "", row[i], right ? "" : pad);
+    }
+    absl::StrAppend(&out, absl::StripTrailingAsciiWhitespace(line), "\n");
+  }
+  return out;
+}
+
+std::string CsvCell(const std::string& cell) {
+  if (cell.find_first_of(",\"\n") == std::string::npos) return cell;
+  return absl::StrCat("\"", absl::StrReplaceAll(cell, {{"\"", "\"\""}}), "\"");
+}
+
+std::string Loss(double v) { return absl::StrFormat("%.4f", v); }
+
+// "90s", "5m", "1h": the column label of a wall-clock point.
+std::string WallclockLabel(double seconds) {
+  if (seconds >= 3600 && std::fmod(seconds, 3600) == 0) {
+    return absl::StrCat(absl::StrFormat("%g", seconds / 3600), "h");
+  }
+  if (seconds >= 60 && std::fmod(seconds, 60) == 0) {
+    return absl::StrCat(absl::StrFormat("%g", seconds / 60), "m");
+  }
+  return absl::StrCat(absl::StrFormat("%g", seconds), "s");
+}
+
+// The wall-clock points of the response (every variant is read at the same points).
+std::vector<double> WallclockPoints(const v1::CompareExperimentResponse& response) {
+  std::vector<double> points;
+  for (const auto& v : response.variants()) {
+    for (const auto& w : v.val_loss_at()) {
+      if (std::find(points.begin(), points.end(), w.seconds()) == points.end()) {
+        points.push_back(w.seconds());
+      }
+    }
+  }
+  std::sort(points.begin(), points.end());
+  return points;
+}
+
+const v1::WallclockLoss* LossAt(const v1::VariantSummary& v, double seconds) {
+  for (const auto& w : v.val_loss_at()) {
+    if (w.seconds() == seconds) return &w;
+  }
+  return nullptr;
+}
+
+std::string MeanStd(double mean, double std, int n, const std::string& plus_minus) {
+  if (n == 0) return "-";
+  if (n == 1) return Loss(mean);
+  return absl::StrCat(Loss(mean), plus_minus, Loss(std));
+}
+
+std::string FormatCompareRows(const v1::CompareExperimentResponse& response, bool markdown) {
+  const std::vector<double> points = WallclockPoints(response);
+  const std::string pm = " ± ";
+  Row header = {"variant", "params", "n", "steps/s", "tok/s", "val loss", "native val"};
+  for (double s : points) header.push_back(absl::StrCat("val@", WallclockLabel(s)));
+  for (const char* h : {"speedup", "peak mem", "MFU"}) header.push_back(h);
+  std::vector<Row> rows = {header};
+  for (const auto& v : response.variants()) {
+    Row row = {v.variant() == response.baseline() ? absl::StrCat(v.variant(), " (baseline)")
+                                                  : v.variant(),
+               HumanCount(v.params()),
+               absl::StrCat(v.n()),
+               absl::StrFormat("%.2f", v.steps_per_second()),
+               HumanCount(v.tokens_per_second()),
+               MeanStd(v.val_loss_mean(), v.val_loss_std(), v.n(), pm),
+               v.n() == 0 ? "-" : Loss(v.val_loss_native_mean())};
+    for (double s : points) {
+      const v1::WallclockLoss* w = LossAt(v, s);
+      row.push_back(w == nullptr ? "-" : MeanStd(w->mean(), w->std(), w->n(), pm));
+    }
+    row.push_back(absl::StrFormat("%.2fx", v.speedup()));
+    row.push_back(v.peak_memory_bytes() > 0 ? HumanBytes(v.peak_memory_bytes()) : "-");
+    row.push_back(v.mfu() > 0 ? absl::StrFormat("%.1f%%", 100 * v.mfu()) : "-");
+    rows.push_back(std::move(row));
+  }
+  if (markdown) {
+    std::string out;
+    for (size_t r = 0; r < rows.size(); ++r) {
+      absl::StrAppend(&out, "| ", absl::StrJoin(rows[r], " | "), " |\n");
+      if (r == 0) {
+        std::vector<std::string> rule = {"---"};
+        for (size_t i = 1; i < rows[0].size(); ++i) rule.push_back("---:");
+        absl::StrAppend(&out, "| ", absl::StrJoin(rule, " | "), " |\n");
+      }
+    }
+    return out;
+  }
+  std::vector<bool> right(header.size(), true);
+  right[0] = false;
+  return absl::StrCat("experiment ", response.experiment_id(), " (baseline ",
+                      response.baseline(), ")\n", AlignedTable(rows, right));
+}
+
+std::string FormatCompareCsv(const v1::CompareExperimentResponse& response) {
+  const std::vector<double> points = WallclockPoints(response);
+  Row header = {"variant", "arch", "params", "n", "steps_per_second", "tokens_per_second",
+                "val_loss_mean", "val_loss_std", "val_loss_native_mean", "train_loss_mean"};
+  for (double s : points) {
+    header.push_back(absl::StrFormat("val_loss_at_%gs_mean", s));
+    header.push_back(absl::StrFormat("val_loss_at_%gs_std", s));
+  }
+  for (const char* h : {"speedup", "peak_memory_bytes", "mfu", "layers_per_token", "steps_mean",
+                        "train_seconds_mean"}) {
+    header.push_back(h);
+  }
+  std::string out = absl::StrCat(absl::StrJoin(header, ","), "\n");
+  for (const auto& v : response.variants()) {
+    Row row = {CsvCell(v.variant()),
+               CsvCell(v.arch()),
+               absl::StrCat(v.params()),
+               absl::StrCat(v.n()),
+               absl::StrCat(v.steps_per_second()),
+               absl::StrCat(v.tokens_per_second()),
+               absl::StrCat(v.val_loss_mean()),
+               absl::StrCat(v.val_loss_std()),
+               absl::StrCat(v.val_loss_native_mean()),
+               absl::StrCat(v.train_loss_mean())};
+    for (double s : points) {
+      const v1::WallclockLoss* w = LossAt(v, s);
+      row.push_back(w == nullptr ? "" : absl::StrCat(w->mean()));
+      row.push_back(w == nullptr ? "" : absl::StrCat(w->std()));
+    }
+    for (double x : {v.speedup(), v.peak_memory_bytes(), v.mfu(), v.layers_per_token(),
+                     v.steps_mean(), v.train_seconds_mean()}) {
+      row.push_back(absl::StrCat(x));
+    }
+    absl::StrAppend(&out, absl::StrJoin(row, ","), "\n");
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string HumanCount(double value) {
+  const double a = std::fabs(value);
+  if (a >= 1e9) return absl::StrFormat("%.1fB", value / 1e9);
+  if (a >= 1e6) return absl::StrFormat("%.1fM", value / 1e6);
+  if (a >= 1e3) return absl::StrFormat("%.1fk", value / 1e3);
+  return absl::StrFormat("%.0f", value);
+}
+
+std::string HumanBytes(double bytes) {
+  const double a = std::fabs(bytes);
+  if (a >= 1024.0 * 1024 * 1024) return absl::StrFormat("%.1f GiB", bytes / (1024.0 * 1024 * 1024));
+  if (a >= 1024.0 * 1024) return absl::StrFormat("%.1f MiB", bytes / (1024.0 * 1024));
+  if (a >= 1024.0) return absl::StrFormat("%.1f KiB", bytes / 1024.0);
+  return absl::StrFormat("%.0f B", bytes);
+}
+
+std::string HumanDuration(double seconds) {
+  if (!(seconds >= 0) || std::isinf(seconds)) return "?";
+  const int64_t s = static_cast<int64_t>(std::llround(seconds));
+  if (s >= 3600) return absl::StrFormat("%dh%02dm", s / 3600, (s % 3600) / 60);
+  if (s >= 60) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
+  return absl::StrFormat("%ds", s);
+}
+
+std::string StateName(v1::TrialState state) {
+  std::string name = v1::TrialState_Name(state);
+  return absl::AsciiStrToLower(absl::StripPrefix(name, "TRIAL_STATE_"));
+}
+
+std::string StateName(v1::ExperimentState state) {
+  std::string name = v1::ExperimentState_Name(state);
+  return absl::AsciiStrToLower(absl::StripPrefix(name, "EXPERIMENT_STATE_"));
+}
+
+absl::StatusOr<std::string> FormatCompare(const v1::CompareExperimentResponse& response,
+                                          absl::string_view format) {
+  if (format == "table") return FormatCompareRows(response, /*markdown=*/false);
+  if (format == "markdown") return FormatCompareRows(response, /*markdown=*/true);
+  if (format == "csv") return FormatCompareCsv(response);
+  if (format == "json") {
+    // The table's data without the per-trial curves (those are for --plot).
+    v1::CompareExperimentResponse table = response;
+    table.clear_curves();
+    google::protobuf::util::JsonPrintOptions options;
+    options.add_whitespace = true;
+    options.preserve_proto_field_names = true;
+    options.always_print_primitive_fields = true;
+    std::string json;
+    if (!google::protobuf::util::MessageToJsonString(table, &json, options).ok()) {
+      return absl::InternalError("cannot print the comparison as JSON");
+    }
+    return json;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--format: '", format, "' is not one of table, markdown, csv, json"));
+}
+
+std::string CurvesJson(const v1::CompareExperimentResponse& response) {
+  v1::CompareExperimentResponse curves;
+  curves.set_experiment_id(response.experiment_id());
+  curves.set_baseline(response.baseline());
+  *curves.mutable_curves() = response.curves();
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(curves, &json, options);
+  return json;
+}
+
+std::string FormatExperimentList(const v1::ListExperimentsResponse& response) {
+  std::vector<Row> rows = {{"ID", "NAME", "STATE", "TRIALS", "CREATED"}};
+  for (const auto& e : response.experiments()) {
+    std::vector<std::string> counts;
+    // Fixed order, so columns line up between experiments.
+    for (const char* state : {"pending", "scheduled", "running", "completed", "failed",
+                              "canceled"}) {
+      for (const auto& [name, n] : e.trial_counts()) {
+        if (absl::AsciiStrToLower(absl::StripPrefix(name, "TRIAL_STATE_")) == state && n > 0) {
+          counts.push_back(absl::StrCat(n, " ", state));
+        }
+      }
+    }
+    rows.push_back({e.id(), e.spec().name(), StateName(e.state()),
+                    counts.empty() ? "-" : absl::StrJoin(counts, ", "),
+                    absl::FormatTime("%Y-%m-%d %H:%M:%S",
+                                     absl::FromUnixSeconds(e.created_unix_time()),
+                                     absl::LocalTimeZone())});
+  }
+  return AlignedTable(rows, {});
+}
+
+std::string FormatExperiment(const v1::Experiment& e) {
+  std::string out = absl::StrCat("Experiment ", e.id(), "  ", e.spec().name(), "\n");
+  if (!e.spec().description().empty()) absl::StrAppend(&out, "  ", e.spec().description(), "\n");
+  absl::StrAppend(&out, "State:    ", StateName(e.state()), "\n");
+  absl::StrAppend(&out, "Created:  ",
+                  absl::FormatTime("%Y-%m-%d %H:%M:%S",
+                                   absl::FromUnixSeconds(e.created_unix_time()),
+                                   absl::LocalTimeZone()),
+                  "\n");
+  absl::StrAppend(&out, "Baseline: ", e.spec().baseline(), "\n\n");
+  std::vector<Row> rows = {{"TRIAL", "VARIANT", "SEED", "STATE", "ATTEMPT", "PLACEMENT", "STEP",
+                            "LOSS", "VAL", "TOK/S", "MESSAGE"}};
+  for (const auto& t : e.trials()) {
+    std::vector<std::string> slices;
+    for (const auto& s : t.placement().slices()) {
+      slices.push_back(absl::StrCat(s.worker_id(), ":", absl::StrJoin(s.devices(), ",")));
+    }
+    auto metric = [&](const char* name, bool human) -> std::string {
+      auto it = t.latest_metrics().find(name);
+      if (it == t.latest_metrics().end()) return "-";
+      return human ? HumanCount(it->second) : Loss(it->second);
+    };
+    std::string message = t.status_message();
+    if (t.state() == v1::TRIAL_STATE_PENDING && !message.empty()) {
+      message = absl::StrCat("waiting: ", message);
+    }
+    rows.push_back({t.id(), t.variant(), absl::StrCat(t.seed()), StateName(t.state()),
+                    absl::StrCat(t.attempt()), slices.empty() ? "-" : absl::StrJoin(slices, " "),
+                    absl::StrCat(t.latest_step()), metric("train_loss", false),
+                    metric("val_loss", false), metric("tokens_per_second", true), message});
+  }
+  absl::StrAppend(&out, AlignedTable(rows, {false, false, true, false, true, false, true, true,
+                                            true, true, false}));
+  return out;
+}
+
+std::string FormatProgressLine(const v1::Trial& trial, const TrialProgress& p, int bar_width) {
+  const v1::BudgetSpec& budget = trial.spec().budget();
+  double done = 0, total = 0;
+  std::string of;
+  switch (budget.limit_case()) {
+    case v1::BudgetSpec::kSteps:
+      done = p.step;
+      total = budget.steps();
+      of = absl::StrCat("step ", p.step, "/", budget.steps());
+      break;
+    case v1::BudgetSpec::kTokens:
+      done = p.tokens;
+      total = budget.tokens();
+      of = absl::StrCat(HumanCount(p.tokens), "/", HumanCount(budget.tokens()), " tok");
+      break;
+    case v1::BudgetSpec::kSeconds:
+      done = p.train_seconds;
+      total = budget.seconds();
+      of = absl::StrCat("step ", p.step, ", ", HumanDuration(p.train_seconds), "/",
+                        HumanDuration(budget.seconds()));
+      break;
+    case v1::BudgetSpec::LIMIT_NOT_SET:
+      of = absl::StrCat("step ", p.step);
+      break;
+  }
+  double fraction = total > 0 ? std::clamp(done / total, 0.0, 1.0) : 0;
+  if (trial.state() == v1::TRIAL_STATE_COMPLETED) fraction = 1;
+  const int filled = static_cast<int>(fraction * bar_width);
+  const std::string bar = absl::StrCat("[", std::string(filled, '#'),
+                                       std::string(bar_width - filled, '.'), "]");
+  std::string eta = "-";
+  if (trial.state() == v1::TRIAL_STATE_RUNNING && fraction > 0 && fraction < 1 &&
+      p.train_seconds > 0) {
+    // Progress is linear in training time for every budget kind.
+    eta = HumanDuration(p.train_seconds * (1 / fraction - 1));
+  } else if (trial.state() == v1::TRIAL_STATE_COMPLETED) {
+    eta = "done";
+  }
+  auto metric = [&](const char* name) -> const double* {
+    auto it = p.latest.find(name);
+    return it == p.latest.end() ? nullptr : &it->second;
+  };
+  const double* loss = metric("train_loss");
+  const double* val = metric("val_loss");
+  const double* tps = metric("tokens_per_second");
+  return absl::StrFormat("%-12s %-16s %s %3.0f%% %s | loss %s | val %s | %s tok/s | ETA %s | %s",
+                         trial.id(), trial.variant(), bar, 100 * fraction, of,
+                         loss ? absl::StrFormat("%.3f", *loss) : "-",
+                         val ? absl::StrFormat("%.3f", *val) : "-",
+                         tps ? HumanCount(*tps) : "-", eta, StateName(trial.state()));
+}
+
+}  // namespace gauntlet::cli

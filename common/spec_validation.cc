@@ -1,0 +1,352 @@
+#include "common/spec_validation.h"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/trial_expansion.h"
+#include "common/yaml_proto.h"
+#include "trainer/models/model_config.h"
+
+namespace gauntlet {
+namespace {
+
+// More trials than this is almost certainly a sweep written by mistake (and would flood the store).
+constexpr int64_t kMaxTrials = 10000;
+
+absl::Status FieldError(const std::string& path, const std::string& detail) {
+  return absl::InvalidArgumentError(absl::StrCat(path, ": ", detail));
+}
+
+std::string Num(double value) { return ShortestDouble(value); }
+
+// Collects the first error; later checks are skipped once one failed.
+class Checker {
+ public:
+  explicit Checker(std::string prefix) : prefix_(std::move(prefix)) {}
+
+  void Fail(const std::string& field, const std::string& detail) {
+    if (status_.ok()) status_ = FieldError(prefix_ + field, detail);
+  }
+  void Merge(const absl::Status& status) {
+    if (status_.ok() && !status.ok()) status_ = status;
+  }
+  template <typename T>
+  void AtLeast(const std::string& field, T value, T min) {
+    if (!(value >= min)) Fail(field, absl::StrCat("must be >= ", min, " (got ", value, ")"));
+  }
+  void Positive(const std::string& field, double value) {
+    if (!(value > 0)) Fail(field, absl::StrCat("must be > 0 (got ", Num(value), ")"));
+  }
+  void NonNegative(const std::string& field, double value) {
+    if (!(value >= 0)) Fail(field, absl::StrCat("must be >= 0 (got ", Num(value), ")"));
+  }
+  // value in [lo, hi) or [lo, hi] as chosen.
+  void InRange(const std::string& field, double value, double lo, double hi, bool hi_inclusive) {
+    const bool ok = value >= lo && (hi_inclusive ? value <= hi : value < hi);
+    if (!ok) {
+      Fail(field, absl::StrCat("must be in [", Num(lo), ", ", Num(hi), hi_inclusive ? "]" : ")",
+                               " (got ", Num(value), ")"));
+    }
+  }
+  void OneOf(const std::string& field, const std::string& value,
+             const std::vector<std::string>& allowed) {
+    if (std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
+      Fail(field, absl::StrCat("must be one of ", absl::StrJoin(allowed, ", "), " (got \"", value,
+                               "\")"));
+    }
+  }
+  // Paths end up in filesystem calls and in a YAML file the trainer reads back: refuse control
+  // characters outright rather than escaping them everywhere.
+  void SanePath(const std::string& field, const std::string& path) {
+    for (char c : path) {
+      if (std::iscntrl(static_cast<unsigned char>(c))) {
+        Fail(field, "must not contain control characters");
+        return;
+      }
+    }
+  }
+
+  const absl::Status& status() const { return status_; }
+
+ private:
+  std::string prefix_;
+  absl::Status status_;
+};
+
+bool ValidName(const std::string& name) {
+  if (name.empty() || name.size() > 63) return false;
+  auto head_ok = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!head_ok(name[0])) return false;
+  return std::all_of(name.begin(), name.end(), [&](char c) {
+    return head_ok(c) || c == '-' || c == '_' || c == '.';
+  });
+}
+
+constexpr char kNameRule[] = "must match [a-z0-9][a-z0-9._-]* and be at most 63 characters";
+
+void CheckData(const v1::DataSpec& data, Checker& c) {
+  if (data.path().empty()) c.Fail("data.path", "required");
+  c.SanePath("data.path", data.path());
+  if (!data.path().empty() && data.path()[0] != '/') {
+    // Relative paths resolve against the coordinator's --data_root; never let them leave it.
+    for (absl::string_view part : absl::StrSplit(data.path(), '/')) {
+      if (part == "..") c.Fail("data.path", "a relative path must not contain \"..\"");
+    }
+  }
+  c.OneOf("data.tokenizer", data.tokenizer(), {"char", "byte"});
+  if (!(data.val_fraction() > 0 && data.val_fraction() < 1)) {
+    c.Fail("data.val_fraction",
+           absl::StrCat("must be in (0, 1) (got ", Num(data.val_fraction()), ")"));
+  }
+  c.SanePath("data.cache_dir", data.cache_dir());
+  for (int i = 0; i < data.include_suffixes_size(); ++i) {
+    const std::string field = absl::StrCat("data.include_suffixes[", i, "]");
+    if (data.include_suffixes(i).empty()) c.Fail(field, "must not be empty");
+    if (absl::StrContains(data.include_suffixes(i), "/")) c.Fail(field, "must not contain '/'");
+  }
+  c.AtLeast<int64_t>("data.max_bytes", data.max_bytes(), 0);
+}
+
+void CheckModel(const v1::ModelSpec& model, Checker& c) {
+  if (model.arch().empty()) {
+    c.Fail("model.arch", absl::StrCat("required (one of ", absl::StrJoin(KnownArchs(), ", "), ")"));
+    return;
+  }
+  c.OneOf("model.arch", model.arch(), KnownArchs());
+  c.OneOf("model.size", model.size(), KnownSizes());
+  if (!c.status().ok()) return;
+  // Named size + overrides; dimension rules (heads divide d_model, even head width, ...) live
+  // with the model code. The real vocabulary is unknown until the corpus is tokenized.
+  c.Merge(ResolveModelConfig(model, kValidationVocabSize).status());
+}
+
+void CheckTrain(const v1::TrainSpec& train, Checker& c) {
+  c.AtLeast<int32_t>("train.batch_size", train.batch_size(), 1);
+  c.AtLeast<int32_t>("train.grad_accum_steps", train.grad_accum_steps(), 1);
+  const v1::OptimizerSpec& opt = train.optimizer();
+  c.OneOf("train.optimizer.name", opt.name(), {"adamw"});
+  c.Positive("train.optimizer.lr", opt.lr());
+  c.InRange("train.optimizer.beta1", opt.beta1(), 0, 1, false);
+  c.InRange("train.optimizer.beta2", opt.beta2(), 0, 1, false);
+  c.Positive("train.optimizer.eps", opt.eps());
+  c.NonNegative("train.optimizer.weight_decay", opt.weight_decay());
+  const v1::ScheduleSpec& schedule = train.schedule();
+  c.OneOf("train.schedule.kind", schedule.kind(), {"constant", "cosine"});
+  c.AtLeast<int64_t>("train.schedule.warmup_steps", schedule.warmup_steps(), 0);
+  c.InRange("train.schedule.min_lr_ratio", schedule.min_lr_ratio(), 0, 1, true);
+  c.NonNegative("train.grad_clip", train.grad_clip());
+  c.OneOf("train.precision", train.precision(), {"auto", "fp32", "bf16"});
+  c.AtLeast<int32_t>("train.log_every", train.log_every(), 1);
+  c.Positive("train.bucket_mib", train.bucket_mib());
+}
+
+void CheckBudget(const v1::BudgetSpec& budget, Checker& c) {
+  switch (budget.limit_case()) {
+    case v1::BudgetSpec::kSteps:
+      c.AtLeast<int64_t>("budget.steps", budget.steps(), 1);
+      break;
+    case v1::BudgetSpec::kTokens:
+      c.AtLeast<int64_t>("budget.tokens", budget.tokens(), 1);
+      break;
+    case v1::BudgetSpec::kSeconds:
+      c.Positive("budget.seconds", budget.seconds());
+      break;
+    case v1::BudgetSpec::LIMIT_NOT_SET:
+      c.Fail("budget", "exactly one of steps, tokens, seconds is required");
+      break;
+  }
+}
+
+void CheckEval(const v1::EvalSpec& eval, Checker& c) {
+  c.OneOf("eval.protocol", eval.protocol(), {"fair", "seed"});
+  c.AtLeast<int64_t>("eval.every_steps", eval.every_steps(), 0);
+  c.NonNegative("eval.every_seconds", eval.every_seconds());
+  c.AtLeast<int64_t>("eval.max_tokens", eval.max_tokens(), 0);
+  c.AtLeast<int32_t>("eval.batch_size", eval.batch_size(), 1);
+  c.AtLeast<int32_t>("eval.seed_batches", eval.seed_batches(), 1);
+  c.AtLeast<int32_t>("eval.seed_final_batches", eval.seed_final_batches(), 1);
+}
+
+void CheckResources(const v1::ResourceSpec& resources, Checker& c) {
+  c.AtLeast<int32_t>("resources.gpus_per_trial", resources.gpus_per_trial(), 1);
+  c.AtLeast<int32_t>("resources.max_nodes", resources.max_nodes(), 1);
+  if (resources.max_nodes() > resources.gpus_per_trial()) {
+    c.Fail("resources.max_nodes",
+           absl::StrCat("must be <= resources.gpus_per_trial (", resources.gpus_per_trial(),
+                        "): every node runs at least one rank (got ", resources.max_nodes(), ")"));
+  }
+  // "" leaves the choice to the scheduler.
+  if (!resources.device().empty()) c.OneOf("resources.device", resources.device(), {"gpu", "cpu"});
+}
+
+void CheckCheckpoint(const v1::CheckpointSpec& checkpoint, Checker& c) {
+  c.AtLeast<int64_t>("checkpoint.every_steps", checkpoint.every_steps(), 0);
+  c.AtLeast<int32_t>("checkpoint.keep_last", checkpoint.keep_last(), 1);
+}
+
+// Fields the coordinator sets per trial; an experiment must not set them.
+absl::Status CheckNoPerTrialFields(const v1::TrialSpec& spec, const std::string& prefix) {
+  if (spec.seed() != 0) {
+    return FieldError(prefix + "seed", "is set per trial from the experiment's seeds; use seeds");
+  }
+  if (!spec.run_dir().empty()) {
+    return FieldError(prefix + "run_dir", "is set by the worker for each trial");
+  }
+  return absl::OkStatus();
+}
+
+// True when `path` is `axis` or a field inside it.
+bool UnderAxis(const std::string& path, const std::string& axis) {
+  return path == axis || absl::StartsWith(path, axis + ".") || absl::StartsWith(path, axis + "[");
+}
+
+}  // namespace
+
+bool SplitFieldError(const std::string& message, std::string* path, std::string* detail) {
+  const size_t colon = message.find(": ");
+  if (colon == std::string::npos || colon == 0) return false;
+  for (size_t i = 0; i < colon; ++i) {
+    const char ch = message[i];
+    const bool ok = std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' ||
+                    ch == '[' || ch == ']' || ch == '-';
+    if (!ok) return false;
+  }
+  *path = message.substr(0, colon);
+  *detail = message.substr(colon + 2);
+  return true;
+}
+
+absl::Status ValidateTrialSpec(const v1::TrialSpec& spec, const std::string& path_prefix) {
+  Checker c(path_prefix);
+  CheckData(spec.data(), c);
+  CheckModel(spec.model(), c);
+  CheckTrain(spec.train(), c);
+  CheckBudget(spec.budget(), c);
+  CheckEval(spec.eval(), c);
+  CheckResources(spec.resources(), c);
+  CheckCheckpoint(spec.checkpoint(), c);
+  c.AtLeast<int64_t>("seed", spec.seed(), 0);
+  c.SanePath("run_dir", spec.run_dir());
+  if (c.status().ok() || path_prefix.empty()) return c.status();
+  // ResolveModelConfig's errors name fields without our prefix.
+  std::string path, detail;
+  const std::string message(c.status().message());
+  if (SplitFieldError(message, &path, &detail) && !absl::StartsWith(path, path_prefix)) {
+    return FieldError(path_prefix + path, detail);
+  }
+  return c.status();
+}
+
+absl::Status ValidateExperimentSpec(const v1::ExperimentSpec& spec) {
+  if (!ValidName(spec.name())) {
+    return FieldError("name", spec.name().empty()
+                                  ? std::string("required")
+                                  : absl::StrCat(kNameRule, " (got \"", spec.name(), "\")"));
+  }
+  if (absl::Status s = CheckNoPerTrialFields(spec.base(), ""); !s.ok()) return s;
+  if (spec.variants_size() == 0) return FieldError("variants", "at least one variant is required");
+  std::map<std::string, int> variant_index;
+  for (int i = 0; i < spec.variants_size(); ++i) {
+    const v1::Variant& variant = spec.variants(i);
+    const std::string prefix = absl::StrCat("variants[", i, "].");
+    if (!ValidName(variant.name())) {
+      return FieldError(prefix + "name",
+                        variant.name().empty()
+                            ? std::string("required")
+                            : absl::StrCat(kNameRule, " (got \"", variant.name(), "\")"));
+    }
+    if (auto [it, inserted] = variant_index.emplace(variant.name(), i); !inserted) {
+      return FieldError(prefix + "name", absl::StrCat("duplicate variant name \"", variant.name(),
+                                                      "\" (also variants[", it->second, "])"));
+    }
+    if (absl::Status s = CheckNoPerTrialFields(variant.overrides(), prefix); !s.ok()) return s;
+    if (spec.base().model().arch().empty() && variant.overrides().model().arch().empty()) {
+      return FieldError(prefix + "model.arch",
+                        absl::StrCat("required: set model.arch in the base or in every variant (",
+                                     absl::StrJoin(KnownArchs(), ", "), ")"));
+    }
+  }
+  if (variant_index.count(spec.baseline()) == 0) {
+    return FieldError("baseline",
+                      absl::StrCat("must name a variant (got \"", spec.baseline(), "\")"));
+  }
+  if (spec.seeds_size() == 0) return FieldError("seeds", "at least one seed is required");
+  std::set<int64_t> seeds;
+  for (int i = 0; i < spec.seeds_size(); ++i) {
+    const std::string field = absl::StrCat("seeds[", i, "]");
+    if (spec.seeds(i) < 0) {
+      return FieldError(field, absl::StrCat("must be >= 0 (got ", spec.seeds(i), ")"));
+    }
+    if (!seeds.insert(spec.seeds(i)).second) {
+      return FieldError(field, absl::StrCat("duplicate seed ", spec.seeds(i)));
+    }
+  }
+  if (spec.max_restarts() < 0) {
+    return FieldError("max_restarts", absl::StrCat("must be >= 0 (got ", spec.max_restarts(), ")"));
+  }
+  int64_t grid_size = 1;
+  std::set<std::string> axes;
+  for (const v1::SweepAxis& axis : spec.sweep()) {
+    const std::string field = absl::StrCat("sweep.", axis.path());
+    if (!axes.insert(axis.path()).second) return FieldError(field, "duplicate sweep path");
+    for (const std::string& other : axes) {
+      if (other != axis.path() && (UnderAxis(axis.path(), other) || UnderAxis(other, axis.path()))) {
+        return FieldError(field, absl::StrCat("overlaps sweep path ", other));
+      }
+    }
+    absl::StatusOr<const google::protobuf::FieldDescriptor*> target =
+        FindFieldByPath(*v1::TrialSpec::descriptor(), axis.path(), field);
+    if (!target.ok()) return target.status();
+    if (axis.path() == "seed" || axis.path() == "run_dir") {
+      return FieldError(field, "cannot be swept (use seeds; run_dir is set per trial)");
+    }
+    if (axis.values_size() == 0) return FieldError(field, "needs at least one value");
+    std::set<std::string> values;
+    for (int j = 0; j < axis.values_size(); ++j) {
+      if (!values.insert(axis.values(j)).second) {
+        return FieldError(absl::StrCat(field, "[", j, "]"),
+                          absl::StrCat("duplicate value \"", axis.values(j), "\""));
+      }
+    }
+    grid_size *= axis.values_size();
+    if (grid_size * spec.variants_size() * spec.seeds_size() > kMaxTrials) break;
+  }
+  const int64_t trials = grid_size * spec.variants_size() * spec.seeds_size();
+  if (trials > kMaxTrials) {
+    return FieldError(spec.sweep_size() > 0 ? "sweep" : "seeds",
+                      absl::StrCat("expands to more than ", kMaxTrials, " trials"));
+  }
+
+  // Every variant at every grid point must resolve to a valid trial. Seeds change nothing here.
+  for (int i = 0; i < spec.variants_size(); ++i) {
+    for (const GridIndex& point : SweepGrid(spec)) {
+      absl::StatusOr<v1::TrialSpec> trial = ResolveTrialSpec(spec, i, point, spec.seeds(0));
+      absl::Status status = trial.ok() ? ValidateTrialSpec(*trial) : trial.status();
+      if (status.ok()) continue;
+      std::string path, detail;
+      const std::string message(status.message());
+      if (!SplitFieldError(message, &path, &detail)) return status;
+      if (absl::StartsWith(path, "sweep.")) return status;
+      // Blame the grid value when the bad field is one the sweep sets: it was applied last.
+      for (int a = 0; a < spec.sweep_size(); ++a) {
+        if (UnderAxis(path, spec.sweep(a).path())) {
+          return FieldError(absl::StrCat("sweep.", spec.sweep(a).path(), "[", point[a], "]"),
+                            absl::StrCat(detail, " (variant \"", spec.variants(i).name(), "\")"));
+        }
+      }
+      return FieldError(absl::StrCat("variants[", i, "].", path), detail);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace gauntlet

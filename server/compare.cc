@@ -1,0 +1,258 @@
+#include "server/compare.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace gauntlet {
+namespace {
+
+// Mean and sample standard deviation.
+struct Stats {
+  double mean = 0;
+  double std = 0;
+  int n = 0;
+};
+
+Stats Summarize(const std::vector<double>& values) {
+  Stats s;
+  s.n = static_cast<int>(values.size());
+  if (s.n == 0) return s;
+  for (double v : values) s.mean += v;
+  s.mean /= s.n;
+  if (s.n > 1) {
+    double sum_sq = 0;
+    for (double v : values) sum_sq += (v - s.mean) * (v - s.mean);
+    s.std = std::sqrt(sum_sq / (s.n - 1));
+  }
+  return s;
+}
+
+double Mean(const std::vector<double>& values) { return Summarize(values).mean; }
+
+double Latest(const v1::Trial& trial, const std::string& name) {
+  auto it = trial.latest_metrics().find(name);
+  return it == trial.latest_metrics().end() ? 0 : it->second;
+}
+
+std::string GroupName(const v1::Trial& trial) {
+  if (trial.grid_point().empty()) return trial.variant();
+  // Sorted so the name does not depend on map iteration order.
+  std::map<std::string, std::string> sorted(trial.grid_point().begin(), trial.grid_point().end());
+  return absl::StrCat(trial.variant(), "[",
+                      absl::StrJoin(sorted, ",", absl::PairFormatter("=")), "]");
+}
+
+struct Group {
+  std::string name;
+  std::string variant;
+  std::string arch;
+  std::string grid_key;  // the "[...]" suffix, "" without a sweep
+  std::vector<const TrialResult*> completed;
+};
+
+// Per-trial final numbers: the summary's, else the latest metrics'.
+struct Final {
+  double params, steps_per_second, tokens_per_second, val_loss, val_loss_native, train_loss,
+      peak_memory, mfu, layers_per_token, steps, train_seconds;
+};
+
+Final FinalOf(const TrialResult& r) {
+  if (r.summary.has_value()) {
+    const v1::TrainerSummary& s = *r.summary;
+    return {static_cast<double>(s.params()), s.steps_per_second(), s.tokens_per_second(),
+            s.final_val_loss(), s.final_val_loss_native(), s.final_train_loss(),
+            s.peak_memory_bytes(), s.mfu(), s.layers_per_token(), static_cast<double>(s.steps()),
+            s.train_seconds()};
+  }
+  const v1::Trial& t = r.trial;
+  double train_seconds = 0;
+  for (const v1::MetricPoint& p : r.val_curve) train_seconds = std::max(train_seconds, p.train_seconds());
+  return {0,
+          Latest(t, "steps_per_second"),
+          Latest(t, "tokens_per_second"),
+          Latest(t, "val_loss"),
+          Latest(t, "val_loss_native"),
+          Latest(t, "train_loss"),
+          Latest(t, "gpu_memory_peak_bytes"),
+          Latest(t, "mfu"),
+          Latest(t, "layers_per_token"),
+          static_cast<double>(t.latest_step()),
+          train_seconds};
+}
+
+std::vector<v1::MetricPoint> SortedCurve(const std::vector<v1::MetricPoint>& curve) {
+  std::vector<v1::MetricPoint> sorted = curve;
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const v1::MetricPoint& a, const v1::MetricPoint& b) {
+                     return a.train_seconds() < b.train_seconds();
+                   });
+  return sorted;
+}
+
+}  // namespace
+
+std::optional<double> InterpolateAt(const std::vector<v1::MetricPoint>& curve, double seconds) {
+  if (curve.empty()) return std::nullopt;
+  // Tolerance for "the end of the curve": the final eval's time is the trial's training time.
+  const double eps = 1e-9 + 1e-9 * std::abs(seconds);
+  if (seconds < curve.front().train_seconds() - eps || seconds > curve.back().train_seconds() + eps) {
+    return std::nullopt;
+  }
+  for (size_t i = 1; i < curve.size(); ++i) {
+    const v1::MetricPoint& a = curve[i - 1];
+    const v1::MetricPoint& b = curve[i];
+    if (seconds <= b.train_seconds() + eps) {
+      const double span = b.train_seconds() - a.train_seconds();
+      if (span <= 0) return b.value();
+      const double w = std::clamp((seconds - a.train_seconds()) / span, 0.0, 1.0);
+      return a.value() + w * (b.value() - a.value());
+    }
+  }
+  return curve.back().value();
+}
+
+absl::StatusOr<v1::CompareExperimentResponse> CompareTrials(
+    const v1::Experiment& experiment, const std::vector<TrialResult>& results,
+    const v1::CompareExperimentRequest& request) {
+  std::string baseline = request.baseline();
+  if (baseline.empty()) baseline = experiment.spec().baseline();
+  if (baseline.empty() && experiment.spec().variants_size() > 0) {
+    baseline = experiment.spec().variants(0).name();
+  }
+  bool known = false;
+  for (const v1::Variant& v : experiment.spec().variants()) known |= v.name() == baseline;
+  if (!known) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("baseline: unknown variant '", baseline, "' in experiment ", experiment.id()));
+  }
+  for (int i = 0; i < request.wallclock_points_size(); ++i) {
+    const double t = request.wallclock_points(i);
+    if (!std::isfinite(t) || t <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("wallclock_points[", i, "]: must be a positive number of seconds, got ", t));
+    }
+  }
+
+  v1::CompareExperimentResponse response;
+  response.set_experiment_id(experiment.id());
+  response.set_baseline(baseline);
+
+  // Groups in trial order, so the table follows the spec's variant order.
+  std::vector<Group> groups;
+  std::map<std::string, size_t> group_index;
+  std::map<const TrialResult*, std::vector<v1::MetricPoint>> sorted_curves;
+  for (const TrialResult& r : results) {
+    const std::string name = GroupName(r.trial);
+    auto [it, inserted] = group_index.emplace(name, groups.size());
+    if (inserted) {
+      Group& g = groups.emplace_back();
+      g.name = name;
+      g.variant = r.trial.variant();
+      g.arch = r.trial.spec().model().arch();
+      g.grid_key = name.substr(r.trial.variant().size());
+    }
+    if (r.trial.state() == v1::TRIAL_STATE_COMPLETED) groups[it->second].completed.push_back(&r);
+    sorted_curves[&r] = SortedCurve(r.val_curve);
+
+    if (!r.val_curve.empty()) {
+      v1::TrialCurve* curve = response.add_curves();
+      curve->set_trial_id(r.trial.id());
+      curve->set_variant(r.trial.variant());
+      curve->set_seed(r.trial.seed());
+      for (const v1::MetricPoint& p : sorted_curves[&r]) {
+        curve->add_train_seconds(p.train_seconds());
+        curve->add_tokens(p.tokens());
+        curve->add_val_loss(p.value());
+      }
+    }
+  }
+
+  // Default read-off points: quarters of the shortest counted trial's training time.
+  std::vector<double> points(request.wallclock_points().begin(), request.wallclock_points().end());
+  if (points.empty()) {
+    double shortest = 0;
+    for (const Group& g : groups) {
+      for (const TrialResult* r : g.completed) {
+        const double t = FinalOf(*r).train_seconds;
+        if (t > 0 && (shortest == 0 || t < shortest)) shortest = t;
+      }
+    }
+    if (shortest > 0) points = {0.25 * shortest, 0.5 * shortest, 0.75 * shortest, shortest};
+  }
+
+  std::map<std::string, double> tokens_per_second;  // group name -> mean
+  for (const Group& g : groups) {
+    v1::VariantSummary* summary = response.add_variants();
+    summary->set_variant(g.name);
+    summary->set_arch(g.arch);
+    summary->set_n(static_cast<int>(g.completed.size()));
+    std::vector<double> params, sps, tps, val, native, train, peak, mfu, lpt, steps, seconds;
+    for (const TrialResult* r : g.completed) {
+      const Final f = FinalOf(*r);
+      params.push_back(f.params);
+      sps.push_back(f.steps_per_second);
+      tps.push_back(f.tokens_per_second);
+      val.push_back(f.val_loss);
+      native.push_back(f.val_loss_native);
+      train.push_back(f.train_loss);
+      peak.push_back(f.peak_memory);
+      mfu.push_back(f.mfu);
+      lpt.push_back(f.layers_per_token);
+      steps.push_back(f.steps);
+      seconds.push_back(f.train_seconds);
+    }
+    summary->set_params(static_cast<int64_t>(std::llround(Mean(params))));
+    summary->set_steps_per_second(Mean(sps));
+    summary->set_tokens_per_second(Mean(tps));
+    const Stats val_stats = Summarize(val);
+    summary->set_val_loss_mean(val_stats.mean);
+    summary->set_val_loss_std(val_stats.std);
+    summary->set_val_loss_native_mean(Mean(native));
+    summary->set_train_loss_mean(Mean(train));
+    summary->set_peak_memory_bytes(Mean(peak));
+    summary->set_mfu(Mean(mfu));
+    summary->set_layers_per_token(Mean(lpt));
+    summary->set_steps_mean(Mean(steps));
+    summary->set_train_seconds_mean(Mean(seconds));
+    for (double t : points) {
+      std::vector<double> at;
+      for (const TrialResult* r : g.completed) {
+        if (std::optional<double> v = InterpolateAt(sorted_curves[r], t)) at.push_back(*v);
+      }
+      const Stats s = Summarize(at);
+      v1::WallclockLoss* w = summary->add_val_loss_at();
+      w->set_seconds(t);
+      w->set_mean(s.mean);
+      w->set_std(s.std);
+      w->set_n(s.n);
+    }
+    tokens_per_second[g.name] = summary->tokens_per_second();
+  }
+
+  // Speedup against the baseline variant at the same grid point (or its first group).
+  for (int i = 0; i < response.variants_size(); ++i) {
+    const Group& g = groups[i];
+    double base = 0;
+    auto same_point = tokens_per_second.find(baseline + g.grid_key);
+    if (same_point != tokens_per_second.end()) {
+      base = same_point->second;
+    } else {
+      for (const Group& other : groups) {
+        if (other.variant == baseline) {
+          base = tokens_per_second[other.name];
+          break;
+        }
+      }
+    }
+    v1::VariantSummary* summary = response.mutable_variants(i);
+    summary->set_speedup(base > 0 ? summary->tokens_per_second() / base : 0);
+  }
+  return response;
+}
+
+}  // namespace gauntlet

@@ -1,0 +1,156 @@
+#include "server/scheduler.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace gauntlet {
+namespace {
+
+const char* KindName(DeviceKind kind) { return kind == DeviceKind::kGpu ? "gpu" : "cpu"; }
+
+// Free devices of `kind` on `worker`, lowest index first.
+std::vector<int> FreeDevices(const WorkerSnapshot& worker, DeviceKind kind) {
+  std::vector<int> free;
+  if (kind == DeviceKind::kGpu) {
+    for (int gpu : worker.gpus) {
+      if (!worker.busy_gpus.count(gpu)) free.push_back(gpu);
+    }
+    std::sort(free.begin(), free.end());
+  } else {
+    for (int slot = 0; slot < worker.cpu_slots; ++slot) {
+      if (!worker.busy_cpu_slots.count(slot)) free.push_back(slot);
+    }
+  }
+  return free;
+}
+
+int FreePort(const WorkerSnapshot& worker) {
+  for (int port = worker.rendezvous_port_base;
+       port < worker.rendezvous_port_base + kRendezvousPortRange; ++port) {
+    if (!worker.busy_ports.count(port)) return port;
+  }
+  return -1;
+}
+
+// Chooses (worker index, device count) slices for `need` devices, or empty when it cannot fit.
+std::vector<std::pair<size_t, int>> ChooseSlices(const std::vector<WorkerSnapshot>& workers,
+                                                 const std::vector<std::vector<int>>& free,
+                                                 int need, int max_nodes) {
+  // Best fit on one worker: the fewest free devices that still hold the whole gang.
+  int best = -1;
+  for (size_t w = 0; w < workers.size(); ++w) {
+    const int n = static_cast<int>(free[w].size());
+    if (n >= need && (best < 0 || n < static_cast<int>(free[best].size()))) best = w;
+  }
+  if (best >= 0) return {{static_cast<size_t>(best), need}};
+  if (max_nodes <= 1) return {};
+
+  // Span the fewest workers: take the largest holes, then best-fit the remainder.
+  std::vector<size_t> order;
+  for (size_t w = 0; w < workers.size(); ++w) {
+    if (!free[w].empty()) order.push_back(w);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return free[a].size() > free[b].size(); });
+  int total = 0;
+  size_t nodes = 0;
+  while (nodes < order.size() && total < need) total += free[order[nodes++]].size();
+  if (total < need || static_cast<int>(nodes) > max_nodes) return {};
+
+  std::vector<std::pair<size_t, int>> slices;
+  int remaining = need;
+  for (size_t i = 0; i + 1 < nodes; ++i) {
+    const int take = static_cast<int>(free[order[i]].size());
+    slices.push_back({order[i], take});
+    remaining -= take;
+  }
+  // The last slice: the smallest remaining hole that holds the rest.
+  int last = -1;
+  for (size_t i = nodes - 1; i < order.size(); ++i) {
+    const int n = static_cast<int>(free[order[i]].size());
+    if (n >= remaining && (last < 0 || n < static_cast<int>(free[order[last]].size()))) last = i;
+  }
+  slices.push_back({order[last], remaining});
+  return slices;
+}
+
+}  // namespace
+
+DeviceKind ResolveDeviceKind(const std::string& device, const ClusterSnapshot& cluster) {
+  if (device == "gpu") return DeviceKind::kGpu;
+  if (device == "cpu") return DeviceKind::kCpu;
+  for (const WorkerSnapshot& worker : cluster.workers) {
+    if (!worker.gpus.empty()) return DeviceKind::kGpu;
+  }
+  return DeviceKind::kCpu;
+}
+
+ScheduleResult Schedule(const ClusterSnapshot& cluster, std::vector<PendingTrial> pending) {
+  ScheduleResult result;
+  std::stable_sort(pending.begin(), pending.end(),
+                   [](const PendingTrial& a, const PendingTrial& b) {
+                     if (a.priority != b.priority) return a.priority > b.priority;
+                     return a.sequence < b.sequence;
+                   });
+  if (cluster.workers.empty()) {
+    for (const PendingTrial& trial : pending) result.waiting[trial.id] = "no workers registered";
+    return result;
+  }
+  std::vector<WorkerSnapshot> workers = cluster.workers;
+  // Per kind: the priority of the first trial that could not be placed (blocks lower ones).
+  std::map<DeviceKind, std::pair<int, std::string>> blocked;
+
+  for (const PendingTrial& trial : pending) {
+    const DeviceKind kind = ResolveDeviceKind(trial.device, cluster);
+    auto block = blocked.find(kind);
+    if (block != blocked.end() && block->second.first > trial.priority) {
+      result.waiting[trial.id] =
+          absl::StrCat("waiting behind higher-priority trial ", block->second.second);
+      continue;
+    }
+    std::vector<std::vector<int>> free;
+    int largest_free = 0;
+    for (const WorkerSnapshot& worker : workers) {
+      free.push_back(FreeDevices(worker, kind));
+      largest_free = std::max(largest_free, static_cast<int>(free.back().size()));
+    }
+    std::vector<std::pair<size_t, int>> slices =
+        ChooseSlices(workers, free, trial.devices, std::max(1, trial.max_nodes));
+    const int port = slices.empty() ? -1 : FreePort(workers[slices.front().first]);
+    if (slices.empty() || port < 0) {
+      result.waiting[trial.id] =
+          port < 0 && !slices.empty()
+              ? absl::StrCat("no free rendezvous port on worker ",
+                             workers[slices.front().first].id)
+              : absl::StrCat("waiting for ", trial.devices, " free ", KindName(kind),
+                             " device(s) on at most ", std::max(1, trial.max_nodes),
+                             " worker(s); most free on one worker: ", largest_free);
+      blocked.emplace(kind, std::make_pair(trial.priority, trial.id));
+      continue;
+    }
+    v1::Placement placement;
+    int rank = 0;
+    for (const auto& [w, count] : slices) {
+      WorkerSnapshot& worker = workers[w];
+      v1::PlacementSlice* slice = placement.add_slices();
+      slice->set_worker_id(worker.id);
+      slice->set_first_rank(rank);
+      for (int i = 0; i < count; ++i) {
+        const int device = free[w][i];
+        slice->add_devices(device);
+        (kind == DeviceKind::kGpu ? worker.busy_gpus : worker.busy_cpu_slots).insert(device);
+      }
+      rank += count;
+    }
+    WorkerSnapshot& master = workers[slices.front().first];
+    placement.set_master_addr(master.address);
+    placement.set_master_port(port);
+    master.busy_ports.insert(port);
+    result.placements[trial.id] = std::move(placement);
+  }
+  return result;
+}
+
+}  // namespace gauntlet

@@ -1,0 +1,124 @@
+#include "server/trial_state.h"
+
+#include <array>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+namespace gauntlet {
+namespace {
+
+using v1::TrialState;
+
+// The legal transitions, exactly as documented on TrialState in coordinator.proto.
+constexpr std::array<std::pair<TrialState, TrialState>, 11> kLegalTransitions = {{
+    {v1::TRIAL_STATE_PENDING, v1::TRIAL_STATE_SCHEDULED},
+    {v1::TRIAL_STATE_PENDING, v1::TRIAL_STATE_CANCELED},
+    {v1::TRIAL_STATE_PENDING, v1::TRIAL_STATE_FAILED},
+    {v1::TRIAL_STATE_SCHEDULED, v1::TRIAL_STATE_RUNNING},
+    {v1::TRIAL_STATE_SCHEDULED, v1::TRIAL_STATE_PENDING},
+    {v1::TRIAL_STATE_SCHEDULED, v1::TRIAL_STATE_FAILED},
+    {v1::TRIAL_STATE_SCHEDULED, v1::TRIAL_STATE_CANCELED},
+    {v1::TRIAL_STATE_RUNNING, v1::TRIAL_STATE_COMPLETED},
+    {v1::TRIAL_STATE_RUNNING, v1::TRIAL_STATE_FAILED},
+    {v1::TRIAL_STATE_RUNNING, v1::TRIAL_STATE_CANCELED},
+    {v1::TRIAL_STATE_RUNNING, v1::TRIAL_STATE_PENDING},
+}};
+
+double UnixSeconds(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
+
+std::string EnumSuffix(absl::string_view full, absl::string_view prefix) {
+  absl::string_view name = full;
+  if (absl::StartsWith(name, prefix)) name.remove_prefix(prefix.size());
+  return absl::AsciiStrToLower(name);
+}
+
+}  // namespace
+
+bool IsLegalTransition(TrialState from, TrialState to) {
+  for (const auto& [legal_from, legal_to] : kLegalTransitions) {
+    if (legal_from == from && legal_to == to) return true;
+  }
+  return false;
+}
+
+bool IsTerminal(TrialState state) {
+  return state == v1::TRIAL_STATE_COMPLETED || state == v1::TRIAL_STATE_FAILED ||
+         state == v1::TRIAL_STATE_CANCELED;
+}
+
+absl::Status ApplyTransition(v1::Trial& trial, TrialState to, absl::Time now,
+                             const std::string& reason) {
+  const TrialState from = trial.state();
+  if (!IsLegalTransition(from, to)) {
+    return absl::FailedPreconditionError(absl::StrCat("trial ", trial.id(), ": illegal transition ",
+                                                      TrialStateName(from), " -> ",
+                                                      TrialStateName(to)));
+  }
+  v1::TrialTransition* transition = trial.add_transitions();
+  transition->set_from(from);
+  transition->set_to(to);
+  transition->set_unix_time(UnixSeconds(now));
+  transition->set_reason(reason);
+  trial.set_state(to);
+  switch (to) {
+    case v1::TRIAL_STATE_PENDING:
+      // Back to the queue: the next launch is a new attempt that resumes from the checkpoint.
+      trial.clear_placement();
+      trial.set_attempt(trial.attempt() + 1);
+      trial.set_status_message(reason);
+      break;
+    case v1::TRIAL_STATE_SCHEDULED:
+      trial.set_status_message("");
+      break;
+    case v1::TRIAL_STATE_RUNNING:
+      if (trial.started_unix_time() == 0) trial.set_started_unix_time(UnixSeconds(now));
+      break;
+    default:  // Terminal states.
+      trial.set_finished_unix_time(UnixSeconds(now));
+      trial.set_status_message(reason);
+      break;
+  }
+  return absl::OkStatus();
+}
+
+v1::ExperimentState DeriveExperimentState(const v1::Experiment& experiment) {
+  bool any_active = false, any_pending = false, any_canceled = false, any_failed = false;
+  for (const v1::Trial& trial : experiment.trials()) {
+    switch (trial.state()) {
+      case v1::TRIAL_STATE_SCHEDULED:
+      case v1::TRIAL_STATE_RUNNING:
+        any_active = true;
+        break;
+      case v1::TRIAL_STATE_PENDING:
+        any_pending = true;
+        break;
+      case v1::TRIAL_STATE_CANCELED:
+        any_canceled = true;
+        break;
+      case v1::TRIAL_STATE_FAILED:
+        any_failed = true;
+        break;
+      default:
+        break;
+    }
+  }
+  if (any_active) return v1::EXPERIMENT_STATE_RUNNING;
+  if (any_pending) return v1::EXPERIMENT_STATE_PENDING;
+  if (any_canceled) return v1::EXPERIMENT_STATE_CANCELED;
+  if (any_failed) return v1::EXPERIMENT_STATE_FAILED;
+  return v1::EXPERIMENT_STATE_COMPLETED;
+}
+
+std::string TrialStateName(TrialState state) {
+  return EnumSuffix(v1::TrialState_Name(state), "TRIAL_STATE_");
+}
+
+std::string ExperimentStateName(v1::ExperimentState state) {
+  return EnumSuffix(v1::ExperimentState_Name(state), "EXPERIMENT_STATE_");
+}
+
+}  // namespace gauntlet

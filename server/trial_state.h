@@ -1,0 +1,35 @@
+#ifndef GAUNTLET_SERVER_TRIAL_STATE_H_
+#define GAUNTLET_SERVER_TRIAL_STATE_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "gauntlet/v1/coordinator.pb.h"
+
+namespace gauntlet {
+
+// True when `from -> to` is in the single table of legal trial transitions.
+bool IsLegalTransition(v1::TrialState from, v1::TrialState to);
+
+// True for COMPLETED, FAILED and CANCELED.
+bool IsTerminal(v1::TrialState state);
+
+// Applies `to` to `trial`: checks the table (FAILED_PRECONDITION naming both states when illegal),
+// sets the state, appends a TrialTransition and keeps the bookkeeping fields consistent
+// (started/finished times, placement cleared when the trial goes back to PENDING or ends,
+// attempt incremented on a restart from SCHEDULED/RUNNING back to PENDING).
+// The only function that changes a trial's state.
+absl::Status ApplyTransition(v1::Trial& trial, v1::TrialState to, absl::Time now,
+                             const std::string& reason);
+
+// The experiment's state derived from its trials (see ExperimentState in coordinator.proto).
+v1::ExperimentState DeriveExperimentState(const v1::Experiment& experiment);
+
+// Lower-case names used in metrics labels and trial_counts: "pending", "running", ...
+std::string TrialStateName(v1::TrialState state);
+std::string ExperimentStateName(v1::ExperimentState state);
+
+}  // namespace gauntlet
+
+#endif  // GAUNTLET_SERVER_TRIAL_STATE_H_

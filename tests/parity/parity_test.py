@@ -1,0 +1,122 @@
+"""Parity of the C++ models with the independent reference in reference.py.
+
+For each case, //trainer/models:parity_dump builds the model (PyTorch default init from a seed),
+runs forward + backward on fixed tokens and pickles parameters, logits, loss and gradients. The
+reference loads the same parameters, recomputes everything with autograd and must agree to fp32
+round-off. Parameter counts are checked against closed-form formulas.
+"""
+
+import os
+import subprocess
+import unittest
+
+import torch
+import torch.jit._pickle  # noqa: F401  (restore_type_tag, allow-listed below)
+import torch.nn.functional as F
+
+from tests import testlib
+from tests.parity import reference
+
+TINY = dict(vocab_size=65, d_model=32, n_layers=2, n_heads=2, d_ff=128, seq_len=64, batch=2,
+            worker_interval=4, worker_conv_kernel=3, sparse_capacity=0.5, sparse_dense_layers=1,
+            sparse_aux_loss_weight=0.01, hybrid_static_mlp_ratio=2)
+
+
+class ParityTest(unittest.TestCase):
+
+    def dump(self, arch, phase=0, seed=0, **overrides):
+        cfg = dict(TINY, **overrides)
+        if arch == "hybrid":
+            cfg.setdefault("hybrid_layer_types",
+                           ["attn" if i < (cfg["n_layers"] + 1) // 2 else "mlp"
+                            for i in range(cfg["n_layers"])])
+        path = os.path.join(testlib.tmpdir(), f"{arch}_{phase}_{seed}.pt")
+        args = [testlib.binary("trainer/models/parity_dump"), f"--arch={arch}", f"--out={path}",
+                f"--phase={phase}", f"--seed={seed}"]
+        for key, value in cfg.items():
+            if key == "hybrid_layer_types":
+                value = ",".join(value)
+            args.append(f"--{key}={value}")
+        result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        # A typed c10::Dict pickles with one TorchScript helper; allow just that one global.
+        with torch.serialization.safe_globals([torch.jit._pickle.restore_type_tag]):
+            return cfg, torch.load(path)
+
+    def check(self, arch, phase=0, seed=0, **overrides):
+        cfg, dump = self.dump(arch, phase, seed, **overrides)
+        params = {k[len("param/"):]: v.clone().requires_grad_(True)
+                  for k, v in dump.items() if k.startswith("param/")}
+        tokens = dump["tokens"]
+        inputs, targets = tokens[:, :-1], tokens[:, 1:]
+
+        logits, mask, aux, stats = reference.forward(arch, params, cfg, inputs, phase)
+        lm_loss = F.cross_entropy(logits[:, mask].reshape(-1, cfg["vocab_size"]),
+                                  targets[:, mask].reshape(-1))
+        loss = lm_loss + aux
+        loss.backward()
+
+        tight = dict(rtol=1e-4, atol=1e-5)
+        self.assertTrue(torch.equal(dump["train_positions"], mask))
+        torch.testing.assert_close(dump["logits"], logits.detach(), **tight)
+        torch.testing.assert_close(dump["lm_loss"], lm_loss.detach(), **tight)
+        torch.testing.assert_close(dump["aux_loss"], aux.detach(), **tight)
+        torch.testing.assert_close(dump["loss"], loss.detach(), **tight)
+        for name, param in params.items():
+            # Every dumped parameter must take part in the reference's computation.
+            self.assertIsNotNone(param.grad, f"{arch}: reference never used {name}")
+            torch.testing.assert_close(dump["grad/" + name], param.grad, rtol=1e-4, atol=1e-6,
+                                       msg=lambda m, n=name: f"{arch} grad {n}: {m}")
+        self.assertEqual(int(dump["num_parameters"]), sum(p.numel() for p in params.values()))
+        self.assertEqual(int(dump["num_parameters"]), reference.parameter_count(arch, cfg))
+        return cfg, dump, stats
+
+    def test_standard(self):
+        self.check("standard")
+
+    def test_standard_odd_shapes(self):
+        # Three heads of width 16, a window that is not a power of two, three rows.
+        self.check("standard", seed=7, d_model=48, n_heads=3, n_layers=3, d_ff=80, seq_len=37,
+                   batch=3)
+
+    def test_worker_phases(self):
+        for phase in range(4):
+            with self.subTest(phase=phase):
+                self.check("worker", phase=phase, seed=phase)
+
+    def test_worker_uneven_window(self):
+        # T = 37 is not a multiple of k = 3: the forced last position is an extra worker.
+        self.check("worker", phase=1, seed=3, seq_len=37, worker_interval=3,
+                   worker_conv_kernel=2)
+
+    def test_worker_adds_exactly_the_documented_parameters(self):
+        _, standard = self.dump("standard")
+        _, worker = self.dump("worker")
+        d, n = TINY["d_model"], TINY["n_layers"]
+        self.assertEqual(int(worker["num_parameters"]) - int(standard["num_parameters"]),
+                         n * (3 * d + d) + d)
+
+    def test_sparse_depth(self):
+        for dense, seed in ((1, 0), (0, 5)):
+            with self.subTest(dense_layers=dense):
+                cfg, dump, stats = self.check("sparse_depth", seed=seed, n_layers=3,
+                                              sparse_dense_layers=dense,
+                                              sparse_aux_loss_weight=0.5, batch=3)
+                # Routing must be non-trivial for the comparison to mean anything.
+                for fraction in stats["routed_fractions"]:
+                    self.assertGreater(fraction, 0.1)
+                    self.assertLess(fraction, 0.9)
+                self.assertAlmostEqual(float(dump["stats/layers_per_token"]),
+                                       stats["layers_per_token"], places=6)
+                self.assertGreater(float(dump["aux_loss"]), 0.0)
+
+    def test_hybrid_mixed_pattern(self):
+        self.check("hybrid", seed=2, n_layers=3, hybrid_layer_types=["mlp", "attn", "mlp"],
+                   hybrid_static_mlp_ratio=3)
+
+    def test_hybrid_default_pattern(self):
+        self.check("hybrid", seed=4, n_layers=4)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,45 @@
+#ifndef GAUNTLET_TRAINER_DATA_TEST_UTIL_H_
+#define GAUNTLET_TRAINER_DATA_TEST_UTIL_H_
+
+// Helpers for the data and eval tests: scratch directories, files and real tarballs.
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "trainer/data/token_dataset.h"
+
+namespace gauntlet {
+namespace testing {
+
+// A fresh directory under $TEST_TMPDIR (or /tmp).
+std::string MakeTempDir();
+// Writes `contents` to `path`, creating parent directories.
+void WriteFile(const std::string& path, const std::string& contents);
+std::string ReadFile(const std::string& path);
+
+// Writes a tar archive at `path` holding `entries` (name, contents) in order, compressed with
+// `compression`: "none", "gzip" or "xz". Directories named in entry paths are not added.
+absl::Status WriteTarball(const std::string& path,
+                          const std::vector<std::pair<std::string, std::string>>& entries,
+                          const std::string& compression);
+
+// A deterministic pseudo-random text of `n` bytes over a small alphabet.
+std::string RandomText(size_t n, unsigned seed, const std::string& alphabet);
+
+// Writes `text` as a corpus file in a fresh directory and opens it with its own cache dir (torch
+// tests cannot build a v1::DataSpec themselves: see token_dataset.h).
+absl::StatusOr<TokenDataset> OpenTextDataset(const std::string& text,
+                                             const std::string& tokenizer = "char",
+                                             double val_fraction = 0.1);
+
+// $GAUNTLET_SHARED/data/tinyshakespeare/input.txt; an error saying how to set the variable
+// when it is unset.
+absl::StatusOr<std::string> TinyShakespearePath();
+
+}  // namespace testing
+}  // namespace gauntlet
+
+#endif  // GAUNTLET_TRAINER_DATA_TEST_UTIL_H_

@@ -1,0 +1,303 @@
+// Properties every architecture must have, checked through the registry at size `tiny`:
+// causality, batch independence, parameter counts, gradients reaching every parameter, and the
+// shape of what Forward returns. Numerical parity with an independent reference lives in
+// tests/parity/.
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "trainer/models/model.h"
+#include "trainer/models/model_config.h"
+#include "trainer/models/registry.h"
+
+namespace gauntlet {
+namespace {
+
+// The tiny named size, built in code (model_config_test covers ResolveModelConfig).
+ModelConfig Tiny(const std::string& arch) {
+  ModelConfig c;
+  c.arch = arch;
+  c.size = "tiny";
+  c.vocab_size = 65;
+  c.d_model = 32;
+  c.n_layers = 2;
+  c.n_heads = 2;
+  c.d_ff = 128;
+  c.seq_len = 64;
+  c.dropout = 0.0;
+  if (arch == "sparse_depth") c.n_layers = 3;  // one dense layer, two routed
+  if (arch == "hybrid") c.hybrid_attention_layers = {true, false};
+  return c;
+}
+
+std::shared_ptr<LanguageModelImpl> Build(const ModelConfig& c, uint64_t seed = 0) {
+  torch::manual_seed(seed);
+  absl::StatusOr<std::shared_ptr<LanguageModelImpl>> model = CreateModel(c);
+  EXPECT_TRUE(model.ok()) << model.status();
+  (*model)->eval();
+  return *model;
+}
+
+double MaxAbsDiff(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.numel() == 0) return 0.0;
+  return (a - b).abs().max().item<double>();
+}
+
+class ArchitectureTest : public ::testing::TestWithParam<std::string> {};
+
+// A leak shows up as differences of order 0.1; 1e-5 leaves room for the sparse model's
+// different padded shapes changing summation order.
+constexpr double kSame = 1e-5;
+
+TEST_P(ArchitectureTest, FutureTokensDoNotChangeEarlierOutputs) {
+  const ModelConfig c = Tiny(GetParam());
+  auto model = Build(c);
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(1);
+  const torch::Tensor tokens = torch::randint(c.vocab_size, {2, c.seq_len}, torch::kInt64);
+  for (int64_t phase = 0; phase < model->NumEvalPhases(); ++phase) {
+    const torch::Tensor base = model->Forward(tokens, phase).logits;
+    for (int64_t p :
+         {int64_t{0}, int64_t{1}, int64_t{17}, int64_t{40}, c.seq_len - 2, c.seq_len - 1}) {
+      torch::Tensor changed = tokens.clone();
+      changed.select(1, p).add_(1).remainder_(c.vocab_size);
+      const torch::Tensor logits = model->Forward(changed, phase).logits;
+      EXPECT_LE(MaxAbsDiff(logits.narrow(1, 0, p), base.narrow(1, 0, p)), kSame)
+          << "phase " << phase << ": changing position " << p << " changed an earlier output";
+      // The change must be visible at p itself, or this test would pass on a constant model.
+      EXPECT_GT(MaxAbsDiff(logits.select(1, p), base.select(1, p)), 1e-4)
+          << "phase " << phase << " position " << p;
+    }
+  }
+}
+
+TEST_P(ArchitectureTest, RowsOfABatchAreIndependent) {
+  const ModelConfig c = Tiny(GetParam());
+  auto model = Build(c);
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(2);
+  const torch::Tensor tokens = torch::randint(c.vocab_size, {3, c.seq_len}, torch::kInt64);
+  torch::Tensor changed = tokens.clone();
+  changed[0] = torch::randint(c.vocab_size, {c.seq_len}, torch::kInt64);
+  for (int64_t phase = 0; phase < model->NumEvalPhases(); ++phase) {
+    const torch::Tensor a = model->Forward(tokens, phase).logits;
+    const torch::Tensor b = model->Forward(changed, phase).logits;
+    EXPECT_GT(MaxAbsDiff(a[0], b[0]), 1e-3);
+    EXPECT_LE(MaxAbsDiff(a.narrow(0, 1, 2), b.narrow(0, 1, 2)), kSame) << "phase " << phase;
+    // A row alone gives the same result as inside a batch.
+    const torch::Tensor alone = model->Forward(tokens.narrow(0, 1, 1), phase).logits;
+    EXPECT_LE(MaxAbsDiff(alone[0], a[1]), kSame) << "phase " << phase;
+  }
+}
+
+TEST_P(ArchitectureTest, OutputShapesAndShorterWindows) {
+  const ModelConfig c = Tiny(GetParam());
+  auto model = Build(c);
+  torch::NoGradGuard no_grad;
+  for (int64_t len : {c.seq_len, int64_t{13}, int64_t{1}}) {
+    const torch::Tensor tokens = torch::randint(c.vocab_size, {2, len}, torch::kInt64);
+    const ModelOutput out = model->Forward(tokens, 0);
+    EXPECT_EQ(out.logits.sizes(), torch::IntArrayRef({2, len, c.vocab_size}));
+    EXPECT_EQ(out.train_positions.sizes(), torch::IntArrayRef({len}));
+    EXPECT_EQ(out.train_positions.scalar_type(), torch::kBool);
+    EXPECT_TRUE(torch::equal(out.train_positions, model->TrainPositions(len, 0)));
+    EXPECT_EQ(out.aux_loss.dim(), 0);
+    EXPECT_TRUE(torch::isfinite(out.logits).all().item<bool>());
+  }
+  const torch::Tensor too_long = torch::zeros({1, c.seq_len + 1}, torch::kInt64);
+  EXPECT_THROW(model->Forward(too_long, 0), c10::Error);
+}
+
+TEST_P(ArchitectureTest, EveryParameterGetsAFiniteGradient) {
+  const ModelConfig c = Tiny(GetParam());
+  auto model = Build(c);
+  model->train();
+  torch::manual_seed(3);
+  const torch::Tensor tokens = torch::randint(c.vocab_size, {2, c.seq_len + 1}, torch::kInt64);
+  const torch::Tensor inputs = tokens.narrow(1, 0, c.seq_len);
+  const torch::Tensor targets = tokens.narrow(1, 1, c.seq_len);
+  for (int64_t phase = 0; phase < model->NumEvalPhases(); ++phase) {
+    model->zero_grad();
+    const ModelOutput out = model->Forward(inputs, phase);
+    (MaskedCrossEntropy(out.logits, targets, out.train_positions) + out.aux_loss).backward();
+    for (const auto& item : model->named_parameters()) {
+      const torch::Tensor& grad = item.value().grad();
+      ASSERT_TRUE(grad.defined()) << item.key() << " has no gradient";
+      EXPECT_TRUE(torch::isfinite(grad).all().item<bool>()) << item.key();
+      EXPECT_GT(grad.abs().sum().item<double>(), 0.0) << item.key() << " phase " << phase;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllArchs, ArchitectureTest,
+                         ::testing::Values("standard", "worker", "sparse_depth", "hybrid"),
+                         [](const auto& info) { return info.param; });
+
+int64_t StandardParameterCount(const ModelConfig& c) {
+  const int64_t d = c.d_model;
+  const int64_t per_layer = 2 * d /*norms*/ + 5 * d * d /*qkv, gate, out*/ + 2 * d * c.d_ff +
+                            c.d_ff + d /*FFN with biases*/;
+  return c.vocab_size * d + c.n_layers * per_layer + d /*final norm*/ + d * c.vocab_size;
+}
+
+TEST(ParameterCountTest, MatchesTheFormulas) {
+  const ModelConfig standard = Tiny("standard");
+  EXPECT_EQ(Build(standard)->NumParameters(), StandardParameterCount(standard));
+
+  // architectures.md §2: the worker model has exactly L * (3d + d) + d more (conv kernel 3).
+  ModelConfig worker = standard;
+  worker.arch = "worker";
+  const int64_t d = standard.d_model;
+  EXPECT_EQ(Build(worker)->NumParameters() - Build(standard)->NumParameters(),
+            standard.n_layers * (3 * d + d) + d);
+
+  ModelConfig sparse = standard;
+  sparse.arch = "sparse_depth";
+  sparse.sparse_dense_layers = 1;  // one routed layer: one d -> 1 router with bias
+  EXPECT_EQ(Build(sparse)->NumParameters(), StandardParameterCount(standard) + d + 1);
+
+  ModelConfig hybrid = standard;
+  hybrid.arch = "hybrid";
+  hybrid.hybrid_attention_layers = {false, true};
+  hybrid.hybrid_static_mlp_ratio = 3;
+  const int64_t static_mlp = 2 * 3 * d * d + 3 * d + d;
+  EXPECT_EQ(Build(hybrid)->NumParameters(),
+            StandardParameterCount(standard) - 5 * d * d + static_mlp);
+}
+
+TEST(FlopsTest, StandardIsSixNPlusAttention) {
+  ModelConfig c = Tiny("standard");
+  auto model = Build(c);
+  const int64_t d = c.d_model;
+  // Matmul weights only: no embedding lookup, norms or biases.
+  const int64_t matmul_params = model->NumParameters() - c.vocab_size * d -
+                                (2 * c.n_layers + 1) * d - c.n_layers * (c.d_ff + d);
+  EXPECT_DOUBLE_EQ(model->TrainingFlopsPerToken(c.seq_len),
+                   6.0 * matmul_params + 12.0 * c.n_layers * d * c.seq_len);
+}
+
+TEST(FlopsTest, EfficientVariantsCountLessWork) {
+  for (const std::string arch : {"worker", "sparse_depth", "hybrid"}) {
+    ModelConfig c = Tiny(arch);
+    c.n_layers = 2;
+    c.hybrid_attention_layers = {true, false};
+    ModelConfig s = c;
+    s.arch = "standard";
+    EXPECT_LT(Build(c)->TrainingFlopsPerToken(64), Build(s)->TrainingFlopsPerToken(64)) << arch;
+  }
+}
+
+TEST(WorkerTest, PhasesCoverEveryPositionOnce) {
+  ModelConfig c = Tiny("worker");
+  c.worker_interval = 3;
+  auto model = Build(c);
+  ASSERT_EQ(model->NumEvalPhases(), 3);
+  torch::Tensor hits = torch::zeros({c.seq_len}, torch::kInt64);
+  for (int64_t phase = 0; phase < 3; ++phase) {
+    const torch::Tensor mask = model->TrainPositions(c.seq_len, phase);
+    EXPECT_TRUE(mask[c.seq_len - 1].item<bool>());
+    hits += mask.to(torch::kInt64);
+  }
+  hits[c.seq_len - 1] -= 2;  // the last position is a worker in every phase
+  EXPECT_TRUE(torch::equal(hits, torch::ones({c.seq_len}, torch::kInt64)));
+  EXPECT_THROW(model->TrainPositions(c.seq_len, 3), c10::Error);
+}
+
+TEST(WorkerTest, NonWorkerStreamsStayEqualToTheirEmbedding) {
+  // architectures.md §2: only workers update their residual stream, so a non-worker's logits
+  // are a function of its own token alone (same token, same logits, wherever it stands).
+  ModelConfig c = Tiny("worker");
+  auto model = Build(c);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor tokens = torch::full({1, 16}, 7, torch::kInt64);
+  torch::Tensor other = torch::randint(c.vocab_size, {1, 16}, torch::kInt64);
+  other.select(1, 5).fill_(7);  // position 5 is not a worker at phase 0 (workers 3, 7, ...)
+  const torch::Tensor a = model->Forward(tokens, 0).logits;
+  const torch::Tensor b = model->Forward(other, 0).logits;
+  EXPECT_LE(MaxAbsDiff(a.select(1, 5), b.select(1, 5)), 1e-6);
+  EXPECT_LE(MaxAbsDiff(a.select(1, 5), a.select(1, 4)), 1e-6);
+  EXPECT_GT(MaxAbsDiff(a.select(1, 7), b.select(1, 7)), 1e-4);  // a worker sees its context
+}
+
+TEST(SparseDepthTest, RoutingIsNonTrivialAndTheRouterLearnsFromTheLmLoss) {
+  ModelConfig c = Tiny("sparse_depth");
+  c.sparse_aux_loss_weight = 0.0;  // the gradient below must come from the LM loss alone
+  auto model = Build(c);
+  model->train();
+  torch::manual_seed(4);
+  const torch::Tensor tokens = torch::randint(c.vocab_size, {4, c.seq_len + 1}, torch::kInt64);
+  const ModelOutput out = model->Forward(tokens.narrow(1, 0, c.seq_len));
+  const double layers = out.stats.at("layers_per_token");
+  EXPECT_GT(layers, c.sparse_dense_layers + 0.05);
+  EXPECT_LT(layers, c.n_layers - 0.05);
+  EXPECT_DOUBLE_EQ(out.aux_loss.item<double>(), 0.0);
+  MaskedCrossEntropy(out.logits, tokens.narrow(1, 1, c.seq_len), out.train_positions).backward();
+  for (const auto& item : model->named_parameters()) {
+    if (item.key().rfind("routers.", 0) == 0) {
+      EXPECT_GT(item.value().grad().abs().sum().item<double>(), 0.0) << item.key();
+    }
+  }
+}
+
+TEST(SparseDepthTest, AuxLossPullsRoutingTowardCapacity) {
+  ModelConfig c = Tiny("sparse_depth");
+  c.sparse_capacity = 0.2;
+  c.sparse_aux_loss_weight = 1.0;
+  auto model = Build(c);
+  model->train();
+  torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(3e-2));
+  const torch::Tensor tokens = torch::randint(c.vocab_size, {4, c.seq_len}, torch::kInt64);
+  const double before = model->Forward(tokens).stats.at("layers_per_token");
+  for (int step = 0; step < 60; ++step) {
+    optimizer.zero_grad();
+    model->Forward(tokens).aux_loss.backward();
+    optimizer.step();
+  }
+  const double after = model->Forward(tokens).stats.at("layers_per_token");
+  // One dense layer plus two routed layers at roughly 20% each.
+  EXPECT_GT(before, 1.0 + 2 * 0.35);
+  EXPECT_NEAR(after, 1.0 + 2 * 0.2, 0.2);
+}
+
+TEST(RegistryTest, RejectsUnknownArchAndBadConfig) {
+  ModelConfig c = Tiny("transformer_xl");
+  absl::StatusOr<std::shared_ptr<LanguageModelImpl>> model = CreateModel(c);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  for (const std::string& arch : KnownArchs()) {
+    EXPECT_NE(model.status().message().find(arch), std::string::npos) << model.status();
+  }
+  c = Tiny("hybrid");
+  c.hybrid_attention_layers = {true};
+  model = CreateModel(c);
+  ASSERT_FALSE(model.ok());
+  EXPECT_NE(model.status().message().find("model.hybrid.layer_types"), std::string::npos);
+}
+
+TEST(MaskedCrossEntropyTest, AveragesOverMaskedPositionsOnly) {
+  torch::manual_seed(5);
+  const torch::Tensor logits = torch::randn({2, 5, 7});
+  const torch::Tensor targets = torch::randint(7, {2, 5}, torch::kInt64);
+  const torch::Tensor mask = torch::tensor({false, true, false, true, true});
+  const torch::Tensor log_probs = torch::log_softmax(logits, -1);
+  double expected = 0.0;
+  for (int64_t b = 0; b < 2; ++b) {
+    for (int64_t t : {1, 3, 4}) {
+      expected -= log_probs[b][t][targets[b][t].item<int64_t>()].item<double>();
+    }
+  }
+  expected /= 6.0;
+  EXPECT_NEAR(MaskedCrossEntropy(logits, targets, mask).item<double>(), expected, 1e-6);
+  EXPECT_NEAR(
+      MaskedCrossEntropy(logits, targets, torch::ones({5}, torch::kBool)).item<double>(),
+      torch::nn::functional::cross_entropy(logits.view({10, 7}), targets.view({10})).item<double>(),
+      1e-6);
+}
+
+}  // namespace
+}  // namespace gauntlet

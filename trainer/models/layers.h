@@ -1,0 +1,114 @@
+#ifndef GAUNTLET_TRAINER_MODELS_LAYERS_H_
+#define GAUNTLET_TRAINER_MODELS_LAYERS_H_
+
+// Building blocks shared by the architectures (architectures.md §0-§1). Every module keeps
+// PyTorch's default initialisation, as the seed repositories do.
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <utility>
+
+namespace gauntlet {
+
+// RMSNorm with a learnable scale (init 1) and eps = machine epsilon of the input dtype, which is
+// torch.nn.RMSNorm's default and what the seeds use.
+class RmsNormImpl : public torch::nn::Module {
+ public:
+  explicit RmsNormImpl(int64_t dim);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  int64_t dim_;
+  torch::Tensor weight_;
+};
+TORCH_MODULE(RmsNorm);
+
+// cos/sin tables of interleaved RoPE: channel pair (2i, 2i+1) of a head rotates by angle
+// t * base^(-2i / head_dim). Kept as fp32 buffers so they follow the module to its device.
+class RotaryTableImpl : public torch::nn::Module {
+ public:
+  RotaryTableImpl(int64_t head_dim, int64_t max_len, double base = 10000.0);
+  // Tables for positions 0..len-1: each (len, head_dim / 2).
+  std::pair<torch::Tensor, torch::Tensor> Prefix(int64_t len) const;
+  // Tables at arbitrary positions (int64, any shape P): each P + (head_dim / 2).
+  std::pair<torch::Tensor, torch::Tensor> At(const torch::Tensor& positions) const;
+  int64_t max_len() const { return max_len_; }
+
+ private:
+  int64_t max_len_;
+  torch::Tensor cos_;
+  torch::Tensor sin_;
+};
+TORCH_MODULE(RotaryTable);
+
+// Rotates x (..., head_dim) with cos/sin broadcastable to (..., head_dim / 2). The tables are cast
+// to x's dtype so bf16 autocast stays bf16 into attention.
+torch::Tensor ApplyRotary(const torch::Tensor& x, const torch::Tensor& cos,
+                          const torch::Tensor& sin);
+
+// Splits (B, T, h * d_h) into heads (B, h, T, d_h), and merges back.
+torch::Tensor SplitHeads(const torch::Tensor& x, int64_t n_heads);
+torch::Tensor MergeHeads(const torch::Tensor& x);
+
+// Causal multi-head self-attention with the elementwise sigmoid output gate (gated attention,
+// position G1): out = (SDPA(RoPE(Q), RoPE(K), V) * sigmoid(h W_g)) W_O. One fused bias-free
+// projection W_qkv (d -> 3d, rows ordered Q | K | V, heads contiguous inside each); W_g, W_O
+// bias-free. Attention dropout acts on the probabilities, inside SDPA.
+class GatedSelfAttentionImpl : public torch::nn::Module {
+ public:
+  GatedSelfAttentionImpl(int64_t d_model, int64_t n_heads, double dropout);
+  // h: (B, T, d), already normalised. cos/sin broadcastable to (B, n_heads, T, d_h / 2): either
+  // (T, d_h / 2) for positions 0..T-1 or (B, 1, T, d_h / 2) for per-row positions. Causal over
+  // the T axis (is_causal, so flash attention is eligible on GPU).
+  torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin);
+
+ private:
+  int64_t n_heads_;
+  double dropout_;
+  torch::nn::Linear qkv_{nullptr};
+  torch::nn::Linear gate_{nullptr};
+  torch::nn::Linear out_{nullptr};
+};
+TORCH_MODULE(GatedSelfAttention);
+
+// W_2 GELU(W_1 x + b_1) + b_2 with exact (erf) GELU.
+class GeluFfnImpl : public torch::nn::Module {
+ public:
+  GeluFfnImpl(int64_t d_model, int64_t d_hidden);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::nn::Linear fc1_{nullptr};
+  torch::nn::Linear fc2_{nullptr};
+};
+TORCH_MODULE(GeluFfn);
+
+// The standard pre-norm block: x + Drop(Attn(RMSNorm_1(x))), then + Drop(FFN(RMSNorm_2(.))).
+class TransformerBlockImpl : public torch::nn::Module {
+ public:
+  TransformerBlockImpl(int64_t d_model, int64_t n_heads, int64_t d_ff, double dropout);
+  // x: (B, T, d); cos/sin as GatedSelfAttention takes them. Returns x + Delta(x).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+  // What the block adds to its input (both residual branches), for callers that scale it.
+  torch::Tensor Delta(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
+ private:
+  double dropout_;
+  RmsNorm norm1_{nullptr};
+  GatedSelfAttention attn_{nullptr};
+  RmsNorm norm2_{nullptr};
+  GeluFfn ffn_{nullptr};
+};
+TORCH_MODULE(TransformerBlock);
+
+// FLOPs of one training step per token (forward + backward = 3x forward, 2 FLOPs per MAC) for a
+// matmul with `params` weights applied to every token.
+inline double TrainingMatmulFlops(double params) { return 6.0 * params; }
+// Attention scores and context for one token attending to `keys` keys at width d (forward +
+// backward), counting the full key range as the PaLM MFU convention does.
+inline double TrainingAttentionFlops(double d_model, double keys) { return 12.0 * d_model * keys; }
+
+}  // namespace gauntlet
+
+#endif  // GAUNTLET_TRAINER_MODELS_LAYERS_H_

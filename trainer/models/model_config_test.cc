@@ -1,0 +1,192 @@
+#include "trainer/models/model_config.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "gauntlet/v1/spec.pb.h"
+
+namespace gauntlet {
+namespace {
+
+v1::ModelSpec Spec(const std::string& arch, const std::string& size) {
+  v1::ModelSpec spec;
+  spec.set_arch(arch);
+  spec.set_size(size);
+  return spec;
+}
+
+// Expects InvalidArgument whose message starts with the YAML field name.
+void ExpectFieldError(const v1::ModelSpec& spec, const std::string& field) {
+  absl::StatusOr<ModelConfig> c = ResolveModelConfig(spec, 65);
+  ASSERT_FALSE(c.ok()) << "expected an error naming " << field;
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(c.status().message().substr(0, field.size() + 1), field + ":") << c.status().message();
+}
+
+TEST(ModelConfigTest, NamedSizes) {
+  absl::StatusOr<ModelConfig> tiny = ResolveModelConfig(Spec("standard", "tiny"), 65);
+  ASSERT_TRUE(tiny.ok()) << tiny.status();
+  EXPECT_EQ(tiny->d_model, 32);
+  EXPECT_EQ(tiny->n_layers, 2);
+  EXPECT_EQ(tiny->n_heads, 2);
+  EXPECT_EQ(tiny->d_ff, 128);
+  EXPECT_EQ(tiny->seq_len, 64);
+  EXPECT_EQ(tiny->vocab_size, 65);
+
+  absl::StatusOr<ModelConfig> seed = ResolveModelConfig(Spec("worker", ""), 65);
+  ASSERT_TRUE(seed.ok()) << seed.status();
+  EXPECT_EQ(seed->size, "seed");
+  EXPECT_EQ(seed->d_model, 256);
+  EXPECT_EQ(seed->n_layers, 4);
+  EXPECT_EQ(seed->n_heads, 4);
+  EXPECT_EQ(seed->d_ff, 1024);
+  EXPECT_EQ(seed->seq_len, 1024);
+  EXPECT_DOUBLE_EQ(seed->dropout, 0.1);
+  EXPECT_EQ(seed->worker_interval, 4);
+  EXPECT_EQ(seed->worker_conv_kernel, 3);
+
+  absl::StatusOr<ModelConfig> gpt2 = ResolveModelConfig(Spec("standard", "124m"), 50257);
+  ASSERT_TRUE(gpt2.ok()) << gpt2.status();
+  EXPECT_EQ(gpt2->d_model, 768);
+  EXPECT_EQ(gpt2->n_layers, 12);
+  EXPECT_EQ(gpt2->n_heads, 12);
+  EXPECT_EQ(gpt2->d_ff, 3072);
+  EXPECT_EQ(gpt2->seq_len, 1024);
+}
+
+TEST(ModelConfigTest, OverridesApplyAndDffFollowsWidth) {
+  v1::ModelSpec spec = Spec("sparse_depth", "seed");
+  spec.set_d_model(128);
+  spec.set_n_heads(2);
+  spec.set_seq_len(256);
+  spec.set_dropout(0.0);
+  spec.mutable_sparse_depth()->set_capacity(0.25);
+  spec.mutable_sparse_depth()->set_dense_layers(2);
+  spec.mutable_sparse_depth()->set_aux_loss_weight(0.1);
+  absl::StatusOr<ModelConfig> c = ResolveModelConfig(spec, 256);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->d_model, 128);
+  EXPECT_EQ(c->d_ff, 512);
+  EXPECT_EQ(c->n_layers, 4);
+  EXPECT_EQ(c->seq_len, 256);
+  EXPECT_DOUBLE_EQ(c->dropout, 0.0);
+  EXPECT_DOUBLE_EQ(c->sparse_capacity, 0.25);
+  EXPECT_EQ(c->sparse_dense_layers, 2);
+  EXPECT_DOUBLE_EQ(c->sparse_aux_loss_weight, 0.1);
+
+  spec.set_d_ff(300);
+  c = ResolveModelConfig(spec, 256);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->d_ff, 300);
+}
+
+TEST(ModelConfigTest, HybridLayerTypes) {
+  v1::ModelSpec spec = Spec("hybrid", "seed");
+  absl::StatusOr<ModelConfig> c = ResolveModelConfig(spec, 65);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->hybrid_attention_layers, (std::vector<bool>{true, true, false, false}));
+  EXPECT_EQ(c->hybrid_static_mlp_ratio, 2);
+
+  spec.set_n_layers(3);
+  c = ResolveModelConfig(spec, 65);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->hybrid_attention_layers, (std::vector<bool>{true, true, false}));
+
+  spec.mutable_hybrid()->add_layer_types("mlp");
+  spec.mutable_hybrid()->add_layer_types("attn");
+  spec.mutable_hybrid()->add_layer_types("mlp");
+  spec.mutable_hybrid()->set_static_mlp_ratio(3);
+  c = ResolveModelConfig(spec, 65);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->hybrid_attention_layers, (std::vector<bool>{false, true, false}));
+  EXPECT_EQ(c->hybrid_static_mlp_ratio, 3);
+}
+
+TEST(ModelConfigTest, ErrorsNameTheField) {
+  ExpectFieldError(Spec("", "tiny"), "model.arch");
+  ExpectFieldError(Spec("mamba", "tiny"), "model.arch");
+  ExpectFieldError(Spec("standard", "huge"), "model.size");
+
+  v1::ModelSpec spec = Spec("standard", "seed");
+  spec.set_n_heads(3);
+  ExpectFieldError(spec, "model.n_heads");
+  spec.set_n_heads(128);  // head width 2 is fine; 256 heads would give width 1
+  EXPECT_TRUE(ResolveModelConfig(spec, 65).ok());
+  spec.set_n_heads(256);
+  ExpectFieldError(spec, "model.n_heads");  // odd head width cannot be rotated in pairs
+
+  spec = Spec("standard", "seed");
+  spec.set_d_model(0);
+  ExpectFieldError(spec, "model.d_model");
+  spec = Spec("standard", "seed");
+  spec.set_n_layers(-1);
+  ExpectFieldError(spec, "model.n_layers");
+  spec = Spec("standard", "seed");
+  spec.set_d_ff(0);
+  ExpectFieldError(spec, "model.d_ff");
+  spec = Spec("standard", "seed");
+  spec.set_seq_len(0);
+  ExpectFieldError(spec, "model.seq_len");
+  spec = Spec("standard", "seed");
+  spec.set_dropout(1.0);
+  ExpectFieldError(spec, "model.dropout");
+
+  spec = Spec("worker", "seed");
+  spec.mutable_worker()->set_interval(0);
+  ExpectFieldError(spec, "model.worker.interval");
+  spec = Spec("worker", "seed");
+  spec.mutable_worker()->set_conv_kernel(0);
+  ExpectFieldError(spec, "model.worker.conv_kernel");
+
+  spec = Spec("sparse_depth", "seed");
+  spec.mutable_sparse_depth()->set_capacity(1.0);
+  ExpectFieldError(spec, "model.sparse_depth.capacity");
+  spec = Spec("sparse_depth", "seed");
+  spec.mutable_sparse_depth()->set_dense_layers(5);
+  ExpectFieldError(spec, "model.sparse_depth.dense_layers");
+  spec = Spec("sparse_depth", "seed");
+  spec.mutable_sparse_depth()->set_aux_loss_weight(-1);
+  ExpectFieldError(spec, "model.sparse_depth.aux_loss_weight");
+
+  spec = Spec("hybrid", "seed");
+  spec.mutable_hybrid()->add_layer_types("attn");
+  ExpectFieldError(spec, "model.hybrid.layer_types");
+  spec = Spec("hybrid", "seed");
+  for (const char* t : {"attn", "conv", "mlp", "mlp"}) spec.mutable_hybrid()->add_layer_types(t);
+  ExpectFieldError(spec, "model.hybrid.layer_types[1]");
+  spec = Spec("hybrid", "seed");
+  spec.mutable_hybrid()->set_static_mlp_ratio(0);
+  ExpectFieldError(spec, "model.hybrid.static_mlp_ratio");
+
+  absl::StatusOr<ModelConfig> no_vocab = ResolveModelConfig(Spec("standard", "tiny"), 0);
+  EXPECT_FALSE(no_vocab.ok());
+}
+
+TEST(ModelConfigTest, ErrorListsKnownArchs) {
+  absl::StatusOr<ModelConfig> c = ResolveModelConfig(Spec("mamba", "tiny"), 65);
+  ASSERT_FALSE(c.ok());
+  for (const std::string& arch : KnownArchs()) {
+    EXPECT_NE(c.status().message().find(arch), std::string::npos) << c.status().message();
+  }
+}
+
+TEST(ModelConfigTest, WorkerPositions) {
+  EXPECT_EQ(WorkerPositions(10, 4, 0), (std::vector<int64_t>{3, 7, 9}));
+  EXPECT_EQ(WorkerPositions(8, 4, 0), (std::vector<int64_t>{3, 7}));
+  EXPECT_EQ(WorkerPositions(8, 4, 1), (std::vector<int64_t>{2, 6, 7}));
+  EXPECT_EQ(WorkerPositions(8, 4, 3), (std::vector<int64_t>{0, 4, 7}));
+  EXPECT_EQ(WorkerPositions(3, 1, 0), (std::vector<int64_t>{0, 1, 2}));
+  // Every position is a worker in exactly one of the k phases (the last in all of them).
+  for (int64_t t = 0; t + 1 < 13; ++t) {
+    int hits = 0;
+    for (int64_t phase = 0; phase < 4; ++phase) {
+      for (int64_t w : WorkerPositions(13, 4, phase)) hits += (w == t);
+    }
+    EXPECT_EQ(hits, 1) << "position " << t;
+  }
+}
+
+}  // namespace
+}  // namespace gauntlet

@@ -1,0 +1,20 @@
+#ifndef GAUNTLET_TRAINER_MODELS_REGISTRY_H_
+#define GAUNTLET_TRAINER_MODELS_REGISTRY_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "trainer/models/model.h"
+#include "trainer/models/model_config.h"
+
+namespace gauntlet {
+
+// Builds the architecture named by config.arch (one of KnownArchs()) with PyTorch default
+// initialisation drawn from the global torch RNG: seed it (torch::manual_seed) first for
+// reproducible weights. InvalidArgument for an unknown arch (listing the known ones) or a config
+// that ValidateModelConfig rejects.
+absl::StatusOr<std::shared_ptr<LanguageModelImpl>> CreateModel(const ModelConfig& config);
+
+}  // namespace gauntlet
+
+#endif  // GAUNTLET_TRAINER_MODELS_REGISTRY_H_

@@ -1,0 +1,63 @@
+#ifndef GAUNTLET_TRAINER_MODELS_SPARSE_DEPTH_H_
+#define GAUNTLET_TRAINER_MODELS_SPARSE_DEPTH_H_
+
+#include <torch/torch.h>
+
+#include <cstdint>
+
+#include "trainer/models/layers.h"
+#include "trainer/models/model.h"
+#include "trainer/models/model_config.h"
+
+namespace gauntlet {
+
+// arch "sparse_depth": per-token depth routing with real compute skipping.
+//
+// Scheme: the first sparse_dense_layers layers are standard blocks over every token. Each later
+// layer l has a router r_l = w_l . x_t + b_l (Linear d -> 1) on the token's current residual
+// stream; the token is routed iff r_l > 0, and then x_t <- x_t + sigmoid(r_l) * Delta_l(x_t),
+// where Delta_l is what the standard block (RMSNorm, RoPE, gated attention, GELU FFN) adds.
+// Unrouted tokens pass through unchanged and cost nothing.
+//
+// Why token-local and not Mixture-of-Depths top-k: top-k over a row makes token t's selection
+// depend on the router scores of later tokens, which breaks causality (and so autoregressive
+// decoding). A threshold on the token's own logit depends only on tokens <= t. The sigmoid scale
+// puts the router in the forward path so the LM loss teaches it which tokens gain from the layer
+// (the seed's hard comparison gave it no gradient at all). A threshold has no built-in budget,
+// so aux_loss = aux_loss_weight * mean over routed layers of (f_l - capacity)^2, where f_l is the
+// share of the batch's tokens routed at layer l, made differentiable straight-through (forward:
+// the hard share; backward: the gradient of mean_{b,t} sigmoid(r_l)). It pulls the realised
+// share to `sparse_capacity`; tokens near the threshold move most, as sigmoid' peaks there. The
+// aux loss mixes rows, but only in the loss: no row's output depends on another row.
+//
+// Compute skipping: per row, the routed tokens are gathered in their original order into a
+// padded (B, max_routed, d) tensor (routed first, padding after), the block runs on it with RoPE
+// at the tokens' original positions and is_causal attention over the slot axis, and the scaled
+// result is scattered back. Because padding slots come after every real slot, causal attention
+// never lets a real token see padding, and rows never see each other. max_routed is data
+// dependent, so each routed layer costs one device-to-host sync.
+//
+// stats["layers_per_token"]: mean number of layers a token ran in this pass (dense + routed).
+// Parameters: embed.weight, blocks.{i}.* (as standard), routers.{j}.{weight,bias} for layer
+// sparse_dense_layers + j, norm_f.weight, head.weight.
+class SparseDepthTransformer : public LanguageModelImpl {
+ public:
+  explicit SparseDepthTransformer(ModelConfig config);
+
+  ModelOutput Forward(const torch::Tensor& tokens, int64_t phase = 0) override;
+  // Expected cost with routed layers at exactly `sparse_capacity` of the tokens (attention among
+  // routed tokens: capacity^2 of the dense score work).
+  double TrainingFlopsPerToken(int64_t seq_len) const override;
+
+ private:
+  torch::nn::Embedding embed_{nullptr};
+  RotaryTable rotary_{nullptr};
+  torch::nn::ModuleList blocks_;
+  torch::nn::ModuleList routers_;
+  RmsNorm norm_f_{nullptr};
+  torch::nn::Linear head_{nullptr};
+};
+
+}  // namespace gauntlet
+
+#endif  // GAUNTLET_TRAINER_MODELS_SPARSE_DEPTH_H_

@@ -1,0 +1,85 @@
+#ifndef GAUNTLET_TRAINER_MODELS_WORKER_H_
+#define GAUNTLET_TRAINER_MODELS_WORKER_H_
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <map>
+#include <utility>
+
+#include "trainer/models/layers.h"
+#include "trainer/models/model.h"
+#include "trainer/models/model_config.h"
+
+namespace gauntlet {
+
+// One InplaceWorkerTransformer layer (architectures.md §2). All positions run the causal
+// depthwise conv mixer, RMSNorm_1 and the K/V projection (RoPE on K); only worker positions run
+// Q (RoPE at their own positions), the gate, attention over keys j <= t, the output projection and
+// the FFN, and only their residual stream is updated. The conv output never enters the residual.
+// Parameters: conv.{weight,bias}, norm1.weight, attn_{kv,q,gate,out}.weight, norm2.weight,
+// ffn.{fc1,fc2}.{weight,bias}.
+class WorkerBlockImpl : public torch::nn::Module {
+ public:
+  WorkerBlockImpl(const ModelConfig& config);
+  // x: (B, T, d). workers: (T_w,) int64 ascending worker positions. key_mask: (T_w, T) bool, true
+  // where key j <= worker position. cos/sin: (T, d_h/2) tables for all positions; cos_w/sin_w:
+  // (T_w, d_h/2) at the workers.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& workers,
+                        const torch::Tensor& key_mask, const torch::Tensor& cos,
+                        const torch::Tensor& sin, const torch::Tensor& cos_w,
+                        const torch::Tensor& sin_w);
+
+ private:
+  int64_t kernel_;
+  int64_t n_heads_;
+  double dropout_;
+  torch::nn::Conv1d conv_{nullptr};
+  RmsNorm norm1_{nullptr};
+  torch::nn::Linear kv_{nullptr};
+  torch::nn::Linear q_{nullptr};
+  torch::nn::Linear gate_{nullptr};
+  torch::nn::Linear out_{nullptr};
+  RmsNorm norm2_{nullptr};
+  GeluFfn ffn_{nullptr};
+};
+TORCH_MODULE(WorkerBlock);
+
+// arch "worker": InplaceWorkerTransformer. Input X_t = E[tok_t] + [t is a worker] * e_w with the
+// learned worker-type vector e_w ~ N(0, 0.02^2). Position t is a worker iff
+// (t + phase) % k == k - 1, or t is the last position (WorkerPositions in model_config.h). Logits
+// come out at every position, but only worker positions are trained (train_positions), so the
+// fair evaluator runs NumEvalPhases() = k phases to score every position.
+// Parameters: embed.weight, worker_type, blocks.{i}.*, norm_f.weight, head.weight.
+class WorkerTransformer : public LanguageModelImpl {
+ public:
+  explicit WorkerTransformer(ModelConfig config);
+
+  ModelOutput Forward(const torch::Tensor& tokens, int64_t phase = 0) override;
+  int64_t NumEvalPhases() const override { return config_.worker_interval; }
+  torch::Tensor TrainPositions(int64_t seq_len, int64_t phase) const override;
+  // Counts phase 0's worker share; K/V, the conv and the head run on every position.
+  double TrainingFlopsPerToken(int64_t seq_len) const override;
+
+ private:
+  // Worker index tensor, (T,) bool mask and (T_w, T) key mask for one (T, phase), built on the
+  // host once and kept on the model's device so Forward does no host work or sync.
+  struct Layout {
+    torch::Tensor workers;
+    torch::Tensor is_worker;
+    torch::Tensor key_mask;
+  };
+  const Layout& GetLayout(int64_t seq_len, int64_t phase, const torch::Device& device);
+
+  torch::nn::Embedding embed_{nullptr};
+  torch::Tensor worker_type_;
+  RotaryTable rotary_{nullptr};
+  torch::nn::ModuleList blocks_;
+  RmsNorm norm_f_{nullptr};
+  torch::nn::Linear head_{nullptr};
+  std::map<std::pair<int64_t, int64_t>, Layout> layouts_;
+};
+
+}  // namespace gauntlet
+
+#endif  // GAUNTLET_TRAINER_MODELS_WORKER_H_

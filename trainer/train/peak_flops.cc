@@ -1,0 +1,29 @@
+#include "trainer/train/peak_flops.h"
+
+#include "absl/strings/match.h"
+
+namespace gauntlet {
+
+std::optional<double> PeakBf16FlopsPerSecond(std::string_view device_name) {
+  // Vendor datasheet dense (no sparsity) bf16 tensor-core peaks.
+  struct Entry {
+    const char* name;
+    double flops;
+  };
+  static constexpr Entry kTable[] = {
+      {"H100 PCIe", 756e12}, {"H100", 989e12}, {"H200", 989e12},
+      {"A100", 312e12},      {"L40S", 362e12}, {"A10G", 70e12},
+  };
+  for (const Entry& e : kTable) {
+    if (absl::StrContains(device_name, e.name)) return e.flops;
+  }
+  return std::nullopt;
+}
+
+double Mfu(double flops_per_token, double tokens_per_second, double peak_per_device,
+           int world_size) {
+  if (peak_per_device <= 0 || world_size < 1) return 0;
+  return flops_per_token * tokens_per_second / (peak_per_device * world_size);
+}
+
+}  // namespace gauntlet

@@ -1,0 +1,535 @@
+// The training loop, top to bottom: setup, resume, then per step (1) forward/backward over the
+// micro-batches with the gradient all-reduce overlapping backward, (2) clip and update, then
+// (3) diagnostics, evaluation and checkpoints, whose time is kept out of the budget.
+#include "trainer/train/train_loop.h"
+
+#include <ATen/autocast_mode.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "trainer/checkpoint/checkpoint.h"
+#include "trainer/data/batch_sampler.h"
+#include "trainer/data/token_dataset.h"
+#include "trainer/dist/grad_bucketer.h"
+#include "trainer/eval/evaluator.h"
+#include "trainer/models/model_config.h"
+#include "trainer/models/registry.h"
+#include "trainer/train/adamw.h"
+#include "trainer/train/exit_code.h"
+#include "trainer/train/peak_flops.h"
+#include "trainer/train/schedule.h"
+
+#if GAUNTLET_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+namespace gauntlet {
+namespace {
+
+// bf16 autocast for the forward pass; a no-op for fp32.
+class AutocastScope {
+ public:
+  AutocastScope(bool enabled, c10::DeviceType device) : enabled_(enabled), device_(device) {
+    if (!enabled_) return;
+    at::autocast::set_autocast_enabled(device_, true);
+    at::autocast::set_autocast_dtype(device_, at::kBFloat16);
+  }
+  ~AutocastScope() {
+    if (!enabled_) return;
+    at::autocast::set_autocast_enabled(device_, false);
+    at::autocast::clear_cache();
+  }
+
+ private:
+  bool enabled_;
+  c10::DeviceType device_;
+};
+
+struct MemoryStats {
+  double allocated = 0, reserved = 0, peak = 0;
+};
+
+MemoryStats DeviceMemory(const torch::Device& device) {
+  MemoryStats m;
+#if GAUNTLET_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    constexpr size_t kAll = 0;  // StatType::AGGREGATE
+    m.allocated = static_cast<double>(stats.allocated_bytes[kAll].current);
+    m.reserved = static_cast<double>(stats.reserved_bytes[kAll].current);
+    m.peak = static_cast<double>(stats.allocated_bytes[kAll].peak);
+  }
+#endif
+  return m;
+}
+
+std::string DeviceName(const torch::Device& device) {
+#if GAUNTLET_CUDA
+  if (device.is_cuda()) {
+    return absl::StrCat(device.str(), " ", at::cuda::getDeviceProperties(device.index())->name);
+  }
+#endif
+  return device.str();
+}
+
+void SynchronizeDevice(const torch::Device& device) {
+#if GAUNTLET_CUDA
+  if (device.is_cuda()) at::cuda::getCurrentCUDAStream(device.index()).synchronize();
+#endif
+}
+
+// All-reduces doubles (sums) through the communicator, on its device.
+absl::StatusOr<std::vector<double>> SumAcrossRanks(Communicator& comm, const torch::Device& device,
+                                                   const std::vector<double>& values) {
+  if (comm.world_size() == 1) return values;
+  torch::Tensor t = torch::tensor(values, torch::kFloat64).to(device);
+  if (absl::Status s = comm.AllReduceSum(t)->Wait(); !s.ok()) {
+    return WithExitCode(s, ExitCode::kDistributed);
+  }
+  t = t.cpu();
+  return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
+}
+
+std::string HumanCount(double n) {
+  if (n >= 1e9) return absl::StrFormat("%.1fG", n / 1e9);
+  if (n >= 1e6) return absl::StrFormat("%.1fM", n / 1e6);
+  if (n >= 1e3) return absl::StrFormat("%.0fk", n / 1e3);
+  return absl::StrFormat("%.0f", n);
+}
+
+absl::Status BadSpec(absl::Status s) { return WithExitCode(std::move(s), ExitCode::kBadSpec); }
+
+}  // namespace
+
+absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Communicator& comm,
+                                               Clock& clock, const TrainerSinks& sinks) {
+  const v1::TrialSpec& spec = options.spec;
+  const torch::Device device = options.device;
+  const int rank = comm.rank();
+  const int world = comm.world_size();
+  auto emit = [&](const v1::TrainerEvent& event) {
+    if (sinks.events != nullptr) (void)sinks.events->Write(event);
+  };
+
+  // ---------------------------------------------------------------- setup
+  absl::StatusOr<TokenDataset> dataset = TokenDataset::Open(spec.data());
+  if (!dataset.ok()) return WithExitCode(dataset.status(), ExitCode::kBadData);
+  absl::StatusOr<ModelConfig> config = ResolveModelConfig(spec.model(), dataset->vocab_size());
+  if (!config.ok()) return BadSpec(config.status());
+  const v1::TrainSpec& train = spec.train();
+  const int64_t batch_size = train.has_batch_size() ? train.batch_size() : 16;
+  const int64_t accum = train.has_grad_accum_steps() ? train.grad_accum_steps() : 1;
+  const int64_t log_every = train.has_log_every() ? train.log_every() : 10;
+  const double grad_clip = train.has_grad_clip() ? train.grad_clip() : 1.0;
+  const double bucket_mib = train.has_bucket_mib() ? train.bucket_mib() : 25.0;
+  if (batch_size < 1) {
+    return BadSpec(absl::InvalidArgumentError(
+        absl::StrCat("train.batch_size: must be >= 1, got ", batch_size)));
+  }
+  if (accum < 1) {
+    return BadSpec(absl::InvalidArgumentError(
+        absl::StrCat("train.grad_accum_steps: must be >= 1, got ", accum)));
+  }
+  if (log_every < 1) {
+    return BadSpec(
+        absl::InvalidArgumentError(absl::StrCat("train.log_every: must be >= 1, got ", log_every)));
+  }
+  if (!(grad_clip >= 0)) {
+    return BadSpec(
+        absl::InvalidArgumentError(absl::StrCat("train.grad_clip: must be >= 0, got ", grad_clip)));
+  }
+  bool bf16 = false;
+  if (train.precision().empty() || train.precision() == "auto") {
+    bf16 = device.is_cuda();
+  } else if (train.precision() == "bf16") {
+    bf16 = true;
+  } else if (train.precision() != "fp32") {
+    return BadSpec(absl::InvalidArgumentError(absl::StrCat(
+        "train.precision: must be auto, fp32 or bf16, got \"", train.precision(), "\"")));
+  }
+  const int64_t seq_len = config->seq_len;
+  const int64_t tokens_per_step = batch_size * seq_len * accum * world;
+  absl::StatusOr<LrSchedule> schedule = LrSchedule::FromSpec(train);
+  if (!schedule.ok()) return BadSpec(schedule.status());
+  absl::StatusOr<Budget> budget = Budget::FromSpec(spec.budget(), tokens_per_step);
+  if (!budget.ok()) return BadSpec(budget.status());
+  absl::StatusOr<AdamWConfig> adamw_config = AdamWConfig::FromSpec(train.optimizer());
+  if (!adamw_config.ok()) return BadSpec(adamw_config.status());
+  absl::StatusOr<EvalOptions> eval_options =
+      EvalOptions::FromSpec(spec.eval(), batch_size, /*final_eval=*/false);
+  if (!eval_options.ok()) return BadSpec(eval_options.status());
+  absl::StatusOr<EvalOptions> final_eval_options =
+      EvalOptions::FromSpec(spec.eval(), batch_size, /*final_eval=*/true);
+  if (!final_eval_options.ok()) return BadSpec(final_eval_options.status());
+  const int64_t eval_every = spec.eval().has_every_steps() ? spec.eval().every_steps() : 100;
+  const double eval_every_seconds = spec.eval().every_seconds();
+  const int64_t ckpt_every = spec.checkpoint().every_steps();
+  const int keep_last = spec.checkpoint().has_keep_last() ? spec.checkpoint().keep_last() : 2;
+  if (eval_every < 0 || ckpt_every < 0 || keep_last < 1) {
+    return BadSpec(absl::InvalidArgumentError(
+        "eval.every_steps and checkpoint.every_steps must be >= 0, checkpoint.keep_last >= 1"));
+  }
+
+  absl::StatusOr<BatchSampler> sampler =
+      BatchSampler::Create(*dataset, Split::kTrain, seq_len, batch_size, spec.seed(), rank);
+  if (!sampler.ok()) return WithExitCode(sampler.status(), ExitCode::kBadData);
+
+  // Same seed on every rank: identical initial weights (rank 0's are broadcast anyway) and the
+  // same dropout stream, which keeps a checkpoint's single RNG state valid for every rank.
+  torch::manual_seed(static_cast<uint64_t>(spec.seed()));
+  absl::StatusOr<std::shared_ptr<LanguageModelImpl>> created = CreateModel(*config);
+  if (!created.ok()) return BadSpec(created.status());
+  std::shared_ptr<LanguageModelImpl> model = *created;
+  model->to(device);
+  std::vector<torch::Tensor> params = model->parameters();
+  const int64_t num_params = model->NumParameters();
+  const double flops_per_token = model->TrainingFlopsPerToken(seq_len);
+  const double peak_flops = PeakBf16FlopsPerSecond(DeviceName(device)).value_or(0.0);
+  AdamW optimizer(params, *adamw_config);
+
+  std::unique_ptr<GradBucketer> bucketer;
+  if (world > 1 || options.force_ddp) {
+    for (torch::Tensor& p : params) {
+      if (absl::Status s = comm.Broadcast(p.data(), 0); !s.ok()) {
+        return WithExitCode(s, ExitCode::kDistributed);
+      }
+    }
+    absl::StatusOr<std::unique_ptr<GradBucketer>> b =
+        GradBucketer::Create(params, &comm, bucket_mib);
+    if (!b.ok()) return BadSpec(b.status());
+    bucketer = *std::move(b);
+  }
+
+  // ---------------------------------------------------------------- resume
+  int64_t step = 0;
+  int64_t tokens = 0;
+  double train_seconds = 0, eval_seconds = 0, checkpoint_seconds = 0;
+  std::optional<CheckpointDir> checkpoints;
+  if (!spec.run_dir().empty()) checkpoints.emplace(spec.run_dir() + "/checkpoints", keep_last);
+  if (checkpoints.has_value()) {
+    absl::StatusOr<std::optional<Checkpoint>> latest = checkpoints->LoadLatest();
+    if (!latest.ok()) return latest.status();
+    if (latest->has_value()) {
+      const Checkpoint& c = **latest;
+      torch::NoGradGuard no_grad;
+      for (const auto& [name, tensor] : model->named_parameters()) {
+        auto it = c.tensors.find("model/" + name);
+        if (it == c.tensors.end() || it->second.sizes() != tensor.sizes()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "checkpoint step ", c.step, " in ", checkpoints->dir(),
+              " does not match this model (parameter ", name, ")"));
+        }
+        tensor.copy_(it->second);
+      }
+      for (const auto& [name, tensor] : model->named_buffers()) {
+        if (auto it = c.tensors.find("buffer/" + name); it != c.tensors.end()) {
+          tensor.copy_(it->second);
+        }
+      }
+      std::map<std::string, torch::Tensor> optim_state;
+      for (const auto& [key, tensor] : c.tensors) {
+        if (key.rfind("optim/", 0) == 0) optim_state[key.substr(6)] = tensor.to(device);
+      }
+      if (absl::Status s = optimizer.LoadStateDict(optim_state); !s.ok()) return s;
+      BatchSampler::State state;
+      state.seed = spec.seed();
+      state.rank = rank;  // every rank draws the same number of words per step
+      state.draws = static_cast<uint64_t>(c.ints.at("sampler/draws"));
+      state.batches = c.ints.at("sampler/batches");
+      if (absl::Status s = sampler->Restore(state); !s.ok()) return s;
+      at::getDefaultCPUGenerator().set_state(c.tensors.at("rng/cpu"));
+#if GAUNTLET_CUDA
+      if (device.is_cuda() && c.tensors.count("rng/cuda") != 0) {
+        at::cuda::detail::getDefaultCUDAGenerator(device.index()).set_state(
+            c.tensors.at("rng/cuda"));
+      }
+#endif
+      step = c.step;
+      tokens = c.ints.at("tokens");
+      train_seconds = c.doubles.at("train_seconds");
+      eval_seconds = c.doubles.at("eval_seconds");
+      checkpoint_seconds = c.doubles.at("checkpoint_seconds");
+    }
+  }
+  const int64_t resumed_from = step;
+  {
+    v1::TrainerEvent event;
+    v1::TrainerStarted* started = event.mutable_started();
+    started->set_world_size(world);
+    started->set_device(DeviceName(device));
+    started->set_params(num_params);
+    started->set_flops_per_token(flops_per_token);
+    started->set_resumed_from_step(resumed_from);
+    started->set_vocab_size(dataset->vocab_size());
+    emit(event);
+    if (sinks.log != nullptr) {
+      *sinks.log << absl::StrFormat(
+          "%s %s | %s params | %d rank(s) on %s | %s | batch %d x %d x %d accum | budget %s%s\n",
+          config->arch, config->size, HumanCount(num_params), world, DeviceName(device),
+          bf16 ? "bf16" : "fp32", batch_size, seq_len, accum, budget->Describe(),
+          resumed_from > 0 ? absl::StrCat(" | resumed from step ", resumed_from) : "");
+      sinks.log->flush();
+    }
+  }
+  auto metric = [&](const std::string& name, double value) {
+    v1::TrainerEvent event;
+    v1::MetricPoint* m = event.mutable_metric();
+    m->set_trial_id(options.trial_id);
+    m->set_name(name);
+    m->set_value(value);
+    m->set_step(step);
+    m->set_tokens(tokens);
+    m->set_train_seconds(train_seconds);
+    m->set_unix_time(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
+    emit(event);
+  };
+
+  // Evaluation on every rank (each scores its share), sums all-reduced.
+  EvalResult last_eval;
+  auto evaluate = [&](const EvalOptions& eval) -> absl::Status {
+    const double start = clock.Seconds();
+    absl::StatusOr<EvalResult> r = Evaluate(*model, *dataset, eval, device, rank, world);
+    if (!r.ok()) return r.status();
+    absl::StatusOr<std::vector<double>> sums = SumAcrossRanks(
+        comm, device,
+        {r->loss_sum, r->count, r->native_loss_sum, r->native_count, r->tokens_scored});
+    if (!sums.ok()) return sums.status();
+    r->loss_sum = (*sums)[0];
+    r->count = (*sums)[1];
+    r->native_loss_sum = (*sums)[2];
+    r->native_count = (*sums)[3];
+    r->tokens_scored = (*sums)[4];
+    FinishEvalResult(*r);
+    last_eval = *r;
+    eval_seconds += clock.Seconds() - start;
+    metric("val_loss", r->val_loss);
+    metric("val_loss_native", r->val_loss_native);
+    metric("val_bits_per_token", r->bits_per_token);
+    metric("eval_seconds", eval_seconds);
+    return absl::OkStatus();
+  };
+  // Rank 0 writes; every rank reaches the same decision, so no one waits on it.
+  auto save_checkpoint = [&]() -> absl::Status {
+    if (!checkpoints.has_value() || rank != 0) return absl::OkStatus();
+    const double start = clock.Seconds();
+    Checkpoint c;
+    c.step = step;
+    for (const auto& [name, tensor] : model->named_parameters()) c.tensors["model/" + name] = tensor;
+    for (const auto& [name, tensor] : model->named_buffers()) c.tensors["buffer/" + name] = tensor;
+    for (const auto& [key, tensor] : optimizer.StateDict()) c.tensors["optim/" + key] = tensor;
+    c.tensors["rng/cpu"] = at::getDefaultCPUGenerator().get_state();
+#if GAUNTLET_CUDA
+    if (device.is_cuda()) {
+      c.tensors["rng/cuda"] = at::cuda::detail::getDefaultCUDAGenerator(device.index()).get_state();
+    }
+#endif
+    c.ints["sampler/draws"] = static_cast<int64_t>(sampler->state().draws);
+    c.ints["sampler/batches"] = sampler->state().batches;
+    c.ints["tokens"] = tokens;
+    c.doubles["train_seconds"] = train_seconds;
+    c.doubles["eval_seconds"] = eval_seconds;
+    c.doubles["checkpoint_seconds"] = checkpoint_seconds + (clock.Seconds() - start);
+    if (absl::Status s = checkpoints->Save(c); !s.ok()) return s;
+    checkpoint_seconds += clock.Seconds() - start;
+    metric("checkpoint_seconds", checkpoint_seconds);
+    return absl::OkStatus();
+  };
+
+  // ---------------------------------------------------------------- training
+  model->train();
+  double window_start = clock.Seconds();  // training time since the last pause
+  int64_t window_steps = 0;
+  double window_train_seconds = 0;
+  double last_loss = std::nan(""), last_val = std::nan("");
+  double last_eval_time = train_seconds;
+  torch::Tensor loss_accum = torch::zeros({}, torch::TensorOptions().device(device));
+  torch::Tensor grad_norm = torch::zeros({}, torch::TensorOptions().device(device));
+  std::map<std::string, double> last_stats;
+  auto pause_clock = [&] {  // everything queued so far is training time
+    SynchronizeDevice(device);
+    const double now = clock.Seconds();
+    train_seconds += now - window_start;
+    window_train_seconds += now - window_start;
+    window_start = now;
+  };
+  auto resume_clock = [&] { window_start = clock.Seconds(); };
+  auto budget_done = [&]() -> absl::StatusOr<bool> {
+    if (!budget->is_seconds()) return budget->Done(step, tokens, 0);
+    // Ranks' clocks differ: rank 0's time decides for everyone, once per log window.
+    if (world > 1 && step % log_every != 0) return false;
+    const double elapsed = train_seconds + (clock.Seconds() - window_start);
+    absl::StatusOr<std::vector<double>> t =
+        SumAcrossRanks(comm, device, {rank == 0 ? elapsed : 0.0});
+    if (!t.ok()) return t.status();
+    return budget->Done(step, tokens, (*t)[0]);
+  };
+
+  try {
+    absl::StatusOr<bool> done = budget_done();
+    if (!done.ok()) return done.status();
+    bool finished = *done;
+    while (!finished) {
+      // ---- step: forward/backward over micro-batches; buckets all-reduce during the last one.
+      const double elapsed = train_seconds + (clock.Seconds() - window_start);
+      const double lr = schedule->At(
+          step, budget->DecayProgress(step, elapsed, schedule->warmup_steps()));
+      optimizer.ZeroGrad();
+      loss_accum.zero_();
+      for (int64_t micro = 0; micro < accum; ++micro) {
+        if (bucketer) bucketer->set_sync(micro == accum - 1);
+        Batch batch = sampler->Next();
+        torch::Tensor inputs = batch.inputs.to(device, /*non_blocking=*/true);
+        torch::Tensor targets = batch.targets.to(device, /*non_blocking=*/true);
+        torch::Tensor loss;
+        {
+          AutocastScope autocast(bf16, device.type());
+          ModelOutput out = model->Forward(inputs);
+          loss = MaskedCrossEntropy(out.logits, targets, out.train_positions);
+          if (out.aux_loss.defined()) loss = loss + out.aux_loss;
+          if (micro == accum - 1) last_stats = out.stats;
+        }
+        (loss / static_cast<double>(accum)).backward();
+        loss_accum += loss.detach() / static_cast<double>(accum);
+      }
+      if (bucketer) {
+        if (absl::Status s = bucketer->Finish(); !s.ok()) {
+          return WithExitCode(s, ExitCode::kDistributed);
+        }
+      }
+      // ---- update: global-norm clip without a host sync, then fused AdamW.
+      {
+        torch::NoGradGuard no_grad;
+        std::vector<torch::Tensor> grads;
+        for (torch::Tensor& p : params) {
+          if (p.grad().defined()) grads.push_back(p.grad());
+        }
+        grad_norm = torch::linalg_vector_norm(torch::stack(torch::_foreach_norm(grads)), 2);
+        if (grad_clip > 0) {
+          torch::Tensor scale = torch::clamp_max(grad_clip / (grad_norm + 1e-6), 1.0);
+          torch::_foreach_mul_(grads, scale);
+        }
+      }
+      optimizer.Step(lr);
+      ++step;
+      ++window_steps;
+      tokens += tokens_per_step;
+
+      // ---- diagnostics (rank 0 prints; the loss all-reduce is collective)
+      done = budget_done();
+      if (!done.ok()) return done.status();
+      finished = *done;
+      const bool last_step = finished;
+      if (step % log_every == 0 || last_step) {
+        absl::StatusOr<std::vector<double>> loss_sum =
+            SumAcrossRanks(comm, device, {loss_accum.item<double>()});
+        if (!loss_sum.ok()) return loss_sum.status();
+        last_loss = (*loss_sum)[0] / world;
+        if (!std::isfinite(last_loss)) {
+          return WithExitCode(
+              absl::InternalError(absl::StrCat("train loss is ", last_loss, " at step ", step)),
+              ExitCode::kNonFinite);
+        }
+        pause_clock();
+        const double step_seconds = window_train_seconds / std::max<int64_t>(window_steps, 1);
+        const double tok_per_s = tokens_per_step / step_seconds;
+        const double mfu = Mfu(flops_per_token, tok_per_s, peak_flops, world);
+        const MemoryStats mem = DeviceMemory(device);
+        const double norm = grad_norm.item<double>();
+        metric("train_loss", last_loss);
+        metric("lr", lr);
+        metric("grad_norm", norm);
+        metric("step_seconds", step_seconds);
+        metric("steps_per_second", 1.0 / step_seconds);
+        metric("tokens_per_second", tok_per_s);
+        if (peak_flops > 0) metric("mfu", mfu);
+        if (device.is_cuda()) {
+          metric("memory_allocated_bytes", mem.allocated);
+          metric("memory_reserved_bytes", mem.reserved);
+          metric("memory_peak_bytes", mem.peak);
+        }
+        if (auto it = last_stats.find("layers_per_token"); it != last_stats.end()) {
+          metric("layers_per_token", it->second);
+        }
+        if (sinks.log != nullptr) {
+          std::string line = absl::StrFormat("step %d/%s | loss %.4f", step, budget->Describe(),
+                                             last_loss);
+          if (!std::isnan(last_val)) absl::StrAppendFormat(&line, " | val %.4f", last_val);
+          absl::StrAppendFormat(&line, " | lr %.1e | %.0f ms", lr, step_seconds * 1e3);
+          if (peak_flops > 0) absl::StrAppendFormat(&line, " | %.0f%% MFU", mfu * 100);
+          absl::StrAppendFormat(&line, " | %s tok/s", HumanCount(tok_per_s));
+          if (device.is_cuda()) absl::StrAppendFormat(&line, " | %.1f GiB", mem.peak / (1 << 30));
+          *sinks.log << line << "\n";
+          sinks.log->flush();
+        }
+        window_steps = 0;
+        window_train_seconds = 0;
+        resume_clock();
+      }
+      // ---- evaluation and checkpoints: off the budget clock.
+      const bool eval_due =
+          !last_step && ((eval_every > 0 && step % eval_every == 0) ||
+                         (eval_every_seconds > 0 &&
+                          train_seconds - last_eval_time >= eval_every_seconds && step % log_every == 0));
+      const bool ckpt_due = !last_step && ckpt_every > 0 && step % ckpt_every == 0;
+      if (eval_due || ckpt_due) {
+        pause_clock();
+        if (eval_due) {
+          if (absl::Status s = evaluate(*eval_options); !s.ok()) return s;
+          last_val = last_eval.val_loss;
+          last_eval_time = train_seconds;
+          model->train();
+        }
+        if (ckpt_due) {
+          if (absl::Status s = save_checkpoint(); !s.ok()) return s;
+        }
+        window_train_seconds = 0;
+        window_steps = 0;
+        resume_clock();
+      }
+    }
+    pause_clock();
+    if (absl::Status s = evaluate(*final_eval_options); !s.ok()) return s;
+    if (absl::Status s = save_checkpoint(); !s.ok()) return s;
+  } catch (const std::exception& e) {
+    return StatusFromException(e, absl::StrCat("step ", step + 1).c_str());
+  }
+
+  // ---------------------------------------------------------------- summary
+  v1::TrainerSummary summary;
+  summary.set_arch(config->arch);
+  summary.set_params(num_params);
+  summary.set_steps(step);
+  summary.set_tokens(tokens);
+  summary.set_train_seconds(train_seconds);
+  summary.set_eval_seconds(eval_seconds);
+  summary.set_checkpoint_seconds(checkpoint_seconds);
+  const double tps = train_seconds > 0 ? tokens / train_seconds : 0;
+  summary.set_tokens_per_second(tps);
+  summary.set_steps_per_second(train_seconds > 0 ? step / train_seconds : 0);
+  summary.set_final_train_loss(last_loss);
+  summary.set_final_val_loss(last_eval.val_loss);
+  summary.set_final_val_loss_native(last_eval.val_loss_native);
+  summary.set_final_val_bits_per_token(last_eval.bits_per_token);
+  summary.set_mfu(Mfu(flops_per_token, tps, peak_flops, world));
+  summary.set_peak_memory_bytes(DeviceMemory(device).peak);
+  if (auto it = last_stats.find("layers_per_token"); it != last_stats.end()) {
+    summary.set_layers_per_token(it->second);
+  }
+  summary.set_eval_protocol(ProtocolName(final_eval_options->protocol));
+  summary.set_val_tokens_scored(static_cast<int64_t>(last_eval.tokens_scored));
+  summary.set_world_size(world);
+  v1::TrainerEvent event;
+  *event.mutable_summary() = summary;
+  emit(event);
+  return summary;
+}
+
+}  // namespace gauntlet

@@ -1,0 +1,39 @@
+#ifndef GAUNTLET_TRAINER_TRAIN_TRAIN_LOOP_H_
+#define GAUNTLET_TRAINER_TRAIN_TRAIN_LOOP_H_
+
+#include <ostream>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "absl/status/statusor.h"
+#include "gauntlet/v1/spec.pb.h"
+#include "gauntlet/v1/trainer.pb.h"
+#include "trainer/dist/communicator.h"
+#include "trainer/train/clock.h"
+#include "trainer/train/event_writer.h"
+
+namespace gauntlet {
+
+struct TrainerOptions {
+  v1::TrialSpec spec;  // resolved (defaults applied)
+  torch::Device device = torch::kCPU;
+  // Reduce gradients through the bucketer even at world size 1 (exercises NCCL on one GPU).
+  bool force_ddp = false;
+  std::string trial_id;  // copied into MetricPoint.trial_id
+};
+
+// Where rank 0 reports; both null on other ranks.
+struct TrainerSinks {
+  std::ostream* log = nullptr;
+  EventWriter* events = nullptr;
+};
+
+// Trains one trial to its budget on this rank, resuming from the newest checkpoint in
+// spec.run_dir/checkpoints when there is one. Errors carry their ExitCode (exit_code.h).
+absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Communicator& comm,
+                                               Clock& clock, const TrainerSinks& sinks);
+
+}  // namespace gauntlet
+
+#endif  // GAUNTLET_TRAINER_TRAIN_TRAIN_LOOP_H_

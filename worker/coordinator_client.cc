@@ -1,0 +1,57 @@
+#include "worker/coordinator_client.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace gauntlet::worker {
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      status.error_message());
+}
+
+GrpcCoordinatorClient::GrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel,
+                                             std::string auth_token, absl::Duration timeout)
+    : stub_(v1::WorkerService::NewStub(channel)),
+      auth_token_(std::move(auth_token)),
+      timeout_(timeout) {}
+
+void GrpcCoordinatorClient::Prepare(grpc::ClientContext* context) const {
+  context->set_deadline(absl::ToChronoTime(absl::Now() + timeout_));
+  if (!auth_token_.empty()) {
+    context->AddMetadata("authorization", absl::StrCat("Bearer ", auth_token_));
+  }
+}
+
+absl::StatusOr<v1::HeartbeatResponse> GrpcCoordinatorClient::Heartbeat(
+    const v1::HeartbeatRequest& request) {
+  grpc::ClientContext context;
+  Prepare(&context);
+  v1::HeartbeatResponse response;
+  grpc::Status status = stub_->Heartbeat(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+absl::Status GrpcCoordinatorClient::ReportMetrics(const v1::ReportMetricsRequest& request) {
+  grpc::ClientContext context;
+  Prepare(&context);
+  v1::ReportMetricsResponse response;
+  return FromGrpcStatus(stub_->ReportMetrics(&context, request, &response));
+}
+
+absl::Status GrpcCoordinatorClient::ReportTrialExit(const v1::ReportTrialExitRequest& request) {
+  grpc::ClientContext context;
+  Prepare(&context);
+  v1::ReportTrialExitResponse response;
+  return FromGrpcStatus(stub_->ReportTrialExit(&context, request, &response));
+}
+
+absl::Status GrpcCoordinatorClient::ReportLogs(const v1::ReportLogsRequest& request) {
+  grpc::ClientContext context;
+  Prepare(&context);
+  v1::ReportLogsResponse response;
+  return FromGrpcStatus(stub_->ReportLogs(&context, request, &response));
+}
+
+}  // namespace gauntlet::worker

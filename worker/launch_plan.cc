@@ -1,0 +1,134 @@
+#include "worker/launch_plan.h"
+
+#include <set>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace gauntlet::worker {
+namespace {
+
+// Variables the worker owns; inherited values are replaced so a stale RANK from the worker's
+// own environment can never leak into a trainer.
+const std::set<std::string>& OwnedVariables() {
+  static const auto* vars = new std::set<std::string>{
+      "RANK",        "LOCAL_RANK",           "WORLD_SIZE",
+      "LOCAL_WORLD_SIZE", "MASTER_ADDR",     "MASTER_PORT",
+      "CUDA_VISIBLE_DEVICES", "GAUNTLET_EVENTS_FILE", "GAUNTLET_TRIAL_ID",
+      "GAUNTLET_ATTEMPT", "GROUP_RANK"};
+  return *vars;
+}
+
+std::string VariableName(const std::string& entry) { return entry.substr(0, entry.find('=')); }
+
+// A trial id becomes a directory name, so it must not escape work_dir.
+absl::Status CheckPathComponent(const std::string& id) {
+  if (id.empty()) return absl::InvalidArgumentError("launch.trial_id is empty");
+  if (id == "." || id == ".." || absl::StrContains(id, "/") || absl::StrContains(id, '\0')) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("launch.trial_id '", id, "' is not usable as a directory name"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<GangPlan> PlanLaunch(const v1::LaunchTrial& launch, const LaunchConfig& config) {
+  if (absl::Status s = CheckPathComponent(launch.trial_id()); !s.ok()) return s;
+  if (launch.attempt() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("launch.attempt is negative: ", launch.attempt()));
+  }
+  if (launch.world_size() <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("launch.world_size must be positive, got ", launch.world_size()));
+  }
+  const v1::Placement& placement = launch.placement();
+  if (launch.slice_index() < 0 || launch.slice_index() >= placement.slices_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("launch.slice_index ", launch.slice_index(),
+                                                   " out of range: placement has ",
+                                                   placement.slices_size(), " slices"));
+  }
+  if (placement.master_addr().empty()) {
+    return absl::InvalidArgumentError("launch.placement.master_addr is empty");
+  }
+  if (placement.master_port() <= 0 || placement.master_port() > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("launch.placement.master_port out of range: ", placement.master_port()));
+  }
+  const v1::PlacementSlice& slice = placement.slices(launch.slice_index());
+  if (slice.devices().empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("launch.placement.slices[", launch.slice_index(), "].devices is empty"));
+  }
+  if (slice.first_rank() < 0 || slice.first_rank() + slice.devices_size() > launch.world_size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "launch.placement.slices[", launch.slice_index(), "]: ranks ", slice.first_rank(), "..",
+        slice.first_rank() + slice.devices_size() - 1, " exceed world_size ",
+        launch.world_size()));
+  }
+  if (config.trainer_path.empty()) return absl::FailedPreconditionError("no --trainer configured");
+
+  GangPlan plan;
+  plan.trial_id = launch.trial_id();
+  plan.attempt = launch.attempt();
+  plan.run_dir = absl::StrCat(config.work_dir, "/", launch.trial_id());
+  plan.attempt_dir = absl::StrCat(plan.run_dir, "/attempt-", launch.attempt());
+  plan.spec_path = absl::StrCat(plan.run_dir, "/trial.yaml");
+  plan.spec = launch.spec();
+  plan.spec.set_run_dir(plan.run_dir);
+  const std::string& data_path = plan.spec.data().path();
+  if (!data_path.empty() && data_path[0] != '/' && !config.data_root.empty()) {
+    plan.spec.mutable_data()->set_path(absl::StrCat(config.data_root, "/", data_path));
+  }
+  const bool hosts_rank0 = slice.first_rank() == 0;
+  if (hosts_rank0) plan.events_path = absl::StrCat(plan.attempt_dir, "/events.jsonl");
+
+  const std::string& device_kind = plan.spec.resources().device();
+  const bool gpu = device_kind == "gpu" || (device_kind.empty() && config.has_gpus);
+  if (!device_kind.empty() && device_kind != "gpu" && device_kind != "cpu") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "launch.spec.resources.device must be gpu or cpu, got '", device_kind, "'"));
+  }
+
+  std::vector<std::string> inherited;
+  bool has_nvls = false;
+  for (const std::string& entry : config.base_env) {
+    const std::string name = VariableName(entry);
+    if (OwnedVariables().count(name)) continue;
+    if (name == "NCCL_NVLS_ENABLE") has_nvls = true;
+    inherited.push_back(entry);
+  }
+  // NVLink multicast must stay off on the multi-GPU machines unless an operator set it.
+  if (!has_nvls) inherited.push_back("NCCL_NVLS_ENABLE=0");
+
+  for (int i = 0; i < slice.devices_size(); ++i) {
+    RankPlan& r = plan.ranks.emplace_back();
+    r.rank = slice.first_rank() + i;
+    r.local_rank = i;
+    r.device = slice.devices(i);
+    r.dir = absl::StrCat(plan.attempt_dir, "/rank-", r.rank);
+    r.process.argv = {config.trainer_path, "--spec", plan.spec_path};
+    r.process.working_dir = r.dir;
+    r.process.stdout_path = absl::StrCat(r.dir, "/stdout.log");
+    r.process.stderr_path = absl::StrCat(r.dir, "/stderr.log");
+    std::vector<std::string>& env = r.process.env;
+    env = inherited;
+    env.push_back(absl::StrCat("RANK=", r.rank));
+    env.push_back(absl::StrCat("LOCAL_RANK=", r.local_rank));
+    env.push_back(absl::StrCat("GROUP_RANK=", launch.slice_index()));
+    env.push_back(absl::StrCat("WORLD_SIZE=", launch.world_size()));
+    env.push_back(absl::StrCat("LOCAL_WORLD_SIZE=", slice.devices_size()));
+    env.push_back(absl::StrCat("MASTER_ADDR=", placement.master_addr()));
+    env.push_back(absl::StrCat("MASTER_PORT=", placement.master_port()));
+    // One device per process: the trainer always sees its GPU as cuda:0. CPU ranks see none.
+    env.push_back(absl::StrCat("CUDA_VISIBLE_DEVICES=", gpu ? absl::StrCat(r.device) : ""));
+    env.push_back(absl::StrCat("GAUNTLET_TRIAL_ID=", launch.trial_id()));
+    env.push_back(absl::StrCat("GAUNTLET_ATTEMPT=", launch.attempt()));
+    if (r.rank == 0) env.push_back(absl::StrCat("GAUNTLET_EVENTS_FILE=", plan.events_path));
+  }
+  return plan;
+}
+
+}  // namespace gauntlet::worker

@@ -1,0 +1,56 @@
+#ifndef GAUNTLET_WORKER_LAUNCH_PLAN_H_
+#define GAUNTLET_WORKER_LAUNCH_PLAN_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "gauntlet/v1/worker.pb.h"
+#include "worker/process_launcher.h"
+
+namespace gauntlet::worker {
+
+struct LaunchConfig {
+  std::string work_dir;
+  std::string trainer_path;
+  // Relative data paths resolve here; empty leaves them relative to the worker's cwd.
+  std::string data_root;
+  // The worker's own environment ("KEY=VALUE"); trainers inherit it plus the rank variables.
+  std::vector<std::string> base_env;
+  // Whether this worker hands out GPUs (decides what an unspecified resources.device means).
+  bool has_gpus = false;
+};
+
+struct RankPlan {
+  int rank = 0;
+  int local_rank = 0;
+  // GPU ordinal or CPU slot number from the placement.
+  int device = 0;
+  // work_dir/<trial>/attempt-<n>/rank-<r>
+  std::string dir;
+  ProcessOptions process;
+};
+
+// Everything needed to start this worker's share of one trial attempt, computed without side
+// effects so it can be checked in isolation.
+struct GangPlan {
+  std::string trial_id;
+  int attempt = 0;
+  // work_dir/<trial>: shared by every attempt so the trainer resumes from its checkpoints.
+  std::string run_dir;
+  std::string attempt_dir;
+  // run_dir/trial.yaml
+  std::string spec_path;
+  // The spec as the trainer must see it: run_dir set, data.path absolute.
+  v1::TrialSpec spec;
+  // Where rank 0 appends TrainerEvent JSON lines; empty when this worker does not host rank 0.
+  std::string events_path;
+  std::vector<RankPlan> ranks;
+};
+
+// Validates a LaunchTrial action (errors name the field) and plans the processes.
+absl::StatusOr<GangPlan> PlanLaunch(const v1::LaunchTrial& launch, const LaunchConfig& config);
+
+}  // namespace gauntlet::worker
+
+#endif  // GAUNTLET_WORKER_LAUNCH_PLAN_H_

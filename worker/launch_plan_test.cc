@@ -1,0 +1,143 @@
+#include "worker/launch_plan.h"
+
+#include <algorithm>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace gauntlet::worker {
+namespace {
+
+std::string Env(const RankPlan& r, const std::string& name) {
+  std::string found = "<unset>";
+  int count = 0;
+  for (const std::string& e : r.process.env) {
+    if (e.compare(0, name.size() + 1, name + "=") == 0) {
+      found = e.substr(name.size() + 1);
+      ++count;
+    }
+  }
+  return count > 1 ? "<duplicate>" : found;
+}
+
+// Trial t-1, attempt 2, world size 4: this worker hosts slice 1 (ranks 2 and 3, GPUs 5 and 7).
+v1::LaunchTrial TwoNodeLaunch() {
+  v1::LaunchTrial launch;
+  launch.set_trial_id("exp-1-0");
+  launch.set_attempt(2);
+  launch.set_world_size(4);
+  launch.set_slice_index(1);
+  launch.mutable_spec()->mutable_data()->set_path("shakespeare/input.txt");
+  launch.mutable_spec()->mutable_resources()->set_device("gpu");
+  v1::Placement* p = launch.mutable_placement();
+  p->set_master_addr("node-a");
+  p->set_master_port(29501);
+  auto* a = p->add_slices();
+  a->set_worker_id("node-a");
+  a->add_devices(0);
+  a->add_devices(1);
+  a->set_first_rank(0);
+  auto* b = p->add_slices();
+  b->set_worker_id("node-b");
+  b->add_devices(5);
+  b->add_devices(7);
+  b->set_first_rank(2);
+  return launch;
+}
+
+LaunchConfig Config() {
+  LaunchConfig config;
+  config.work_dir = "/w";
+  config.trainer_path = "/bin/trainer";
+  config.data_root = "/data";
+  config.base_env = {"PATH=/bin", "RANK=99", "HOME=/root"};
+  config.has_gpus = true;
+  return config;
+}
+
+TEST(PlanLaunchTest, TorchrunEnvironmentForEachLocalRank) {
+  auto plan = PlanLaunch(TwoNodeLaunch(), Config());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->ranks.size(), 2u);
+  const RankPlan& r = plan->ranks[1];
+  EXPECT_EQ(r.rank, 3);
+  EXPECT_EQ(Env(r, "RANK"), "3");  // the worker's own RANK=99 is replaced, not duplicated
+  EXPECT_EQ(Env(r, "LOCAL_RANK"), "1");
+  EXPECT_EQ(Env(r, "WORLD_SIZE"), "4");
+  EXPECT_EQ(Env(r, "LOCAL_WORLD_SIZE"), "2");
+  EXPECT_EQ(Env(r, "MASTER_ADDR"), "node-a");
+  EXPECT_EQ(Env(r, "MASTER_PORT"), "29501");
+  EXPECT_EQ(Env(r, "CUDA_VISIBLE_DEVICES"), "7");
+  EXPECT_EQ(Env(r, "NCCL_NVLS_ENABLE"), "0");
+  EXPECT_EQ(Env(r, "HOME"), "/root");
+  EXPECT_EQ(Env(r, "GAUNTLET_EVENTS_FILE"), "<unset>");  // only rank 0 reports events
+  EXPECT_TRUE(plan->events_path.empty());
+  EXPECT_EQ(r.dir, "/w/exp-1-0/attempt-2/rank-3");
+  EXPECT_EQ(r.process.working_dir, r.dir);
+  EXPECT_EQ(r.process.stderr_path, "/w/exp-1-0/attempt-2/rank-3/stderr.log");
+  EXPECT_EQ(r.process.argv,
+            (std::vector<std::string>{"/bin/trainer", "--spec", "/w/exp-1-0/trial.yaml"}));
+}
+
+TEST(PlanLaunchTest, RankZeroGetsTheEventsFileAndSpecIsResolved) {
+  v1::LaunchTrial launch = TwoNodeLaunch();
+  launch.set_slice_index(0);
+  auto plan = PlanLaunch(launch, Config());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->events_path, "/w/exp-1-0/attempt-2/events.jsonl");
+  EXPECT_EQ(Env(plan->ranks[0], "GAUNTLET_EVENTS_FILE"), plan->events_path);
+  EXPECT_EQ(Env(plan->ranks[1], "GAUNTLET_EVENTS_FILE"), "<unset>");
+  EXPECT_EQ(plan->run_dir, "/w/exp-1-0");
+  EXPECT_EQ(plan->spec.run_dir(), "/w/exp-1-0");
+  EXPECT_EQ(plan->spec.data().path(), "/data/shakespeare/input.txt");
+}
+
+TEST(PlanLaunchTest, AbsoluteDataPathAndOperatorNvlsSettingAreKept) {
+  v1::LaunchTrial launch = TwoNodeLaunch();
+  launch.mutable_spec()->mutable_data()->set_path("/corpus/x.txt");
+  LaunchConfig config = Config();
+  config.base_env.push_back("NCCL_NVLS_ENABLE=1");
+  auto plan = PlanLaunch(launch, config);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->spec.data().path(), "/corpus/x.txt");
+  EXPECT_EQ(Env(plan->ranks[0], "NCCL_NVLS_ENABLE"), "1");
+}
+
+TEST(PlanLaunchTest, CpuTrialsSeeNoGpu) {
+  v1::LaunchTrial launch = TwoNodeLaunch();
+  launch.mutable_spec()->mutable_resources()->set_device("cpu");
+  auto plan = PlanLaunch(launch, Config());
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(Env(plan->ranks[0], "CUDA_VISIBLE_DEVICES"), "");
+  // Unspecified device on a GPU-less worker means CPU too.
+  launch.mutable_spec()->mutable_resources()->clear_device();
+  LaunchConfig config = Config();
+  config.has_gpus = false;
+  EXPECT_EQ(Env(PlanLaunch(launch, config)->ranks[0], "CUDA_VISIBLE_DEVICES"), "");
+}
+
+TEST(PlanLaunchTest, BadActionsNameTheField) {
+  auto error_of = [](void (*mutate)(v1::LaunchTrial&)) {
+    v1::LaunchTrial launch = TwoNodeLaunch();
+    mutate(launch);
+    auto plan = PlanLaunch(launch, Config());
+    return plan.ok() ? std::string("ok") : std::string(plan.status().message());
+  };
+  EXPECT_NE(error_of([](v1::LaunchTrial& l) { l.set_trial_id("../etc"); }).find("trial_id"),
+            std::string::npos);
+  EXPECT_NE(error_of([](v1::LaunchTrial& l) { l.set_slice_index(2); }).find("slice_index"),
+            std::string::npos);
+  EXPECT_NE(error_of([](v1::LaunchTrial& l) { l.set_world_size(3); }).find("world_size"),
+            std::string::npos);
+  EXPECT_NE(error_of([](v1::LaunchTrial& l) {
+              l.mutable_placement()->set_master_port(0);
+            }).find("master_port"),
+            std::string::npos);
+  EXPECT_NE(error_of([](v1::LaunchTrial& l) {
+              l.mutable_spec()->mutable_resources()->set_device("tpu");
+            }).find("resources.device"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace gauntlet::worker
