@@ -492,6 +492,9 @@ absl::Status YamlToField(const FieldDescriptor& field, const YAML::Node& value,
     return absl::OkStatus();
   }
   if (field.cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+    if (!value.IsMap() && !value.IsNull()) {
+      return YamlError(key_mark, path, absl::StrCat("expected a map (got ", KindName(value), ")"));
+    }
     return YamlToMessage(value, r.MutableMessage(message, &field), path, source_map);
   }
   if (value.IsNull()) return YamlError(key_mark, path, "missing value");

@@ -85,3 +85,84 @@ class Coordinator:
     def logs(self):
         with open(self.log_path, errors="replace") as f:
             return f.read()
+
+
+def free_port_block(size=16):
+    """A base port with `size` free ports after it (best effort, for rendezvous port ranges)."""
+    import random
+    import socket
+    for _ in range(200):
+        base = random.randint(20000, 60000 - size)
+        ok = True
+        for port in range(base, base + size):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port block")
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Prometheus:
+    """A real Prometheus server (Debian package) scraping `targets` every second on loopback."""
+
+    def __init__(self, targets, workdir, config_template=None):
+        os.makedirs(workdir, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = os.path.join(workdir, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                    "scrape_configs:\n  - job_name: gauntlet-coordinator\n"
+                    "    static_configs:\n      - targets: [%s]\n"
+                    % ", ".join(f'"{t}"' for t in targets))
+        self.log = open(os.path.join(workdir, "prometheus.log"), "ab")
+        self.proc = subprocess.Popen(
+            [shutil.which("prometheus") or "/usr/bin/prometheus", f"--config.file={config}",
+             f"--storage.tsdb.path={workdir}/data", f"--web.listen-address=127.0.0.1:{self.port}"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                import urllib.request
+                with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"prometheus exited with {self.proc.returncode}")
+            time.sleep(0.2)
+        raise TimeoutError("prometheus did not become ready")
+
+    def wait_scraped(self, min_scrapes=1, timeout=30):
+        import urllib.parse
+        import urllib.request
+        deadline = time.time() + timeout
+        query = urllib.parse.urlencode({"query": "count_over_time(up[10m])"})
+        while time.time() < deadline:
+            with urllib.request.urlopen(f"{self.url}/api/v1/query?{query}", timeout=5) as r:
+                result = json.loads(r.read().decode())["data"]["result"]
+            if result and float(result[0]["value"][1]) >= min_scrapes:
+                return
+            time.sleep(0.5)
+        raise TimeoutError("prometheus did not scrape")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()

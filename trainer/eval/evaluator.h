@@ -6,9 +6,11 @@
 // "fair" (default): mean cross-entropy over ALL positions of fixed, non-overlapping val windows
 // [i*T, i*T + T] (targets shifted by one), i = 0 .. W-1, W = min(floor((val - 1) / T),
 // max(1, max_tokens / T)) (max_tokens 0: the whole val split). An arch with NumEvalPhases() = k
-// runs k passes; each position takes its logits from the one phase whose TrainPositions marks it.
-// The native loss (phase 0's TrainPositions only: what the arch trains on) comes from the same
-// passes.
+// runs k passes; each position takes its logits from the lowest phase whose TrainPositions marks
+// it (the worker arch marks the last position in every phase; every other position is marked
+// by exactly one phase), so every position is scored exactly once; a position no phase marks is
+// an error. The native loss (phase 0's TrainPositions only: what the arch trains on) comes from
+// the same passes.
 //
 // "seed": the WorkerTransformer repository's protocol, to reproduce its table: batches of
 // batch_size stride-1 overlapping windows starting at val offsets 0, 1, 2, ...; each batch's mean
@@ -25,27 +27,11 @@
 #include <torch/torch.h>
 
 #include "absl/status/statusor.h"
-#include "gauntlet/v1/spec.pb.h"
 #include "trainer/data/token_dataset.h"
+#include "trainer/eval/eval_options.h"
 #include "trainer/models/model.h"
 
 namespace gauntlet {
-
-struct EvalOptions {
-  enum class Protocol { kFair, kSeed };
-  Protocol protocol = Protocol::kFair;
-  int64_t max_tokens = 0;      // fair: cap on scored positions; 0 = whole val split
-  int64_t batch_size = 16;     // windows per forward pass
-  int64_t seed_batches = 20;   // seed: batches scored
-
-  // From the spec: `default_batch_size` is train.batch_size; `final_eval` picks
-  // seed_final_batches (default 50) over seed_batches (default 20). InvalidArgument naming
-  // eval.protocol / eval.max_tokens / eval.batch_size / eval.seed_batches for bad values.
-  static absl::StatusOr<EvalOptions> FromSpec(const v1::EvalSpec& spec, int64_t default_batch_size,
-                                              bool final_eval);
-};
-
-const char* ProtocolName(EvalOptions::Protocol protocol);
 
 struct EvalResult {
   // Sums to all-reduce across ranks. Fair: loss_sum is the summed per-position CE (nats) and

@@ -23,7 +23,7 @@ absl::Status WithExitCode(absl::Status status, ExitCode code) {
 
 ExitCode ExitCodeOf(const absl::Status& status) {
   if (status.ok()) return ExitCode::kOk;
-  std::optional<absl::Cord> payload = status.GetPayload(kPayloadUrl);
+  const auto payload = status.GetPayload(kPayloadUrl);
   int code = 0;
   if (payload.has_value() && absl::SimpleAtoi(std::string(*payload), &code) && code >= 1 &&
       code <= 6) {

@@ -1,0 +1,166 @@
+#include "cli/format.h"
+
+#include <gtest/gtest.h>
+
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace gauntlet::cli {
+namespace {
+
+v1::CompareExperimentResponse Fixed() {
+  v1::CompareExperimentResponse r;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(R"pb(
+    experiment_id: "exp-7"
+    baseline: "standard"
+    variants {
+      variant: "standard" arch: "standard" params: 6400000 n: 3
+      steps_per_second: 10.5 tokens_per_second: 230000
+      val_loss_mean: 3.4123 val_loss_std: 0.0211 val_loss_native_mean: 3.4001
+      train_loss_mean: 3.3
+      val_loss_at { seconds: 300 mean: 3.9 std: 0.05 n: 3 }
+      val_loss_at { seconds: 600 mean: 3.5 std: 0.03 n: 3 }
+      speedup: 1 peak_memory_bytes: 6549825126 mfu: 0.41
+    }
+    variants {
+      variant: "worker,k4" arch: "worker" params: 6500000 n: 1
+      steps_per_second: 21 tokens_per_second: 460000
+      val_loss_mean: 3.5 val_loss_std: 0 val_loss_native_mean: 3.1
+      val_loss_at { seconds: 300 mean: 3.8 std: 0 n: 1 }
+      speedup: 2 peak_memory_bytes: 0 mfu: 0
+    }
+    curves { trial_id: "exp-7-0" variant: "standard" seed: 1
+             train_seconds: [ 1.5, 3 ] tokens: [ 1000, 2000 ] val_loss: [ 4, 3.5 ] }
+  )pb", &r));
+  return r;
+}
+
+TEST(FormatCompareTest, Table) {
+  auto text = FormatCompare(Fixed(), "table");
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_EQ(*text,
+            "experiment exp-7 (baseline standard)\n"
+            "variant                params  n  steps/s   tok/s         val loss  native val"
+            "           val@5m          val@10m  speedup  peak mem    MFU\n"
+            "standard (baseline)      6.4M  3    10.50  230.0k  3.4123 ± 0.0211      3.4001"
+            "  3.9000 ± 0.0500  3.5000 ± 0.0300    1.00x   6.1 GiB  41.0%\n"
+            "worker,k4                6.5M  1    21.00  460.0k           3.5000      3.1000"
+            "           3.8000                -    2.00x         -      -\n");
+}
+
+TEST(FormatCompareTest, Markdown) {
+  auto text = FormatCompare(Fixed(), "markdown");
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text,
+            "| variant | params | n | steps/s | tok/s | val loss | native val | val@5m | val@10m |"
+            " speedup | peak mem | MFU |\n"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+            "| standard (baseline) | 6.4M | 3 | 10.50 | 230.0k | 3.4123 ± 0.0211 | 3.4001 |"
+            " 3.9000 ± 0.0500 | 3.5000 ± 0.0300 | 1.00x | 6.1 GiB | 41.0% |\n"
+            "| worker,k4 | 6.5M | 1 | 21.00 | 460.0k | 3.5000 | 3.1000 | 3.8000 | - | 2.00x |"
+            " - | - |\n");
+}
+
+TEST(FormatCompareTest, CsvQuotesAndKeepsFullPrecision) {
+  auto text = FormatCompare(Fixed(), "csv");
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text,
+            "variant,arch,params,n,steps_per_second,tokens_per_second,val_loss_mean,val_loss_std,"
+            "val_loss_native_mean,train_loss_mean,val_loss_at_300s_mean,val_loss_at_300s_std,"
+            "val_loss_at_600s_mean,val_loss_at_600s_std,speedup,peak_memory_bytes,mfu,"
+            "layers_per_token,steps_mean,train_seconds_mean\n"
+            "standard,standard,6400000,3,10.5,230000,3.4123,0.0211,3.4001,3.3,3.9,0.05,3.5,0.03,"
+            "1,6549825126,0.41,0,0,0\n"
+            "\"worker,k4\",worker,6500000,1,21,460000,3.5,0,3.1,0,3.8,0,,,2,0,0,0,0,0\n");
+}
+
+TEST(FormatCompareTest, JsonRoundTripsWithoutCurves) {
+  auto text = FormatCompare(Fixed(), "json");
+  ASSERT_TRUE(text.ok());
+  v1::CompareExperimentResponse parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(*text, &parsed).ok()) << *text;
+  v1::CompareExperimentResponse expected = Fixed();
+  expected.clear_curves();
+  EXPECT_EQ(parsed.SerializeAsString(), expected.SerializeAsString());
+  EXPECT_NE(text->find("\"val_loss_mean\""), std::string::npos);  // proto field names
+}
+
+TEST(FormatCompareTest, UnknownFormatNamesTheFlag) {
+  auto text = FormatCompare(Fixed(), "xml");
+  ASSERT_FALSE(text.ok());
+  EXPECT_NE(text.status().message().find("--format"), std::string::npos);
+}
+
+TEST(CurvesJsonTest, CarriesOnlyCurves) {
+  const std::string json = CurvesJson(Fixed());
+  EXPECT_NE(json.find("\"val_loss\":[4,3.5]"), std::string::npos) << json;
+  EXPECT_EQ(json.find("variants"), std::string::npos);
+}
+
+TEST(FormatProgressLineTest, StepBudgetWithEta) {
+  v1::Trial trial;
+  trial.set_id("exp-7-0");
+  trial.set_variant("standard");
+  trial.set_state(v1::TRIAL_STATE_RUNNING);
+  trial.mutable_spec()->mutable_budget()->set_steps(1000);
+  TrialProgress p;
+  p.step = 250;
+  p.train_seconds = 60;
+  p.latest = {{"train_loss", 3.2104}, {"tokens_per_second", 123456}};
+  EXPECT_EQ(FormatProgressLine(trial, p, 8),
+            "exp-7-0      standard         [##......]  25% step 250/1000 | loss 3.210 | val - |"
+            " 123.5k tok/s | ETA 3m00s | running");
+}
+
+TEST(FormatProgressLineTest, SecondsBudgetCompleted) {
+  v1::Trial trial;
+  trial.set_id("exp-7-1");
+  trial.set_variant("w");
+  trial.set_state(v1::TRIAL_STATE_COMPLETED);
+  trial.mutable_spec()->mutable_budget()->set_seconds(600);
+  TrialProgress p;
+  p.step = 900;
+  p.train_seconds = 600;
+  EXPECT_EQ(FormatProgressLine(trial, p, 4),
+            "exp-7-1      w                [####] 100% step 900, 10m00s/10m00s | loss - | val - |"
+            " - tok/s | ETA done | completed");
+}
+
+TEST(FormatExperimentTest, ShowsPendingReasonAndPlacement) {
+  v1::Experiment e;
+  e.set_id("exp-7");
+  e.mutable_spec()->set_name("ci");
+  e.set_state(v1::EXPERIMENT_STATE_RUNNING);
+  v1::Trial* running = e.add_trials();
+  running->set_id("exp-7-0");
+  running->set_variant("standard");
+  running->set_state(v1::TRIAL_STATE_RUNNING);
+  running->set_attempt(1);
+  auto* slice = running->mutable_placement()->add_slices();
+  slice->set_worker_id("node-a");
+  slice->add_devices(0);
+  slice->add_devices(1);
+  (*running->mutable_latest_metrics())["train_loss"] = 3.25;
+  running->set_latest_step(40);
+  v1::Trial* pending = e.add_trials();
+  pending->set_id("exp-7-1");
+  pending->set_variant("worker");
+  pending->set_state(v1::TRIAL_STATE_PENDING);
+  pending->set_status_message("needs 2 gpus, largest free gang is 1");
+  const std::string text = FormatExperiment(e);
+  EXPECT_NE(text.find("State:    running"), std::string::npos) << text;
+  EXPECT_NE(text.find("node-a:0,1"), std::string::npos) << text;
+  EXPECT_NE(text.find("3.2500"), std::string::npos) << text;
+  EXPECT_NE(text.find("waiting: needs 2 gpus, largest free gang is 1"), std::string::npos) << text;
+}
+
+TEST(HumanTest, Units) {
+  EXPECT_EQ(HumanBytes(1536), "1.5 KiB");
+  EXPECT_EQ(HumanCount(999), "999");
+  EXPECT_EQ(HumanCount(1.25e9), "1.2B");
+  EXPECT_EQ(HumanDuration(3725), "1h02m");
+  EXPECT_EQ(HumanDuration(-1), "?");
+}
+
+}  // namespace
+}  // namespace gauntlet::cli

@@ -1,0 +1,135 @@
+#include "server/compare.h"
+
+#include <cmath>
+
+#include "gtest/gtest.h"
+
+namespace gauntlet {
+namespace {
+
+v1::MetricPoint Val(double seconds, double loss, int64_t tokens = 0) {
+  v1::MetricPoint p;
+  p.set_name("val_loss");
+  p.set_train_seconds(seconds);
+  p.set_value(loss);
+  p.set_tokens(tokens);
+  return p;
+}
+
+TrialResult Completed(const std::string& id, const std::string& variant, int64_t seed,
+                      double val_loss, double tokens_per_second, double train_seconds) {
+  TrialResult r;
+  r.trial.set_id(id);
+  r.trial.set_variant(variant);
+  r.trial.set_seed(seed);
+  r.trial.set_state(v1::TRIAL_STATE_COMPLETED);
+  r.trial.mutable_spec()->mutable_model()->set_arch(variant == "std" ? "standard" : "worker");
+  v1::TrainerSummary s;
+  s.set_params(1000);
+  s.set_final_val_loss(val_loss);
+  s.set_tokens_per_second(tokens_per_second);
+  s.set_train_seconds(train_seconds);
+  r.summary = s;
+  // A straight line from 4.0 at t=0 to the final loss at the end.
+  r.val_curve = {Val(train_seconds, val_loss, 200), Val(0, 4.0, 0)};
+  return r;
+}
+
+v1::Experiment TwoVariants() {
+  v1::Experiment e;
+  e.set_id("exp-1");
+  e.mutable_spec()->add_variants()->set_name("std");
+  e.mutable_spec()->add_variants()->set_name("wk");
+  e.mutable_spec()->set_baseline("std");
+  return e;
+}
+
+TEST(CompareTest, MeansSampleStdSpeedupAndWallclock) {
+  std::vector<TrialResult> results = {
+      Completed("t0", "std", 1, 2.0, 100, 10), Completed("t1", "std", 2, 3.0, 100, 10),
+      Completed("t2", "wk", 1, 1.5, 250, 20),  Completed("t3", "wk", 2, 1.5, 150, 20)};
+  TrialResult running;
+  running.trial.set_id("t4");
+  running.trial.set_variant("wk");
+  running.trial.set_state(v1::TRIAL_STATE_RUNNING);
+  running.val_curve = {Val(1, 3.9)};
+  results.push_back(running);
+
+  auto response = CompareTrials(TwoVariants(), results, {});
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->baseline(), "std");
+  ASSERT_EQ(response->variants_size(), 2);
+  const v1::VariantSummary& std_v = response->variants(0);
+  const v1::VariantSummary& wk = response->variants(1);
+  EXPECT_EQ(std_v.variant(), "std");
+  EXPECT_EQ(std_v.arch(), "standard");
+  EXPECT_EQ(std_v.n(), 2);
+  EXPECT_EQ(std_v.params(), 1000);
+  EXPECT_DOUBLE_EQ(std_v.val_loss_mean(), 2.5);
+  EXPECT_DOUBLE_EQ(std_v.val_loss_std(), std::sqrt(0.5));  // sample std of {2, 3}
+  EXPECT_DOUBLE_EQ(std_v.speedup(), 1.0);
+  EXPECT_EQ(wk.n(), 2);  // the running trial is not counted
+  EXPECT_DOUBLE_EQ(wk.val_loss_std(), 0.0);
+  EXPECT_DOUBLE_EQ(wk.speedup(), 2.0);
+  // Default points: quarters of the shortest trial (10 s).
+  ASSERT_EQ(wk.val_loss_at_size(), 4);
+  EXPECT_DOUBLE_EQ(wk.val_loss_at(1).seconds(), 5.0);
+  // wk at 5 s of 20: 4.0 + 0.25 * (1.5 - 4.0).
+  EXPECT_DOUBLE_EQ(wk.val_loss_at(1).mean(), 3.375);
+  EXPECT_EQ(wk.val_loss_at(1).n(), 2);
+  EXPECT_DOUBLE_EQ(std_v.val_loss_at(3).mean(), 2.5);
+  // Curves for every trial with points, sorted by time.
+  ASSERT_EQ(response->curves_size(), 5);
+  EXPECT_EQ(response->curves(0).train_seconds(0), 0);
+  EXPECT_EQ(response->curves(0).val_loss(1), 2.0);
+}
+
+TEST(CompareTest, ExplicitPointsOutsideCurveAreNotCounted) {
+  v1::CompareExperimentRequest request;
+  request.add_wallclock_points(15);
+  auto response = CompareTrials(
+      TwoVariants(),
+      {Completed("t0", "std", 1, 2.0, 100, 10), Completed("t2", "wk", 1, 1.5, 250, 20)}, request);
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->variants(0).val_loss_at(0).n(), 0);
+  EXPECT_EQ(response->variants(1).val_loss_at(0).n(), 1);
+}
+
+TEST(CompareTest, BadInputsNameTheField) {
+  v1::CompareExperimentRequest request;
+  request.set_baseline("nope");
+  EXPECT_EQ(CompareTrials(TwoVariants(), {}, request).status().message(),
+            "baseline: unknown variant 'nope' in experiment exp-1");
+  request.clear_baseline();
+  request.add_wallclock_points(1);
+  request.add_wallclock_points(-2);
+  auto bad = CompareTrials(TwoVariants(), {}, request);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("wallclock_points[1]"), std::string::npos);
+}
+
+TEST(CompareTest, SweepPointsFormSeparateGroups) {
+  TrialResult a = Completed("t0", "std", 1, 2.0, 100, 10);
+  (*a.trial.mutable_grid_point())["train.optimizer.lr"] = "0.001";
+  TrialResult b = Completed("t1", "std", 1, 3.0, 50, 10);
+  (*b.trial.mutable_grid_point())["train.optimizer.lr"] = "0.01";
+  auto response = CompareTrials(TwoVariants(), {a, b}, {});
+  ASSERT_TRUE(response.ok());
+  ASSERT_EQ(response->variants_size(), 2);
+  EXPECT_EQ(response->variants(0).variant(), "std[train.optimizer.lr=0.001]");
+  EXPECT_EQ(response->variants(1).variant(), "std[train.optimizer.lr=0.01]");
+  // Each grid point is its own baseline.
+  EXPECT_DOUBLE_EQ(response->variants(1).speedup(), 1.0);
+}
+
+TEST(CompareTest, Interpolation) {
+  std::vector<v1::MetricPoint> curve = {Val(2, 3.0), Val(4, 2.0)};
+  EXPECT_FALSE(InterpolateAt(curve, 1).has_value());
+  EXPECT_DOUBLE_EQ(*InterpolateAt(curve, 3), 2.5);
+  EXPECT_DOUBLE_EQ(*InterpolateAt(curve, 4), 2.0);
+  EXPECT_FALSE(InterpolateAt(curve, 4.5).has_value());
+  EXPECT_FALSE(InterpolateAt({}, 1).has_value());
+}
+
+}  // namespace
+}  // namespace gauntlet
