@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -19,19 +20,35 @@ namespace {
 
 using Row = std::vector<std::string>;
 
+// Width on a terminal: UTF-8 continuation bytes take no column (the table uses "±").
+size_t DisplayWidth(const std::string& s) {
+  size_t width = 0;
+  for (unsigned char c : s) width += (c & 0xC0) != 0x80;
+  return width;
+}
+
+// Shortest decimal that reads back as the same double, so CSV loses nothing.
+std::string Num(double v) {
+  for (int precision = 6; precision < 17; ++precision) {
+    std::string s = absl::StrFormat("%.*g", precision, v);
+    if (std::strtod(s.c_str(), nullptr) == v) return s;
+  }
+  return absl::StrFormat("%.17g", v);
+}
+
 // Columns padded to their widest cell; numbers are right-aligned, text left-aligned.
 std::string AlignedTable(const std::vector<Row>& rows, const std::vector<bool>& right_align) {
   std::vector<size_t> width;
   for (const Row& row : rows) {
     width.resize(std::max(width.size(), row.size()));
-    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], DisplayWidth(row[i]));
   }
   std::string out;
   for (const Row& row : rows) {
     std::string line;
     for (size_t i = 0; i < row.size(); ++i) {
       const bool right = i < right_align.size() && right_align[i];
-      const std::string pad(width[i] - row[i].size(), ' ');
+      const std::string pad(width[i] - DisplayWidth(row[i]), ' ');
       absl::StrAppend(&line, i == 0 ? "" : "  ", right ? pad : "", row[i], right ? "" : pad);
     }
     absl::StrAppend(&out, absl::StripTrailingAsciiWhitespace(line), "\n");
@@ -145,20 +162,20 @@ std::string FormatCompareCsv(const v1::CompareExperimentResponse& response) {
                CsvCell(v.arch()),
                absl::StrCat(v.params()),
                absl::StrCat(v.n()),
-               absl::StrCat(v.steps_per_second()),
-               absl::StrCat(v.tokens_per_second()),
-               absl::StrCat(v.val_loss_mean()),
-               absl::StrCat(v.val_loss_std()),
-               absl::StrCat(v.val_loss_native_mean()),
-               absl::StrCat(v.train_loss_mean())};
+               Num(v.steps_per_second()),
+               Num(v.tokens_per_second()),
+               Num(v.val_loss_mean()),
+               Num(v.val_loss_std()),
+               Num(v.val_loss_native_mean()),
+               Num(v.train_loss_mean())};
     for (double s : points) {
       const v1::WallclockLoss* w = LossAt(v, s);
-      row.push_back(w == nullptr ? "" : absl::StrCat(w->mean()));
-      row.push_back(w == nullptr ? "" : absl::StrCat(w->std()));
+      row.push_back(w == nullptr ? "" : Num(w->mean()));
+      row.push_back(w == nullptr ? "" : Num(w->std()));
     }
     for (double x : {v.speedup(), v.peak_memory_bytes(), v.mfu(), v.layers_per_token(),
                      v.steps_mean(), v.train_seconds_mean()}) {
-      row.push_back(absl::StrCat(x));
+      row.push_back(Num(x));
     }
     absl::StrAppend(&out, absl::StrJoin(row, ","), "\n");
   }

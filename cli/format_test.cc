@@ -40,11 +40,11 @@ TEST(FormatCompareTest, Table) {
   ASSERT_TRUE(text.ok()) << text.status();
   EXPECT_EQ(*text,
             "experiment exp-7 (baseline standard)\n"
-            "variant                params  n  steps/s   tok/s         val loss  native val"
+            "variant              params  n  steps/s   tok/s         val loss  native val"
             "           val@5m          val@10m  speedup  peak mem    MFU\n"
-            "standard (baseline)      6.4M  3    10.50  230.0k  3.4123 ± 0.0211      3.4001"
+            "standard (baseline)    6.4M  3    10.50  230.0k  3.4123 ± 0.0211      3.4001"
             "  3.9000 ± 0.0500  3.5000 ± 0.0300    1.00x   6.1 GiB  41.0%\n"
-            "worker,k4                6.5M  1    21.00  460.0k           3.5000      3.1000"
+            "worker,k4              6.5M  1    21.00  460.0k           3.5000      3.1000"
             "           3.8000                -    2.00x         -      -\n");
 }
 

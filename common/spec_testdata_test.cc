@@ -23,7 +23,8 @@ namespace fs = std::filesystem;
 fs::path RunfilesRoot() {
   const char* srcdir = std::getenv("TEST_SRCDIR");
   const char* workspace = std::getenv("TEST_WORKSPACE");
-  return fs::path(srcdir != nullptr ? srcdir : ".") / (workspace != nullptr ? workspace : "gauntlet");
+  return fs::path(srcdir != nullptr ? srcdir : ".") /
+         (workspace != nullptr ? workspace : "gauntlet");
 }
 
 std::vector<fs::path> YamlFiles(const std::string& dir) {

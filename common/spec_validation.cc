@@ -60,8 +60,8 @@ class Checker {
   void OneOf(const std::string& field, const std::string& value,
              const std::vector<std::string>& allowed) {
     if (std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
-      Fail(field, absl::StrCat("must be one of ", absl::StrJoin(allowed, ", "), " (got \"", value,
-                               "\")"));
+      Fail(field,
+           absl::StrCat("must be one of ", absl::StrJoin(allowed, ", "), " (got \"", value, "\")"));
     }
   }
   // Paths end up in filesystem calls and in a YAML file the trainer reads back: refuse control
@@ -86,9 +86,8 @@ bool ValidName(const std::string& name) {
   if (name.empty() || name.size() > 63) return false;
   auto head_ok = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
   if (!head_ok(name[0])) return false;
-  return std::all_of(name.begin(), name.end(), [&](char c) {
-    return head_ok(c) || c == '-' || c == '_' || c == '.';
-  });
+  return std::all_of(name.begin(), name.end(),
+                     [&](char c) { return head_ok(c) || c == '-' || c == '_' || c == '.'; });
 }
 
 constexpr char kNameRule[] = "must match [a-z0-9][a-z0-9._-]* and be at most 63 characters";
@@ -299,7 +298,8 @@ absl::Status ValidateExperimentSpec(const v1::ExperimentSpec& spec) {
     const std::string field = absl::StrCat("sweep.", axis.path());
     if (!axes.insert(axis.path()).second) return FieldError(field, "duplicate sweep path");
     for (const std::string& other : axes) {
-      if (other != axis.path() && (UnderAxis(axis.path(), other) || UnderAxis(other, axis.path()))) {
+      if (other != axis.path() &&
+          (UnderAxis(axis.path(), other) || UnderAxis(other, axis.path()))) {
         return FieldError(field, absl::StrCat("overlaps sweep path ", other));
       }
     }

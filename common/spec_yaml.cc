@@ -71,8 +71,7 @@ absl::Status ParseTrialKey(const YAML::Node& key, const YAML::Node& value, const
 absl::Status ParseVariant(const YAML::Node& node, const std::string& path, v1::Variant* variant,
                           SourceMap* source_map) {
   if (!node.IsMap()) {
-    return YamlError(node.Mark(), path,
-                     "expected a map with a name and TrialSpec overrides");
+    return YamlError(node.Mark(), path, "expected a map with a name and TrialSpec overrides");
   }
   std::vector<std::string> allowed = TrialKeys();
   allowed.insert(allowed.begin(), "name");
@@ -87,8 +86,8 @@ absl::Status ParseVariant(const YAML::Node& node, const std::string& path, v1::V
       status = YamlToField(*v1::Variant::descriptor()->FindFieldByName("name"), it->second,
                            it->first.Mark(), key_path, variant, source_map);
     } else {
-      status = ParseTrialKey(it->first, it->second, key_path, allowed,
-                             variant->mutable_overrides(), source_map);
+      status = ParseTrialKey(it->first, it->second, key_path, allowed, variant->mutable_overrides(),
+                             source_map);
     }
     if (!status.ok()) return status;
   }

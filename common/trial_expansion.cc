@@ -16,8 +16,8 @@ namespace {
 // until parsed against the field's type); lists and messages read it as a YAML document.
 absl::Status ApplySweepValue(const v1::SweepAxis& axis, int value_index, v1::TrialSpec* spec) {
   const std::string error_path = absl::StrCat("sweep.", axis.path(), "[", value_index, "]");
-  absl::StatusOr<const google::protobuf::FieldDescriptor*> field =
-      FindFieldByPath(*v1::TrialSpec::descriptor(), axis.path(), absl::StrCat("sweep.", axis.path()));
+  absl::StatusOr<const google::protobuf::FieldDescriptor*> field = FindFieldByPath(
+      *v1::TrialSpec::descriptor(), axis.path(), absl::StrCat("sweep.", axis.path()));
   if (!field.ok()) return field.status();
   const std::string& text = axis.values(value_index);
   YAML::Node value;
@@ -26,8 +26,7 @@ absl::Status ApplySweepValue(const v1::SweepAxis& axis, int value_index, v1::Tri
     try {
       value = YAML::Load(text);
     } catch (const YAML::Exception& e) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(error_path, ": not valid YAML (", e.msg, ")"));
+      return absl::InvalidArgumentError(absl::StrCat(error_path, ": not valid YAML (", e.msg, ")"));
     }
   } else {
     value = YAML::Node(text);

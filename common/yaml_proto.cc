@@ -353,17 +353,17 @@ YAML::Node ScalarToYaml(const FieldDescriptor& field, const Message& m, int inde
   const bool rep = index >= 0;
   switch (field.cpp_type()) {
     case FieldDescriptor::CPPTYPE_INT32:
-      return YAML::Node(absl::StrCat(rep ? r.GetRepeatedInt32(m, &field, index)
-                                         : r.GetInt32(m, &field)));
+      return YAML::Node(
+          absl::StrCat(rep ? r.GetRepeatedInt32(m, &field, index) : r.GetInt32(m, &field)));
     case FieldDescriptor::CPPTYPE_INT64:
-      return YAML::Node(absl::StrCat(rep ? r.GetRepeatedInt64(m, &field, index)
-                                         : r.GetInt64(m, &field)));
+      return YAML::Node(
+          absl::StrCat(rep ? r.GetRepeatedInt64(m, &field, index) : r.GetInt64(m, &field)));
     case FieldDescriptor::CPPTYPE_UINT32:
-      return YAML::Node(absl::StrCat(rep ? r.GetRepeatedUInt32(m, &field, index)
-                                         : r.GetUInt32(m, &field)));
+      return YAML::Node(
+          absl::StrCat(rep ? r.GetRepeatedUInt32(m, &field, index) : r.GetUInt32(m, &field)));
     case FieldDescriptor::CPPTYPE_UINT64:
-      return YAML::Node(absl::StrCat(rep ? r.GetRepeatedUInt64(m, &field, index)
-                                         : r.GetUInt64(m, &field)));
+      return YAML::Node(
+          absl::StrCat(rep ? r.GetRepeatedUInt64(m, &field, index) : r.GetUInt64(m, &field)));
     case FieldDescriptor::CPPTYPE_DOUBLE:
     case FieldDescriptor::CPPTYPE_FLOAT:
       return YAML::Node(DoubleToString(field, r, m, index));
@@ -371,8 +371,7 @@ YAML::Node ScalarToYaml(const FieldDescriptor& field, const Message& m, int inde
       return YAML::Node(std::string(
           (rep ? r.GetRepeatedBool(m, &field, index) : r.GetBool(m, &field)) ? "true" : "false"));
     case FieldDescriptor::CPPTYPE_ENUM:
-      return YAML::Node(
-          (rep ? r.GetRepeatedEnum(m, &field, index) : r.GetEnum(m, &field))->name());
+      return YAML::Node((rep ? r.GetRepeatedEnum(m, &field, index) : r.GetEnum(m, &field))->name());
     case FieldDescriptor::CPPTYPE_STRING:
       return YAML::Node(rep ? r.GetRepeatedString(m, &field, index) : r.GetString(m, &field));
     case FieldDescriptor::CPPTYPE_MESSAGE:
@@ -437,8 +436,8 @@ std::string FormatMark(const YAML::Mark& mark) {
 }
 
 absl::Status YamlError(const YAML::Mark& mark, std::string_view path, std::string_view detail) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(FormatMark(mark), std::string(path), path.empty() ? "" : ": ", std::string(detail)));
+  return absl::InvalidArgumentError(absl::StrCat(FormatMark(mark), std::string(path),
+                                                 path.empty() ? "" : ": ", std::string(detail)));
 }
 
 absl::Status YamlToField(const FieldDescriptor& field, const YAML::Node& value,
@@ -469,8 +468,7 @@ absl::Status YamlToField(const FieldDescriptor& field, const YAML::Node& value,
   }
   if (field.is_repeated()) {
     if (!value.IsSequence()) {
-      return YamlError(key_mark, path,
-                       absl::StrCat("expected a list (got ", KindName(value), ")"));
+      return YamlError(key_mark, path, absl::StrCat("expected a list (got ", KindName(value), ")"));
     }
     r.ClearField(message, &field);
     for (size_t i = 0; i < value.size(); ++i) {
@@ -505,8 +503,8 @@ absl::Status YamlToField(const FieldDescriptor& field, const YAML::Node& value,
   return absl::OkStatus();
 }
 
-absl::Status YamlToMessage(const YAML::Node& node, Message* message,
-                           const std::string& path_prefix, SourceMap* source_map) {
+absl::Status YamlToMessage(const YAML::Node& node, Message* message, const std::string& path_prefix,
+                           SourceMap* source_map) {
   if (!node.IsDefined() || node.IsNull()) return absl::OkStatus();
   if (!node.IsMap()) {
     return YamlError(node.Mark(), path_prefix,
@@ -529,7 +527,8 @@ absl::Status YamlToMessage(const YAML::Node& node, Message* message,
                        absl::StrCat("duplicate key (first at ", MarkText(pos->second), ")"));
     }
     const FieldDescriptor* field = descriptor.FindFieldByName(key);
-    if (field == nullptr) return YamlError(key_mark, path, UnknownFieldDetail(key, FieldNames(descriptor)));
+    if (field == nullptr)
+      return YamlError(key_mark, path, UnknownFieldDetail(key, FieldNames(descriptor)));
     if (const auto* oneof = field->real_containing_oneof(); oneof != nullptr) {
       auto [pos, inserted] = oneof_setter.emplace(oneof, key);
       if (!inserted) {

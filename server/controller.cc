@@ -171,25 +171,29 @@ absl::Status Controller::Transition(v1::Trial& trial, v1::TrialState to, absl::T
 }
 
 absl::Status Controller::RestartOrFail(v1::Trial& trial, absl::Time now, const std::string& reason,
-                                       bool retryable) {
+                                       bool retryable, int exit_code) {
+  const auto record_exit = [exit_code](v1::Trial& t) {
+    if (exit_code != 0) t.set_exit_code(exit_code);
+  };
   const int restarts_used = trial.attempt() - 1;
   if (retryable && restarts_used < MaxRestarts(trial)) {
     return Transition(trial, v1::TRIAL_STATE_PENDING, now,
                       absl::StrCat(reason, "; restarting (attempt ", trial.attempt() + 1,
-                                   ", resumes from its last checkpoint)"));
+                                   ", resumes from its last checkpoint)"),
+                      record_exit);
   }
   return Transition(trial, v1::TRIAL_STATE_FAILED, now,
                     retryable ? absl::StrCat(reason, "; no restarts left (max_restarts ",
                                              MaxRestarts(trial), ")")
-                              : reason);
+                              : absl::StrCat(reason, " (not retried)"),
+                    record_exit);
 }
 
 absl::Status Controller::HandleExit(v1::Trial& trial, const std::string& worker_id, int exit_code,
                                     const std::string& reason, absl::Time now) {
-  const int slice = SliceOf(trial.placement(), worker_id);
   if (exit_code == 0) {
     // Rank 0's slice decides success: it evaluates, writes the summary and the last checkpoint.
-    if (slice != 0) return absl::OkStatus();
+    if (SliceOf(trial.placement(), worker_id) != 0) return absl::OkStatus();
     if (trial.state() == v1::TRIAL_STATE_SCHEDULED) {
       // It finished before a heartbeat reported it RUNNING; the table has no shortcut.
       if (absl::Status s = Transition(trial, v1::TRIAL_STATE_RUNNING, now, "ranks started");
@@ -200,21 +204,11 @@ absl::Status Controller::HandleExit(v1::Trial& trial, const std::string& worker_
     return Transition(trial, v1::TRIAL_STATE_COMPLETED, now, "completed",
                       [](v1::Trial& t) { t.set_exit_code(0); });
   }
-  const std::string why = absl::StrCat("exit code ", exit_code, " on worker ", worker_id,
-                                       reason.empty() ? "" : ": ", reason);
-  const int restarts_used = trial.attempt() - 1;
-  const bool retry = Retryable(exit_code) && restarts_used < MaxRestarts(trial);
-  if (retry) {
-    return Transition(trial, v1::TRIAL_STATE_PENDING, now,
-                      absl::StrCat(why, "; restarting (attempt ", trial.attempt() + 1,
-                                   ", resumes from its last checkpoint)"),
-                      [exit_code](v1::Trial& t) { t.set_exit_code(exit_code); });
-  }
-  return Transition(trial, v1::TRIAL_STATE_FAILED, now,
-                    Retryable(exit_code) ? absl::StrCat(why, "; no restarts left (max_restarts ",
-                                                        MaxRestarts(trial), ")")
-                                         : absl::StrCat(why, " (not retried)"),
-                    [exit_code](v1::Trial& t) { t.set_exit_code(exit_code); });
+  // Any failing rank fails the whole gang; the other slices are stopped at their next heartbeat.
+  return RestartOrFail(trial, now,
+                       absl::StrCat("exit code ", exit_code, " on worker ", worker_id,
+                                    reason.empty() ? "" : ": ", reason),
+                       Retryable(exit_code), exit_code);
 }
 
 void Controller::Publish(const v1::Trial& trial) {
@@ -764,7 +758,7 @@ void Controller::ExpireLeases(absl::Time now) {
       v1::Trial* trial = experiments_[ref.experiment_id].mutable_trials(ref.index);
       if (!Live(trial->state()) || SliceOf(trial->placement(), worker_id) < 0) continue;
       absl::Status status =
-          RestartOrFail(*trial, now, absl::StrCat("worker ", worker_id, " lost"), true);
+          RestartOrFail(*trial, now, absl::StrCat("worker ", worker_id, " lost"), true, 0);
       if (!status.ok()) {
         // The lease is re-checked next tick; the trial keeps its state until the write succeeds.
         worker.alive = true;

@@ -102,9 +102,10 @@ class Controller {
                           const std::string& reason,
                           const std::function<void(v1::Trial&)>& mutate = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A gang failed or lost a worker: back to PENDING if restarts remain, else FAILED.
+  // A gang failed (exit_code != 0) or lost a worker (exit_code 0): back to PENDING if it is
+  // retryable and restarts remain, else FAILED.
   absl::Status RestartOrFail(v1::Trial& trial, absl::Time now, const std::string& reason,
-                             bool retryable) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                             bool retryable, int exit_code) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status HandleExit(v1::Trial& trial, const std::string& worker_id, int exit_code,
                           const std::string& reason, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

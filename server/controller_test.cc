@@ -205,26 +205,27 @@ class ControllerTest : public ::testing::Test {
     return controller_->ReportMetrics(request);
   }
 
-  // Value of the series of `family` whose labels include `label`=`value`, or NaN when absent.
-  double Scrape(const std::string& family, const std::string& label, const std::string& value) {
+  // Value of the series of `family` carrying all of `labels`, or NaN when there is none.
+  double Scrape(const std::string& family, std::map<std::string, std::string> labels) {
     for (const prometheus::MetricFamily& f : metrics_->registry()->Collect()) {
       if (f.name != family) continue;
       for (const prometheus::ClientMetric& m : f.metric) {
+        size_t matched = 0;
         for (const auto& l : m.label) {
-          if (l.name == label && l.value == value) {
-            if (f.type == prometheus::MetricType::Counter) return m.counter.value;
-            if (f.type == prometheus::MetricType::Histogram) return m.histogram.sample_count;
-            return m.gauge.value;
-          }
+          auto it = labels.find(l.name);
+          if (it != labels.end() && it->second == l.value) ++matched;
         }
-        if (label.empty()) {
-          if (f.type == prometheus::MetricType::Counter) return m.counter.value;
-          if (f.type == prometheus::MetricType::Histogram) return m.histogram.sample_count;
-          return m.gauge.value;
-        }
+        if (matched != labels.size()) continue;
+        if (f.type == prometheus::MetricType::Counter) return m.counter.value;
+        if (f.type == prometheus::MetricType::Histogram) return m.histogram.sample_count;
+        return m.gauge.value;
       }
     }
     return std::nan("");
+  }
+  double Scrape(const std::string& family, const std::string& label, const std::string& value) {
+    if (label.empty()) return Scrape(family, std::map<std::string, std::string>{});
+    return Scrape(family, std::map<std::string, std::string>{{label, value}});
   }
 
   void Tick() { controller_->Tick(clock_.Now()); }
@@ -317,7 +318,7 @@ TEST_F(ControllerTest, LifecycleToCompletedWithMetricsAndCompare) {
   EXPECT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_SCHEDULED);
   EXPECT_EQ(GetTrial("exp-1-1").state(), v1::TRIAL_STATE_RUNNING);
   EXPECT_EQ(Get("exp-1").state(), v1::EXPERIMENT_STATE_RUNNING);
-  EXPECT_EQ(Scrape("gauntlet_devices", "state", "busy"), 2);
+  EXPECT_EQ(Scrape("gauntlet_devices", {{"kind", "gpu"}, {"state", "busy"}}), 2);
 
   ASSERT_TRUE(Metric("exp-1-1", 1, "val_loss", 3.0, 10, 5.0).ok());
   ASSERT_TRUE(Metric("exp-1-1", 1, "val_loss", 2.0, 20, 10.0).ok());

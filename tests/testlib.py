@@ -58,9 +58,15 @@ class Coordinator:
             os.remove(self.port_file)
         self.log_path = os.path.join(self.workdir, "coordinator.log")
         self.log = open(self.log_path, "ab")
+        args = list(extra_args)
+        # Private store and metrics port unless the test chose them: tests run in parallel.
+        if not any(a.startswith("--db=") for a in args):
+            args.append(f"--db={self.workdir}/gauntlet.db")
+        if not any(a.startswith("--metrics_listen=") for a in args):
+            args.append("--metrics_listen=127.0.0.1:0")
         self.proc = subprocess.Popen(
             [binary("server/coordinator"), "--listen=127.0.0.1:0",
-             f"--port_file={self.port_file}", *extra_args],
+             f"--port_file={self.port_file}", *args],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.port = int(wait_for_file(self.port_file, proc=self.proc))
         self.address = f"127.0.0.1:{self.port}"

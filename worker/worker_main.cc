@@ -126,6 +126,8 @@ int main(int argc, char** argv) {
     if (token.empty()) return Fail("--auth_token_file " + path + " is empty");
   }
 
+  std::cerr << "worker: " << inventory.gpus_size() << " GPUs, " << inventory.cpu_slots()
+            << " CPU slots; coordinator " << absl::GetFlag(FLAGS_coordinator) << std::endl;
   auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_coordinator),
                                      grpc::InsecureChannelCredentials());
   gauntlet::worker::GrpcCoordinatorClient client(channel, token);
@@ -141,8 +143,6 @@ int main(int argc, char** argv) {
     stop = true;
   });
   signal_thread.detach();
-  std::cerr << "worker: " << inventory.gpus_size() << " GPUs, " << inventory.cpu_slots()
-            << " CPU slots; coordinator " << absl::GetFlag(FLAGS_coordinator) << std::endl;
   agent.Run(&clock, absl::Milliseconds(100), [&] { return stop.load(); },
             absl::Seconds(absl::GetFlag(FLAGS_kill_grace_seconds)) + absl::Seconds(5));
   return 0;

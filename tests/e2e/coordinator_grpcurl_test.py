@@ -1,6 +1,7 @@
 """The real coordinator binary answers the real grpcurl: reflection, health, clean shutdown."""
 
 import json
+import os
 import signal
 import unittest
 
@@ -10,7 +11,11 @@ from tests import testlib
 class CoordinatorGrpcurlTest(unittest.TestCase):
 
     def setUp(self):
-        self.coordinator = testlib.Coordinator()
+        workdir = testlib.tmpdir()
+        self.coordinator = testlib.Coordinator(
+            extra_args=[f"--db={os.path.join(workdir, 'gauntlet.db')}",
+                        "--metrics_listen=127.0.0.1:0"],
+            workdir=workdir)
 
     def tearDown(self):
         self.coordinator.stop(sig=signal.SIGKILL)

@@ -1,8 +1,8 @@
 #include "trainer/data/atomic_file.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -75,7 +75,8 @@ absl::Status AtomicFileWriter::Commit() {
   const bool flushed = std::fflush(file) == 0 && fsync(fileno(file)) == 0;
   const bool closed = std::fclose(file) == 0;
   if (!flushed || !closed) return ErrnoError("cannot flush", tmp_path_);
-  if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0) return ErrnoError("cannot rename to", path_);
+  if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0)
+    return ErrnoError("cannot rename to", path_);
   committed_ = true;
   return absl::OkStatus();
 }

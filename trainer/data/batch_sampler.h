@@ -3,9 +3,9 @@
 
 // Deterministic random batches of training windows, and window tensors for evaluation.
 
-#include <cstdint>
-
 #include <torch/torch.h>
+
+#include <cstdint>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -20,8 +20,8 @@ struct Batch {
 };
 
 // Tokens [start, start + length) of a split as a (length,) int64 CPU tensor.
-absl::StatusOr<torch::Tensor> WindowTensor(const TokenDataset& dataset, Split split,
-                                           int64_t start, int64_t length);
+absl::StatusOr<torch::Tensor> WindowTensor(const TokenDataset& dataset, Split split, int64_t start,
+                                           int64_t length);
 // A batch whose row b is the window starting at starts[b]: inputs [s, s+T), targets [s+1, s+T+1).
 absl::StatusOr<Batch> MakeBatch(const TokenDataset& dataset, Split split,
                                 const std::vector<int64_t>& starts, int64_t seq_len);
@@ -35,8 +35,8 @@ class BatchSampler {
   struct State {
     int64_t seed = 0;
     int64_t rank = 0;
-    uint64_t draws = 0;    // 64-bit random words consumed so far
-    int64_t batches = 0;   // batches produced so far (for logging and sanity checks)
+    uint64_t draws = 0;   // 64-bit words consumed: always batches * batch_size, on every rank
+    int64_t batches = 0;  // batches produced so far (for logging and sanity checks)
     bool operator==(const State& o) const {
       return seed == o.seed && rank == o.rank && draws == o.draws && batches == o.batches;
     }

@@ -97,6 +97,13 @@ TEST(BatchSamplerTest, RestoredStateReproducesTheSameBatches) {
 
   BatchSampler other_rank = *BatchSampler::Create(ds, Split::kTrain, 16, 4, 42, 0);
   EXPECT_EQ(other_rank.Restore(saved).code(), absl::StatusCode::kFailedPrecondition);
+
+  // Every rank consumes the same number of words per batch, so one rank's counters (with the
+  // rank field replaced) restore any other rank's stream.
+  for (int i = 0; i < 7; ++i) other_rank.Next();
+  BatchSampler::State for_rank0 = saved;
+  for_rank0.rank = 0;
+  EXPECT_EQ(other_rank.state(), for_rank0);
 }
 
 TEST(BatchSamplerTest, RejectsBadArgumentsNamingTheField) {

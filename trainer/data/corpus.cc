@@ -47,8 +47,8 @@ bool Selected(const std::string& name, const v1::DataSpec& spec) {
 }
 
 bool IsTarball(const std::string& path) {
-  static constexpr const char* kSuffixes[] = {".tar",  ".tar.gz", ".tgz",     ".tar.xz",
-                                              ".txz",  ".tar.bz2", ".tbz2",  ".tar.zst"};
+  static constexpr const char* kSuffixes[] = {".tar", ".tar.gz",  ".tgz",  ".tar.xz",
+                                              ".txz", ".tar.bz2", ".tbz2", ".tar.zst"};
   return std::any_of(std::begin(kSuffixes), std::end(kSuffixes),
                      [&](const char* s) { return absl::EndsWith(path, s); });
 }
@@ -68,8 +68,7 @@ absl::Status AppendFile(const std::string& path, CorpusBuffer& out) {
   return absl::OkStatus();
 }
 
-absl::Status AppendDirectory(const std::string& root, const v1::DataSpec& spec,
-                             CorpusBuffer& out) {
+absl::Status AppendDirectory(const std::string& root, const v1::DataSpec& spec, CorpusBuffer& out) {
   std::vector<std::string> files;
   std::error_code ec;
   for (fs::recursive_directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {

@@ -61,8 +61,9 @@ class TarballTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TarballTest, StreamsEntriesInArchiveOrderWithFilterAndBound) {
   const std::string compression = GetParam();
-  const std::string suffix = compression == "gzip" ? ".tar.gz" : compression == "xz" ? ".tar.xz"
-                                                                                    : ".tar";
+  const std::string suffix = compression == "gzip" ? ".tar.gz"
+                             : compression == "xz" ? ".tar.xz"
+                                                   : ".tar";
   const std::string path = MakeTempDir() + "/corpus" + suffix;
   // A large, incompressible-ish entry makes the xz/gzip stream span many blocks.
   const std::string big = testing::RandomText(3 << 20, 7, "abcdefghijklmnopqrstuvwxyz\n");
@@ -123,8 +124,7 @@ TEST(ReadCorpusTest, UnreadableArchiveIsDataLoss) {
 
   // A valid gzip header followed by garbage: fails while streaming, not at open.
   const std::string good = dir + "/good.tar.gz";
-  ASSERT_TRUE(
-      WriteTarball(good, {{"a.txt", testing::RandomText(1 << 20, 3, "ab")}}, "gzip").ok());
+  ASSERT_TRUE(WriteTarball(good, {{"a.txt", testing::RandomText(1 << 20, 3, "ab")}}, "gzip").ok());
   std::string bytes = testing::ReadFile(good);
   for (size_t i = 64; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7);
   WriteFile(dir + "/corrupt.tar.gz", bytes);

@@ -59,7 +59,7 @@ absl::Status WriteTarball(const std::string& path,
   }
   for (const auto& [name, contents] : entries) {
     std::unique_ptr<archive_entry, void (*)(archive_entry*)> entry(archive_entry_new(),
-                                                                    archive_entry_free);
+                                                                   archive_entry_free);
     archive_entry_set_pathname(entry.get(), name.c_str());
     archive_entry_set_size(entry.get(), static_cast<la_int64_t>(contents.size()));
     archive_entry_set_filetype(entry.get(), AE_IFREG);

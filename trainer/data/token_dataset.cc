@@ -171,7 +171,8 @@ absl::StatusOr<TokenDataset> TokenDataset::Open(const v1::DataSpec& spec) {
     mapping = Mapping::Open(path);
     if (!mapping.ok()) return mapping.status();
     if (!valid(**mapping)) {
-      return absl::DataLossError(absl::StrCat("token cache ", path, " is invalid after writing it"));
+      return absl::DataLossError(
+          absl::StrCat("token cache ", path, " is invalid after writing it"));
     }
   }
   corpus->clear();
@@ -182,7 +183,8 @@ absl::StatusOr<TokenDataset> TokenDataset::Open(const v1::DataSpec& spec) {
   absl::StatusOr<Tokenizer> tokenizer = Tokenizer::Deserialize(std::string_view(
       reinterpret_cast<const char*>((*mapping)->data()) + sizeof(Header), header.tokenizer_bytes));
   if (!tokenizer.ok()) {
-    return absl::DataLossError(absl::StrCat("token cache ", path, ": ", tokenizer.status().message()));
+    return absl::DataLossError(
+        absl::StrCat("token cache ", path, ": ", tokenizer.status().message()));
   }
 
   const int64_t total = static_cast<int64_t>(header.num_tokens);
@@ -221,8 +223,9 @@ uint32_t TokenDataset::at(Split split, int64_t i) const {
 absl::Status TokenDataset::CopyWindow(Split split, int64_t start, int64_t length,
                                       int64_t* out) const {
   if (start < 0 || length < 0 || start + length > size(split)) {
-    return absl::OutOfRangeError(absl::StrCat("window [", start, ", ", start + length, ") is outside the ",
-                                              SplitName(split), " split of ", size(split), " tokens"));
+    return absl::OutOfRangeError(absl::StrCat("window [", start, ", ", start + length,
+                                              ") is outside the ", SplitName(split), " split of ",
+                                              size(split), " tokens"));
   }
   const int64_t base = split == Split::kTrain ? start : train_size_ + start;
   if (token_bytes_ == 2) {

@@ -55,7 +55,8 @@ TEST(TokenDatasetTest, SplitsByPositionAndDecodesBack) {
   std::vector<uint32_t> ids(window.begin(), window.end());
   EXPECT_EQ(*ds->tokenizer().Decode(ids), text.substr(900, 10));
   EXPECT_EQ(ds->at(Split::kTrain, 3), ds->tokenizer().Encode(text.substr(3, 1))->at(0));
-  EXPECT_EQ(ds->CopyWindow(Split::kVal, 95, 6, window.data()).code(), absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(ds->CopyWindow(Split::kVal, 95, 6, window.data()).code(),
+            absl::StatusCode::kOutOfRange);
   EXPECT_EQ(ds->NumWindows(Split::kVal, 64), 36);
 }
 

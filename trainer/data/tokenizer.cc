@@ -109,8 +109,8 @@ Tokenizer Tokenizer::Byte() { return Tokenizer(Kind::kByte, {}); }
 absl::StatusOr<Tokenizer::Kind> Tokenizer::ParseKind(std::string_view name) {
   if (name.empty() || name == "char") return Kind::kChar;
   if (name == "byte") return Kind::kByte;
-  return absl::InvalidArgumentError(
-      absl::StrCat("data.tokenizer: must be \"char\" or \"byte\", got \"", std::string(name), "\""));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "data.tokenizer: must be \"char\" or \"byte\", got \"", std::string(name), "\""));
 }
 
 int64_t Tokenizer::vocab_size() const {
@@ -130,8 +130,8 @@ absl::Status Tokenizer::EncodeStream(
       const size_t at = i;
       const uint32_t cp = NextCodePoint(text, i);
       if (cp >= id_of_.size() || id_of_[cp] < 0) {
-        return absl::InvalidArgumentError(absl::StrCat("character ", Printable(cp), " at byte ",
-                                                       at, " is not in the char vocabulary (",
+        return absl::InvalidArgumentError(absl::StrCat("character ", Printable(cp), " at byte ", at,
+                                                       " is not in the char vocabulary (",
                                                        vocab_size(), " characters)"));
       }
       id = static_cast<uint32_t>(id_of_[cp]);
@@ -149,8 +149,8 @@ absl::Status Tokenizer::EncodeStream(
 absl::StatusOr<std::vector<uint32_t>> Tokenizer::Encode(std::string_view text) const {
   std::vector<uint32_t> ids;
   ids.reserve(text.size());
-  absl::Status status =
-      EncodeStream(text, [&](const uint32_t* block, size_t n) { ids.insert(ids.end(), block, block + n); });
+  absl::Status status = EncodeStream(
+      text, [&](const uint32_t* block, size_t n) { ids.insert(ids.end(), block, block + n); });
   if (!status.ok()) return status;
   return ids;
 }
@@ -160,8 +160,8 @@ absl::StatusOr<std::string> Tokenizer::Decode(const std::vector<uint32_t>& ids) 
   text.reserve(ids.size());
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] >= vocab_size()) {
-      return absl::InvalidArgumentError(absl::StrCat("token id ", ids[i], " at index ", i,
-                                                     " is >= vocab_size ", vocab_size()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("token id ", ids[i], " at index ", i, " is >= vocab_size ", vocab_size()));
     }
     if (kind_ == Kind::kByte) {
       text.push_back(static_cast<char>(ids[i]));
@@ -173,7 +173,8 @@ absl::StatusOr<std::string> Tokenizer::Decode(const std::vector<uint32_t>& ids) 
 }
 
 std::string Tokenizer::Serialize() const {
-  std::string out = absl::StrCat(kMagic, "\nkind ", std::string(kind_name()), "\nvocab_size ", vocab_size(), "\n");
+  std::string out = absl::StrCat(kMagic, "\nkind ", std::string(kind_name()), "\nvocab_size ",
+                                 vocab_size(), "\n");
   for (uint32_t cp : code_points_) absl::StrAppendFormat(&out, "%x\n", cp);
   return out;
 }
@@ -185,9 +186,11 @@ absl::StatusOr<Tokenizer> Tokenizer::Deserialize(std::string_view text) {
   const auto bad = [](const std::string& why) {
     return absl::InvalidArgumentError(absl::StrCat("malformed tokenizer file: ", why));
   };
-  if (lines.size() < 3 || lines[0] != kMagic) return bad(absl::StrCat("first line must be \"", kMagic, "\""));
+  if (lines.size() < 3 || lines[0] != kMagic)
+    return bad(absl::StrCat("first line must be \"", kMagic, "\""));
   absl::string_view kind_name = lines[1];
-  if (!absl::ConsumePrefix(&kind_name, "kind ")) return bad(std::string("line 2 must be \"kind <char|byte>\""));
+  if (!absl::ConsumePrefix(&kind_name, "kind "))
+    return bad(std::string("line 2 must be \"kind <char|byte>\""));
   absl::StatusOr<Kind> kind = ParseKind(std::string_view(kind_name.data(), kind_name.size()));
   if (!kind.ok() || kind_name.empty()) return bad(absl::StrCat("unknown kind \"", kind_name, "\""));
   absl::string_view size_text = lines[2];
@@ -196,7 +199,8 @@ absl::StatusOr<Tokenizer> Tokenizer::Deserialize(std::string_view text) {
     return bad("line 3 must be \"vocab_size <n>\"");
   }
   if (*kind == Kind::kByte) {
-    if (size != 256 || lines.size() != 3) return bad("a byte tokenizer has vocab_size 256 and no entries");
+    if (size != 256 || lines.size() != 3)
+      return bad("a byte tokenizer has vocab_size 256 and no entries");
     return Byte();
   }
   if (size < 1 || static_cast<int64_t>(lines.size()) - 3 != size) {

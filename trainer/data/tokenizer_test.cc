@@ -27,7 +27,9 @@ TEST(TokenizerTest, CharVocabularyIsTheSortedSetOfCharacters) {
 
 TEST(TokenizerTest, CharCountsUnicodeCharactersNotBytes) {
   // é (2 bytes), € (3 bytes), 😀 (4 bytes): ids ordered by code point like Python's sorted(set()).
-  const std::string text = "a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80" "a";
+  const std::string text =
+      "a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"
+      "a";
   const Tokenizer tok = Tokenizer::Char(text);
   EXPECT_EQ(tok.vocab_size(), 4);
   absl::StatusOr<std::vector<uint32_t>> ids = tok.Encode(text);
@@ -72,10 +74,12 @@ TEST(TokenizerTest, EncodeStreamDeliversEverythingInBlocks) {
   const Tokenizer tok = Tokenizer::Char(text);
   std::vector<uint32_t> streamed;
   int calls = 0;
-  ASSERT_TRUE(tok.EncodeStream(text, [&](const uint32_t* ids, size_t n) {
-                   ++calls;
-                   streamed.insert(streamed.end(), ids, ids + n);
-                 }).ok());
+  ASSERT_TRUE(tok.EncodeStream(text,
+                               [&](const uint32_t* ids, size_t n) {
+                                 ++calls;
+                                 streamed.insert(streamed.end(), ids, ids + n);
+                               })
+                  .ok());
   EXPECT_GT(calls, 1);
   EXPECT_EQ(streamed, *tok.Encode(text));
 }
@@ -102,7 +106,8 @@ TEST(TokenizerTest, LoadRejectsMalformedFiles) {
   absl::StatusOr<Tokenizer> bad = Tokenizer::Load(dir + "/bad.txt");
   EXPECT_THAT(bad.status().message(), HasSubstr("vocab_size 3 but 2 entries"));
   EXPECT_THAT(bad.status().message(), HasSubstr(dir + "/bad.txt"));
-  testing::WriteFile(dir + "/unsorted.txt", "gauntlet-tokenizer 1\nkind char\nvocab_size 2\n62\n61\n");
+  testing::WriteFile(dir + "/unsorted.txt",
+                     "gauntlet-tokenizer 1\nkind char\nvocab_size 2\n62\n61\n");
   EXPECT_FALSE(Tokenizer::Load(dir + "/unsorted.txt").ok());
   testing::WriteFile(dir + "/kind.txt", "gauntlet-tokenizer 1\nkind bpe\nvocab_size 2\n");
   EXPECT_THAT(Tokenizer::Load(dir + "/kind.txt").status().message(), HasSubstr("bpe"));

@@ -17,8 +17,8 @@ absl::StatusOr<EvalOptions> EvalOptions::FromSpec(const v1::EvalSpec& spec,
   } else if (spec.protocol() == "seed") {
     options.protocol = Protocol::kSeed;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "eval.protocol: must be \"fair\" or \"seed\", got \"", spec.protocol(), "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("eval.protocol: must be \"fair\" or \"seed\", got \"", spec.protocol(), "\""));
   }
   if (spec.max_tokens() < 0) {
     return absl::InvalidArgumentError(
@@ -27,9 +27,9 @@ absl::StatusOr<EvalOptions> EvalOptions::FromSpec(const v1::EvalSpec& spec,
   options.max_tokens = spec.max_tokens();
   options.batch_size = spec.has_batch_size() ? spec.batch_size() : default_batch_size;
   if (options.batch_size < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        spec.has_batch_size() ? "eval.batch_size" : "train.batch_size", ": must be >= 1, got ",
-        options.batch_size));
+    return absl::InvalidArgumentError(
+        absl::StrCat(spec.has_batch_size() ? "eval.batch_size" : "train.batch_size",
+                     ": must be >= 1, got ", options.batch_size));
   }
   if (final_eval) {
     options.seed_batches = spec.has_seed_final_batches() ? spec.seed_final_batches() : 50;

@@ -23,8 +23,8 @@ struct EvalOptions {
   // `default_batch_size` is train.batch_size; `final_eval` picks seed_final_batches (default 50)
   // over seed_batches (default 20). InvalidArgument naming eval.protocol, eval.max_tokens,
   // eval.batch_size, eval.seed_batches or eval.seed_final_batches for bad values.
-  static absl::StatusOr<EvalOptions> FromSpec(const v1::EvalSpec& spec,
-                                              int64_t default_batch_size, bool final_eval);
+  static absl::StatusOr<EvalOptions> FromSpec(const v1::EvalSpec& spec, int64_t default_batch_size,
+                                              bool final_eval);
 };
 
 const char* ProtocolName(EvalOptions::Protocol protocol);

@@ -14,7 +14,8 @@ namespace {
 // Puts the model in eval mode for a scope and restores its previous mode, also on exceptions.
 class EvalModeScope {
  public:
-  explicit EvalModeScope(LanguageModelImpl& model) : model_(model), was_training_(model.is_training()) {
+  explicit EvalModeScope(LanguageModelImpl& model)
+      : model_(model), was_training_(model.is_training()) {
     model_.eval();
   }
   ~EvalModeScope() { model_.train(was_training_); }
@@ -30,8 +31,7 @@ class EvalModeScope {
 torch::Tensor PositionLosses(const torch::Tensor& logits, const torch::Tensor& targets) {
   const int64_t batch = logits.size(0), seq_len = logits.size(1), vocab = logits.size(2);
   return torch::nn::functional::cross_entropy(
-             logits.reshape({batch * seq_len, vocab}).to(torch::kFloat32),
-             targets.reshape({-1}),
+             logits.reshape({batch * seq_len, vocab}).to(torch::kFloat32), targets.reshape({-1}),
              torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone))
       .view({batch, seq_len})
       .to(torch::kFloat64);
@@ -59,9 +59,9 @@ absl::StatusOr<std::vector<torch::Tensor>> OwnedPositions(const LanguageModelImp
   }
   if (!covered.all().item<bool>()) {
     const int64_t first = torch::nonzero(~covered)[0][0].item<int64_t>();
-    return absl::InternalError(absl::StrCat(
-        "arch ", model.config().arch, ": eval phases 0..", phases - 1,
-        " leave position ", first, " of ", seq_len, " without trained logits"));
+    return absl::InternalError(absl::StrCat("arch ", model.config().arch, ": eval phases 0..",
+                                            phases - 1, " leave position ", first, " of ", seq_len,
+                                            " without trained logits"));
   }
   return owned;
 }

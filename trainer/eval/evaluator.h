@@ -21,10 +21,10 @@
 // i % world_size == r and returns sums; the trainer all-reduces the sums and calls
 // FinishEvalResult.
 
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <string>
-
-#include <torch/torch.h>
 
 #include "absl/status/statusor.h"
 #include "trainer/data/token_dataset.h"
@@ -45,10 +45,10 @@ struct EvalResult {
   double tokens_scored = 0;
 
   // Filled by FinishEvalResult (Evaluate calls it on the local sums).
-  double val_loss = 0;          // loss_sum / count, nats
-  double val_loss_native = 0;   // native_loss_sum / native_count
-  double bits_per_token = 0;    // val_loss / ln 2
-  double seconds = 0;           // wall time of Evaluate on this rank
+  double val_loss = 0;         // loss_sum / count, nats
+  double val_loss_native = 0;  // native_loss_sum / native_count
+  double bits_per_token = 0;   // val_loss / ln 2
+  double seconds = 0;          // wall time of Evaluate on this rank
 };
 
 // Recomputes the means from the sums, e.g. after the trainer all-reduced loss_sum, count,

@@ -1,6 +1,5 @@
 #include "trainer/train/peak_flops.h"
 
-#include "absl/strings/match.h"
 
 namespace gauntlet {
 
@@ -15,7 +14,7 @@ std::optional<double> PeakBf16FlopsPerSecond(std::string_view device_name) {
       {"A100", 312e12},      {"L40S", 362e12}, {"A10G", 70e12},
   };
   for (const Entry& e : kTable) {
-    if (absl::StrContains(device_name, e.name)) return e.flops;
+    if (device_name.find(e.name) != std::string_view::npos) return e.flops;
   }
   return std::nullopt;
 }

@@ -28,6 +28,7 @@
 
 #if GAUNTLET_CUDA
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAGeneratorImpl.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
@@ -220,7 +221,9 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     if (latest->has_value()) {
       const Checkpoint& c = **latest;
       torch::NoGradGuard no_grad;
-      for (const auto& [name, tensor] : model->named_parameters()) {
+      for (const auto& item : model->named_parameters()) {
+        const std::string& name = item.key();
+        torch::Tensor tensor = item.value();
         auto it = c.tensors.find("model/" + name);
         if (it == c.tensors.end() || it->second.sizes() != tensor.sizes()) {
           return absl::FailedPreconditionError(absl::StrCat(
@@ -229,9 +232,9 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
         }
         tensor.copy_(it->second);
       }
-      for (const auto& [name, tensor] : model->named_buffers()) {
-        if (auto it = c.tensors.find("buffer/" + name); it != c.tensors.end()) {
-          tensor.copy_(it->second);
+      for (const auto& item : model->named_buffers()) {
+        if (auto it = c.tensors.find("buffer/" + item.key()); it != c.tensors.end()) {
+          item.value().copy_(it->second);
         }
       }
       std::map<std::string, torch::Tensor> optim_state;
@@ -245,11 +248,17 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
       state.draws = static_cast<uint64_t>(c.ints.at("sampler/draws"));
       state.batches = c.ints.at("sampler/batches");
       if (absl::Status s = sampler->Restore(state); !s.ok()) return s;
-      at::getDefaultCPUGenerator().set_state(c.tensors.at("rng/cpu"));
+      {
+        // The generator is a process-wide singleton; its mutex guards concurrent draws.
+        at::Generator gen = at::detail::getDefaultCPUGenerator();
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_state(c.tensors.at("rng/cpu"));
+      }
 #if GAUNTLET_CUDA
       if (device.is_cuda() && c.tensors.count("rng/cuda") != 0) {
-        at::cuda::detail::getDefaultCUDAGenerator(device.index()).set_state(
-            c.tensors.at("rng/cuda"));
+        at::Generator gen = at::cuda::detail::getDefaultCUDAGenerator(device.index());
+        std::lock_guard<std::mutex> lock(gen.mutex());
+        gen.set_state(c.tensors.at("rng/cuda"));
       }
 #endif
       step = c.step;
@@ -322,10 +331,10 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     const double start = clock.Seconds();
     Checkpoint c;
     c.step = step;
-    for (const auto& [name, tensor] : model->named_parameters()) c.tensors["model/" + name] = tensor;
-    for (const auto& [name, tensor] : model->named_buffers()) c.tensors["buffer/" + name] = tensor;
+    for (const auto& item : model->named_parameters()) c.tensors["model/" + item.key()] = item.value();
+    for (const auto& item : model->named_buffers()) c.tensors["buffer/" + item.key()] = item.value();
     for (const auto& [key, tensor] : optimizer.StateDict()) c.tensors["optim/" + key] = tensor;
-    c.tensors["rng/cpu"] = at::getDefaultCPUGenerator().get_state();
+    c.tensors["rng/cpu"] = at::detail::getDefaultCPUGenerator().get_state();
 #if GAUNTLET_CUDA
     if (device.is_cuda()) {
       c.tensors["rng/cuda"] = at::cuda::detail::getDefaultCUDAGenerator(device.index()).get_state();

@@ -1,0 +1,70 @@
+#include "server/metrics.h"
+
+#include <set>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "prometheus/metric_family.h"
+
+namespace gauntlet {
+namespace {
+
+// The contract with the dashboards and alert rules: exactly these names.
+const std::set<std::string> kContract = {
+    "gauntlet_trial_train_loss", "gauntlet_trial_val_loss", "gauntlet_trial_val_loss_native",
+    "gauntlet_trial_tokens_per_second", "gauntlet_trial_steps_per_second",
+    "gauntlet_trial_step_time_seconds", "gauntlet_trial_mfu_ratio",
+    "gauntlet_trial_gpu_memory_allocated_bytes", "gauntlet_trial_gpu_memory_reserved_bytes",
+    "gauntlet_trial_gpu_memory_peak_bytes", "gauntlet_trial_layers_per_token",
+    "gauntlet_trial_grad_norm", "gauntlet_trial_learning_rate", "gauntlet_trial_step",
+    "gauntlet_trial_tokens", "gauntlet_trial_train_seconds",
+    "gauntlet_trial_last_metric_unix_seconds", "gauntlet_experiments", "gauntlet_trials",
+    "gauntlet_workers", "gauntlet_devices", "gauntlet_queue_depth",
+    "gauntlet_scheduling_latency_seconds", "gauntlet_trial_restarts_total",
+    "gauntlet_metric_points_total", "gauntlet_rpc_requests_total", "gauntlet_rpc_latency_seconds",
+    "gauntlet_build_info"};
+
+// family name -> number of series.
+std::map<std::string, size_t> Series(const CoordinatorMetrics& metrics) {
+  std::map<std::string, size_t> out;
+  for (const prometheus::MetricFamily& f : metrics.registry()->Collect()) {
+    out[f.name] = f.metric.size();
+  }
+  return out;
+}
+
+TEST(MetricsTest, ExportsExactlyTheContract) {
+  const std::vector<std::string> names = CoordinatorMetrics::FamilyNames();
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()), kContract);
+  CoordinatorMetrics metrics("1.2.3");
+  for (const auto& [name, count] : Series(metrics)) {
+    EXPECT_TRUE(kContract.count(name)) << "undeclared family " << name;
+  }
+}
+
+TEST(MetricsTest, TrialSeriesFrozenThenRemovedWithTheExperiment) {
+  CoordinatorMetrics metrics("dev");
+  const CoordinatorMetrics::TrialLabels labels{"exp-1", "exp-1-0", "std", "standard", "1"};
+  for (const char* name :
+       {"train_loss", "val_loss", "val_loss_native", "tokens_per_second", "steps_per_second",
+        "step_time_seconds", "mfu", "gpu_memory_allocated_bytes", "gpu_memory_reserved_bytes",
+        "gpu_memory_peak_bytes", "layers_per_token", "grad_norm", "lr", "val_bits_per_token"}) {
+    v1::MetricPoint p;
+    p.set_name(name);
+    p.set_value(1.5);
+    metrics.ObserveTrialMetric(labels, p);
+  }
+  std::map<std::string, size_t> series = Series(metrics);
+  for (const std::string& name : kContract) {
+    if (name.rfind("gauntlet_trial_", 0) == 0 && name != "gauntlet_trial_restarts_total") {
+      EXPECT_EQ(series[name], 1u) << name;
+    }
+  }
+  metrics.RemoveExperiment("exp-1");
+  series = Series(metrics);
+  EXPECT_EQ(series["gauntlet_trial_val_loss"], 0u);
+  EXPECT_EQ(series["gauntlet_trial_step"], 0u);
+}
+
+}  // namespace
+}  // namespace gauntlet

@@ -1,0 +1,162 @@
+"""The real trainer binary on CPU: resume after SIGKILL, two data-parallel ranks, exit codes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+from tests import testlib
+
+CORPUS = "".join(
+    f"{i}: the quick brown fox jumps over the lazy dog; pack my box with five dozen jugs.\n"
+    for i in range(400))
+
+
+def write_spec(workdir, run_dir, steps, extra=""):
+    corpus = os.path.join(workdir, "corpus.txt")
+    if not os.path.exists(corpus):
+        with open(corpus, "w") as f:
+            f.write(CORPUS)
+    spec = os.path.join(workdir, f"trial-{os.path.basename(run_dir)}.yaml")
+    with open(spec, "w") as f:
+        f.write(f"""\
+data:
+  path: {corpus}
+  cache_dir: {workdir}/cache
+model:
+  arch: standard
+  size: tiny
+  dropout: 0.1
+train:
+  batch_size: 4
+  log_every: 1
+  schedule: {{kind: cosine, warmup_steps: 5}}
+budget:
+  steps: {steps}
+eval:
+  every_steps: 25
+  max_tokens: 1024
+checkpoint:
+  every_steps: 10
+  keep_last: 2
+seed: 3
+run_dir: {run_dir}
+{extra}""")
+    return spec
+
+
+def events(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def losses(evts):
+    return {int(e["metric"]["step"]): e["metric"]["value"]
+            for e in evts if "metric" in e and e["metric"]["name"] == "train_loss"}
+
+
+def run_trainer(spec, events_file, env=None, check=True):
+    full_env = dict(os.environ, GAUNTLET_EVENTS_FILE=events_file, **(env or {}))
+    result = subprocess.run([testlib.binary("trainer/trainer"), f"--spec={spec}"],
+                            capture_output=True, text=True, env=full_env, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"trainer failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+class TrainerTest(unittest.TestCase):
+
+    def setUp(self):
+        self.workdir = testlib.tmpdir()
+
+    def test_killed_run_resumes_the_same_trajectory(self):
+        steps = 400
+        ref_events = os.path.join(self.workdir, "ref.jsonl")
+        ref = run_trainer(write_spec(self.workdir, os.path.join(self.workdir, "ref"), steps),
+                          ref_events)
+        summary = json.loads(ref.stdout.strip().splitlines()[-1])
+        self.assertEqual(int(summary["steps"]), steps)
+        self.assertIn("step 400/400 | loss", ref.stdout)
+        reference = losses(events(ref_events))
+        self.assertEqual(sorted(reference), list(range(1, steps + 1)))
+
+        run_dir = os.path.join(self.workdir, "killed")
+        spec = write_spec(self.workdir, run_dir, steps)
+        killed_events = os.path.join(self.workdir, "killed.jsonl")
+        proc = subprocess.Popen([testlib.binary("trainer/trainer"), f"--spec={spec}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=dict(os.environ, GAUNTLET_EVENTS_FILE=killed_events))
+        ckpt = os.path.join(run_dir, "checkpoints", "step_000000030")
+        deadline = time.time() + 120
+        while not os.path.exists(ckpt) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        self.assertEqual(proc.returncode, -signal.SIGKILL, "finished before it could be killed")
+        first = losses(events(killed_events))
+
+        run_trainer(spec, killed_events)
+        evts = events(killed_events)
+        started = [e["started"] for e in evts if "started" in e]
+        self.assertEqual(len(started), 2)
+        resumed_from = int(started[1].get("resumedFromStep", 0))
+        self.assertGreaterEqual(resumed_from, 30)
+        self.assertLess(resumed_from, steps)
+        # The second attempt's losses, step by step, are the uninterrupted run's.
+        second_start = max(i for i, e in enumerate(evts) if "started" in e)
+        resumed = losses(evts[second_start:])
+        self.assertEqual(sorted(resumed), list(range(resumed_from + 1, steps + 1)))
+        for step, value in resumed.items():
+            self.assertEqual(value, reference[step], f"step {step}")
+        for step, value in first.items():
+            self.assertEqual(value, reference[step], f"first attempt, step {step}")
+        final = [e["summary"] for e in evts if "summary" in e][-1]
+        self.assertEqual(final["finalValLoss"], summary["finalValLoss"])
+
+    def test_two_ranks_train_together(self):
+        port = testlib.free_port()
+        spec = write_spec(self.workdir, os.path.join(self.workdir, "dp"), 30)
+        procs = []
+        for rank in range(2):
+            env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
+                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                       GAUNTLET_EVENTS_FILE=os.path.join(self.workdir, f"dp{rank}.jsonl"))
+            procs.append(subprocess.Popen(
+                [testlib.binary("trainer/trainer"), f"--spec={spec}"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+        outs = [p.communicate(timeout=300) for p in procs]
+        for p, (out, err) in zip(procs, outs):
+            self.assertEqual(p.returncode, 0, err)
+        summary = json.loads(outs[0][0].strip().splitlines()[-1])
+        self.assertEqual(summary["worldSize"], 2)
+        self.assertEqual(int(summary["tokens"]), 30 * 4 * 64 * 2)
+        self.assertEqual(outs[1][0], "", "only rank 0 logs")
+        self.assertFalse(os.path.exists(os.path.join(self.workdir, "dp1.jsonl")))
+        trained = losses(events(os.path.join(self.workdir, "dp0.jsonl")))
+        self.assertLess(trained[30], trained[1] - 0.3)
+
+    def test_exit_codes(self):
+        bad_spec = os.path.join(self.workdir, "bad.yaml")
+        with open(bad_spec, "w") as f:
+            f.write("model: {arch: standard, dmodel: 3}\nbudget: {steps: 1}\n")
+        evts = os.path.join(self.workdir, "err.jsonl")
+        r = run_trainer(bad_spec, evts, check=False)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("dmodel", r.stderr)
+        self.assertEqual(events(evts)[-1]["error"]["exitCode"], 2)
+
+        spec = write_spec(self.workdir, os.path.join(self.workdir, "nodata"), 5)
+        with open(spec) as f:
+            text = f.read().replace(os.path.join(self.workdir, "corpus.txt"), "/nonexistent/x.txt")
+        with open(spec, "w") as f:
+            f.write(text)
+        r = run_trainer(spec, evts, check=False)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
