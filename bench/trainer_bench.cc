@@ -47,8 +47,9 @@ int Main() {
   }
   std::cout << "| arch | size | device | batch x T | tok/s | step ms | MFU | peak GiB | params |\n"
                "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
-  for (const std::string& arch :
-       absl::StrSplit(absl::GetFlag(FLAGS_archs), ',', absl::SkipEmpty())) {
+  const std::vector<std::string> archs =
+      absl::StrSplit(absl::GetFlag(FLAGS_archs), ',', absl::SkipEmpty());
+  for (const std::string& arch : archs) {
     TrainerOptions options;
     v1::TrialSpec& spec = options.spec;
     spec.mutable_data()->set_path(absl::GetFlag(FLAGS_data));
@@ -71,9 +72,10 @@ int Main() {
         return static_cast<int>(ExitCodeOf(summary.status()));
       }
     }
-    std::cout << absl::StrFormat("| %s | %s | %s | %d x %s | %.0f | %.1f | %.1f%% | %.2f | %d |\n",
+    const int64_t seq_len = summary->tokens() / (summary->steps() * absl::GetFlag(FLAGS_batch_size));
+    std::cout << absl::StrFormat("| %s | %s | %s | %d x %d | %.0f | %.1f | %.1f%% | %.2f | %d |\n",
                                  arch, absl::GetFlag(FLAGS_size), device.str(),
-                                 absl::GetFlag(FLAGS_batch_size), "T", summary->tokens_per_second(),
+                                 absl::GetFlag(FLAGS_batch_size), seq_len, summary->tokens_per_second(),
                                  1e3 / summary->steps_per_second(), summary->mfu() * 100,
                                  summary->peak_memory_bytes() / (1 << 30), summary->params());
   }

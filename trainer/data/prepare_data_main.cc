@@ -18,7 +18,8 @@
 ABSL_FLAG(std::string, path, "", "corpus: a file, a directory or a tarball");
 ABSL_FLAG(std::string, tokenizer, "char", "\"char\" or \"byte\"");
 ABSL_FLAG(double, val_fraction, 0.1, "fraction of tokens, from the end, used for validation");
-ABSL_FLAG(std::string, cache_dir, "", "token cache directory (default $GAUNTLET_CACHE or ~/.cache)");
+ABSL_FLAG(std::string, cache_dir, "",
+          "token cache directory (default $GAUNTLET_CACHE or ~/.cache)");
 ABSL_FLAG(std::vector<std::string>, include_suffixes, {}, "file name suffixes to read");
 ABSL_FLAG(int64_t, max_bytes, 0, "upper bound on corpus bytes read (0 = none)");
 
@@ -41,8 +42,8 @@ int main(int argc, char** argv) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cout << "cache " << ds->cache_path() << "\n"
-            << "tokenizer " << ds->tokenizer().kind_name() << " vocab_size "
-            << ds->vocab_size() << "\n"
+            << "tokenizer " << ds->tokenizer().kind_name() << " vocab_size " << ds->vocab_size()
+            << "\n"
             << "tokens " << ds->total_size() << " train " << ds->train_size() << " val "
             << ds->val_size() << " (" << ds->token_bytes() << " bytes/token)\n"
             << "seconds " << seconds << "\n";
