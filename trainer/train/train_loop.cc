@@ -269,6 +269,19 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     }
   }
   const int64_t resumed_from = step;
+  if (world > 1) {
+    // Every rank must resume from the same checkpoint (run_dir on storage all ranks see).
+    absl::StatusOr<std::vector<double>> steps =
+        SumAcrossRanks(comm, device, {static_cast<double>(step)});
+    if (!steps.ok()) return steps.status();
+    if ((*steps)[0] != static_cast<double>(step) * world) {
+      return WithExitCode(
+          absl::FailedPreconditionError(absl::StrCat(
+              "rank ", rank, " resumed from step ", step,
+              " but other ranks did not: run_dir must be shared by every rank of the gang")),
+          ExitCode::kDistributed);
+    }
+  }
   {
     v1::TrainerEvent event;
     v1::TrainerStarted* started = event.mutable_started();
@@ -483,10 +496,16 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
         resume_clock();
       }
       // ---- evaluation and checkpoints: off the budget clock.
+      bool seconds_eval_due = false;
+      if (!last_step && eval_every_seconds > 0 && step % log_every == 0) {
+        // Rank 0's clock decides, so every rank evaluates (a collective) at the same step.
+        absl::StatusOr<std::vector<double>> since = SumAcrossRanks(
+            comm, device, {rank == 0 ? train_seconds - last_eval_time : 0.0});
+        if (!since.ok()) return since.status();
+        seconds_eval_due = (*since)[0] >= eval_every_seconds;
+      }
       const bool eval_due =
-          !last_step && ((eval_every > 0 && step % eval_every == 0) ||
-                         (eval_every_seconds > 0 &&
-                          train_seconds - last_eval_time >= eval_every_seconds && step % log_every == 0));
+          !last_step && ((eval_every > 0 && step % eval_every == 0) || seconds_eval_due);
       const bool ckpt_due = !last_step && ckpt_every > 0 && step % ckpt_every == 0;
       if (eval_due || ckpt_due) {
         pause_clock();
