@@ -21,7 +21,7 @@
 
 ABSL_FLAG(std::string, spec, "", "Trial spec YAML (a v1::TrialSpec)");
 ABSL_FLAG(std::string, device, "auto",
-          "auto (cuda:LOCAL_RANK when CUDA is available and resources.device is not cpu), cpu "
+          "auto (cuda:LOCAL_RANK mod visible GPUs when CUDA is available and resources.device is not cpu), cpu "
           "or cuda");
 ABSL_FLAG(bool, force_ddp, false,
           "Reduce gradients through the communicator even with WORLD_SIZE=1 (exercises NCCL on "
@@ -91,7 +91,10 @@ int Main() {
                                ExitCode::kOther),
                   events.get());
     }
-    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank));
+    // The worker pins each rank to one GPU with CUDA_VISIBLE_DEVICES (one visible device);
+    // torchrun-style launches show every GPU and rely on LOCAL_RANK. Both land on the right one.
+    const int visible = static_cast<int>(torch::cuda::device_count());
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env->local_rank % visible));
   } else if (device_flag != "cpu" && device_flag != "auto") {
     return Fail(WithExitCode(absl::InvalidArgumentError(
                                  absl::StrCat("--device: must be auto, cpu or cuda, got ",

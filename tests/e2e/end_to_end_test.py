@@ -96,7 +96,7 @@ class EndToEndTest(unittest.TestCase):
                 "gauntlet.v1.Coordinator/GetExperiment", data={"experiment": exp_id}).stdout)
             state = got.get("state")
             if first_step_latency is None and any(
-                    int(t.get("latestStep", 0)) > 0 for t in got.get("trials", [])):
+                    int(t.get("latest_step", 0)) > 0 for t in got.get("trials", [])):
                 first_step_latency = time.time() - submitted_at
             if state in ("EXPERIMENT_STATE_COMPLETED", "EXPERIMENT_STATE_FAILED",
                          "EXPERIMENT_STATE_CANCELED"):
@@ -109,7 +109,7 @@ class EndToEndTest(unittest.TestCase):
         for trial in got["trials"]:
             self.assertEqual(trial["state"], "TRIAL_STATE_COMPLETED", trial)
         # Both workers took part.
-        workers = {s["workerId"] for t in got["trials"] for s in t["placement"]["slices"]}
+        workers = {s["worker_id"] for t in got["trials"] for s in t["placement"]["slices"]}
         self.assertEqual(workers, {"w1", "w2"})
         print(f"submit-to-first-step latency: {first_step_latency:.2f} s; "
               f"submit-to-completed: {time.time() - submitted_at:.2f} s")
