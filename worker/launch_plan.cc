@@ -94,10 +94,12 @@ absl::StatusOr<GangPlan> PlanLaunch(const v1::LaunchTrial& launch, const LaunchC
 
   std::vector<std::string> inherited;
   bool has_nvls = false;
+  bool has_omp_threads = false;
   for (const std::string& entry : config.base_env) {
     const std::string name = VariableName(entry);
     if (OwnedVariables().count(name)) continue;
     if (name == "NCCL_NVLS_ENABLE") has_nvls = true;
+    if (name == "OMP_NUM_THREADS") has_omp_threads = true;
     inherited.push_back(entry);
   }
   // NVLink multicast must stay off on the multi-GPU machines unless an operator set it.
@@ -127,6 +129,9 @@ absl::StatusOr<GangPlan> PlanLaunch(const v1::LaunchTrial& launch, const LaunchC
     env.push_back(absl::StrCat("GAUNTLET_TRIAL_ID=", launch.trial_id()));
     env.push_back(absl::StrCat("GAUNTLET_ATTEMPT=", launch.attempt()));
     if (r.rank == 0) env.push_back(absl::StrCat("GAUNTLET_EVENTS_FILE=", plan.events_path));
+    if (!gpu && !has_omp_threads && config.threads_per_cpu_rank > 0) {
+      env.push_back(absl::StrCat("OMP_NUM_THREADS=", config.threads_per_cpu_rank));
+    }
   }
   return plan;
 }

@@ -19,6 +19,9 @@ struct LaunchConfig {
   std::vector<std::string> base_env;
   // Whether this worker hands out GPUs (decides what an unspecified resources.device means).
   bool has_gpus = false;
+  // OMP_NUM_THREADS for CPU ranks (0: leave unset). Several CPU trials share the host's cores;
+  // without a cap each LibTorch process starts one thread per core and they thrash.
+  int threads_per_cpu_rank = 0;
 };
 
 struct RankPlan {

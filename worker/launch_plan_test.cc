@@ -116,6 +116,18 @@ TEST(PlanLaunchTest, CpuTrialsSeeNoGpu) {
   EXPECT_EQ(Env(PlanLaunch(launch, config)->ranks[0], "CUDA_VISIBLE_DEVICES"), "");
 }
 
+TEST(PlanLaunchTest, CpuRanksGetAThreadCapUnlessTheOperatorSetOne) {
+  v1::LaunchTrial launch = TwoNodeLaunch();
+  LaunchConfig config = Config();
+  config.threads_per_cpu_rank = 3;
+  // GPU ranks are left alone.
+  EXPECT_EQ(Env(PlanLaunch(launch, config)->ranks[0], "OMP_NUM_THREADS"), "<unset>");
+  launch.mutable_spec()->mutable_resources()->set_device("cpu");
+  EXPECT_EQ(Env(PlanLaunch(launch, config)->ranks[1], "OMP_NUM_THREADS"), "3");
+  config.base_env.push_back("OMP_NUM_THREADS=8");
+  EXPECT_EQ(Env(PlanLaunch(launch, config)->ranks[1], "OMP_NUM_THREADS"), "8");
+}
+
 TEST(PlanLaunchTest, BadActionsNameTheField) {
   auto error_of = [](void (*mutate)(v1::LaunchTrial&)) {
     v1::LaunchTrial launch = TwoNodeLaunch();

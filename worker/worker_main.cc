@@ -107,6 +107,10 @@ int main(int argc, char** argv) {
   options.launch.trainer_path = trainer;
   options.launch.data_root = absl::GetFlag(FLAGS_data_root);
   options.launch.has_gpus = !gpus->empty();
+  if (cpu_slots > 0) {
+    options.launch.threads_per_cpu_rank =
+        std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)) / cpu_slots);
+  }
   for (char** e = environ; *e != nullptr; ++e) options.launch.base_env.emplace_back(*e);
   options.spec_to_yaml = [](const gauntlet::v1::TrialSpec& spec) -> absl::StatusOr<std::string> {
     return gauntlet::TrialSpecToYaml(spec);
