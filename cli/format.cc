@@ -71,7 +71,8 @@ std::string WallclockLabel(double seconds) {
   if (seconds >= 60 && std::fmod(seconds, 60) == 0) {
     return absl::StrCat(absl::StrFormat("%g", seconds / 60), "m");
   }
-  return absl::StrCat(absl::StrFormat("%g", seconds), "s");
+  // Default points are fractions of a measured time (75.0004 s): three significant digits suffice.
+  return absl::StrCat(absl::StrFormat("%.3g", seconds), "s");
 }
 
 // The wall-clock points of the response (every variant is read at the same points).
