@@ -29,6 +29,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cli/exit_codes.h"
+#include "common/grpc_status.h"
 #include "cli/format.h"
 #include "gauntlet/v1/coordinator.grpc.pb.h"
 
@@ -83,11 +84,6 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& args,
     }
   }
   return parsed;
-}
-
-absl::Status FromGrpc(const grpc::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
 class Session {
@@ -166,7 +162,7 @@ int Submit(Session& s, const Args& args) {
       s.err() << "gauntlet: invalid spec " << file << ": " << status.error_message() << "\n";
       return kExitInvalidSpec;
     }
-    return s.Fail(FromGrpc(status));
+    return s.Fail(FromGrpcStatus(status));
   }
   const v1::Experiment& e = response.experiment();
   if (args.Has("dry-run")) {
@@ -197,7 +193,7 @@ int List(Session& s, const Args& args) {
     grpc::ClientContext context;
     s.Prepare(&context);
     grpc::Status status = s.stub().ListExperiments(&context, request, &page);
-    if (!status.ok()) return s.Fail(FromGrpc(status));
+    if (!status.ok()) return s.Fail(FromGrpcStatus(status));
     for (auto& e : *page.mutable_experiments()) *all.add_experiments() = std::move(e);
     request.set_page_token(page.next_page_token());
   } while (!request.page_token().empty());
@@ -212,7 +208,7 @@ absl::StatusOr<v1::Experiment> GetExperiment(Session& s, const std::string& id) 
   grpc::ClientContext context;
   s.Prepare(&context);
   grpc::Status status = s.stub().GetExperiment(&context, request, &experiment);
-  if (!status.ok()) return FromGrpc(status);
+  if (!status.ok()) return FromGrpcStatus(status);
   return experiment;
 }
 
@@ -233,7 +229,7 @@ int Cancel(Session& s, const Args& args) {
   grpc::ClientContext context;
   s.Prepare(&context);
   grpc::Status status = s.stub().CancelExperiment(&context, request, &experiment);
-  if (!status.ok()) return s.Fail(FromGrpc(status));
+  if (!status.ok()) return s.Fail(FromGrpcStatus(status));
   s.out() << experiment.id() << "  " << StateName(experiment.state()) << "\n";
   return kExitOk;
 }
@@ -257,7 +253,7 @@ int Logs(Session& s, const Args& args) {
   v1::LogChunk chunk;
   while (reader->Read(&chunk)) s.out() << chunk.text() << std::flush;
   grpc::Status status = reader->Finish();
-  if (!status.ok()) return s.Fail(FromGrpc(status));
+  if (!status.ok()) return s.Fail(FromGrpcStatus(status));
   return kExitOk;
 }
 
@@ -384,7 +380,7 @@ int Watch(Session& s, const Args& args) {
     return *final_state == v1::EXPERIMENT_STATE_COMPLETED ? kExitOk : kExitExperimentFailed;
   }
   grpc::Status status = reader->Finish();
-  if (!status.ok()) return s.Fail(FromGrpc(status));
+  if (!status.ok()) return s.Fail(FromGrpcStatus(status));
   s.err() << "gauntlet: the watch stream ended before the experiment finished\n";
   return kExitRpcError;
 }
@@ -445,7 +441,7 @@ int Compare(Session& s, const Args& args) {
   grpc::ClientContext context;
   s.Prepare(&context);
   grpc::Status status = s.stub().CompareExperiment(&context, request, &response);
-  if (!status.ok()) return s.Fail(FromGrpc(status));
+  if (!status.ok()) return s.Fail(FromGrpcStatus(status));
   absl::StatusOr<std::string> text = FormatCompare(response, format);
   if (!text.ok()) return s.Fail(text.status());
   s.out() << *text;

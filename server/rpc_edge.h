@@ -9,12 +9,11 @@
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/grpc_status.h"
 #include "server/metrics.h"
 
 namespace gauntlet {
 
-// absl::Status -> grpc::Status with the same code and message.
-grpc::Status ToGrpcStatus(const absl::Status& status);
 // "OK", "INVALID_ARGUMENT", ... as used in the rpc metrics' code label.
 std::string GrpcCodeName(grpc::StatusCode code);
 

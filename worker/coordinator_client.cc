@@ -4,12 +4,6 @@
 
 namespace gauntlet::worker {
 
-absl::Status FromGrpcStatus(const grpc::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
-}
-
 GrpcCoordinatorClient::GrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel,
                                              std::string auth_token, absl::Duration timeout)
     : stub_(v1::WorkerService::NewStub(channel)),

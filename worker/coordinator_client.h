@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/grpc_status.h"
 #include "gauntlet/v1/worker.grpc.pb.h"
 
 namespace gauntlet::worker {
@@ -22,9 +23,6 @@ class CoordinatorClient {
   virtual absl::Status ReportTrialExit(const v1::ReportTrialExitRequest& request) = 0;
   virtual absl::Status ReportLogs(const v1::ReportLogsRequest& request) = 0;
 };
-
-// Converts a gRPC status to the absl one (the code numbers are the same by design).
-absl::Status FromGrpcStatus(const grpc::Status& status);
 
 // gRPC implementation. The channel reconnects on its own; every call has a deadline so a hung
 // coordinator cannot stall the agent's loop, and fails fast (no wait-for-ready) so the agent's

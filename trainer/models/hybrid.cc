@@ -45,7 +45,7 @@ HybridTransformer::HybridTransformer(ModelConfig config) : LanguageModelImpl(std
 ModelOutput HybridTransformer::Forward(const torch::Tensor& tokens, int64_t /*phase*/) {
   TORCH_CHECK(tokens.dim() == 2, "tokens must be (B, T), got ", tokens.sizes());
   const int64_t seq_len = tokens.size(1);
-  const auto [cos, sin] = rotary_->Prefix(seq_len);
+  const auto [cos, sin] = rotary_->Prefix(seq_len, ComputeDtype(tokens.device()));
   torch::Tensor x = embed_(tokens);
   for (int64_t i = 0; i < config_.n_layers; ++i) {
     if (config_.hybrid_attention_layers[i]) {

@@ -2,7 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <ATen/autocast_mode.h>
+
 #include <cmath>
+#include <string>
 #include <vector>
 
 namespace gauntlet {
@@ -15,7 +18,8 @@ RmsNormImpl::RmsNormImpl(int64_t dim) : dim_(dim) {
 
 torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
   // eps left unset: ATen then uses the input dtype's epsilon.
-  return at::rms_norm(x, {dim_}, weight_);
+  if (x.scalar_type() == weight_.scalar_type()) return at::rms_norm(x, {dim_}, weight_);
+  return at::rms_norm(x, {dim_}, weight_.to(x.scalar_type()));
 }
 
 RotaryTableImpl::RotaryTableImpl(int64_t head_dim, int64_t max_len, double base)
@@ -30,29 +34,53 @@ RotaryTableImpl::RotaryTableImpl(int64_t head_dim, int64_t max_len, double base)
   sin_ = register_buffer("sin", angles.sin().to(torch::kFloat32));
 }
 
-std::pair<torch::Tensor, torch::Tensor> RotaryTableImpl::Prefix(int64_t len) const {
-  TORCH_CHECK(len <= max_len_, "sequence length ", len, " exceeds model.seq_len ", max_len_);
-  return {cos_.narrow(0, 0, len), sin_.narrow(0, 0, len)};
+const std::pair<torch::Tensor, torch::Tensor>& RotaryTableImpl::Full(
+    torch::ScalarType dtype) const {
+  const auto key = std::make_pair(cos_.device().str(), dtype);
+  auto it = full_.find(key);
+  if (it != full_.end()) return it->second;
+  // Cached tensors outlive this call: make them normal tensors even if the first caller runs
+  // under InferenceMode, so a later training pass may save them for backward.
+  c10::InferenceMode normal_mode(false);
+  // Pair (2i, 2i+1): out_2i = x_2i c - x_2i+1 s, out_2i+1 = x_2i+1 c + x_2i s. With the pair
+  // swapped copy (x_2i+1, x_2i) that is x * (c, c) + swap(x) * (-s, s); negation is exact, so
+  // this rounds exactly like the pairwise form.
+  const torch::Tensor cos = torch::stack({cos_, cos_}, -1).flatten(-2).to(dtype);
+  const torch::Tensor sin = torch::stack({-sin_, sin_}, -1).flatten(-2).to(dtype);
+  return full_[key] = {cos, sin};
 }
 
-std::pair<torch::Tensor, torch::Tensor> RotaryTableImpl::At(const torch::Tensor& positions) const {
+std::pair<torch::Tensor, torch::Tensor> RotaryTableImpl::Prefix(int64_t len,
+                                                                torch::ScalarType dtype) const {
+  TORCH_CHECK(len <= max_len_, "sequence length ", len, " exceeds model.seq_len ", max_len_);
+  const auto& [cos, sin] = Full(dtype);
+  return {cos.narrow(0, 0, len), sin.narrow(0, 0, len)};
+}
+
+std::pair<torch::Tensor, torch::Tensor> RotaryTableImpl::At(const torch::Tensor& positions,
+                                                            torch::ScalarType dtype) const {
+  const auto& [cos, sin] = Full(dtype);
   const torch::Tensor flat = positions.reshape({-1});
   std::vector<int64_t> shape = positions.sizes().vec();
-  shape.push_back(cos_.size(1));
-  return {cos_.index_select(0, flat).view(shape), sin_.index_select(0, flat).view(shape)};
+  shape.push_back(cos.size(1));
+  return {cos.index_select(0, flat).view(shape), sin.index_select(0, flat).view(shape)};
+}
+
+torch::ScalarType ComputeDtype(const torch::Device& device) {
+  if (at::autocast::is_autocast_enabled(device.type())) {
+    return at::autocast::get_autocast_dtype(device.type());
+  }
+  return torch::kFloat32;
 }
 
 torch::Tensor ApplyRotary(const torch::Tensor& x, const torch::Tensor& cos,
                           const torch::Tensor& sin) {
-  const torch::Tensor c = cos.to(x.scalar_type());
-  const torch::Tensor s = sin.to(x.scalar_type());
   std::vector<int64_t> pairs = x.sizes().vec();
   pairs.back() /= 2;
   pairs.push_back(2);
-  const torch::Tensor xp = x.view(pairs);
-  const torch::Tensor even = xp.select(-1, 0);
-  const torch::Tensor odd = xp.select(-1, 1);
-  return torch::stack({even * c - odd * s, even * s + odd * c}, -1).flatten(-2);
+  // One flip builds (x_2i+1, x_2i) for every pair; reshape back to (..., head_dim).
+  const torch::Tensor swapped = x.reshape(pairs).flip(-1).view(x.sizes());
+  return x * cos.to(x.scalar_type()) + swapped * sin.to(x.scalar_type());
 }
 
 torch::Tensor SplitHeads(const torch::Tensor& x, int64_t n_heads) {
@@ -75,10 +103,15 @@ GatedSelfAttentionImpl::GatedSelfAttentionImpl(int64_t d_model, int64_t n_heads,
 
 torch::Tensor GatedSelfAttentionImpl::forward(const torch::Tensor& h, const torch::Tensor& cos,
                                               const torch::Tensor& sin) {
-  const std::vector<torch::Tensor> qkv = qkv_(h).chunk(3, /*dim=*/-1);
-  const torch::Tensor q = ApplyRotary(SplitHeads(qkv[0], n_heads_), cos, sin);
-  const torch::Tensor k = ApplyRotary(SplitHeads(qkv[1], n_heads_), cos, sin);
-  const torch::Tensor v = SplitHeads(qkv[2], n_heads_);
+  const int64_t batch = h.size(0);
+  const int64_t seq_len = h.size(1);
+  // (B, T, 3, heads, d_h): Q and K rotate together with the tables broadcast over (3, heads).
+  const torch::Tensor qkv = qkv_(h).view({batch, seq_len, 3, n_heads_, -1});
+  const torch::Tensor qk = ApplyRotary(qkv.narrow(2, 0, 2), cos.unsqueeze(-2).unsqueeze(-2),
+                                       sin.unsqueeze(-2).unsqueeze(-2));
+  const torch::Tensor q = qk.select(2, 0).transpose(1, 2);
+  const torch::Tensor k = qk.select(2, 1).transpose(1, 2);
+  const torch::Tensor v = qkv.select(2, 2).transpose(1, 2);
   const torch::Tensor context = at::scaled_dot_product_attention(
       q, k, v, /*attn_mask=*/{}, is_training() ? dropout_ : 0.0, /*is_causal=*/true);
   return out_(MergeHeads(context) * torch::sigmoid(gate_(h)));

@@ -7,12 +7,16 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <utility>
 
 namespace gauntlet {
 
 // RMSNorm with a learnable scale (init 1) and eps = machine epsilon of the input dtype, which is
-// torch.nn.RMSNorm's default and what the seeds use.
+// torch.nn.RMSNorm's default and what the seeds use. A lower-precision input (bf16 under
+// autocast) is normalised with the weight cast to its dtype: ATen's fused kernel needs matching
+// dtypes (it still accumulates in fp32) and otherwise falls back to an unfused composite.
 class RmsNormImpl : public torch::nn::Module {
  public:
   explicit RmsNormImpl(int64_t dim);
@@ -25,25 +29,41 @@ class RmsNormImpl : public torch::nn::Module {
 TORCH_MODULE(RmsNorm);
 
 // cos/sin tables of interleaved RoPE: channel pair (2i, 2i+1) of a head rotates by angle
-// t * base^(-2i / head_dim). Kept as fp32 buffers so they follow the module to its device.
+// t * base^(-2i / head_dim). The (max_len, head_dim / 2) fp32 buffers "cos"/"sin" follow the
+// module to its device and are what checkpoints hold. The forward pass instead uses full-width
+// tables in the rotate-half form (cos repeated per pair, sin with the even lane negated), so a
+// rotation is two multiplies and one add; they are derived once per (device, dtype) and cached,
+// so no forward builds or casts a table.
 class RotaryTableImpl : public torch::nn::Module {
  public:
   RotaryTableImpl(int64_t head_dim, int64_t max_len, double base = 10000.0);
-  // Tables for positions 0..len-1: each (len, head_dim / 2).
-  std::pair<torch::Tensor, torch::Tensor> Prefix(int64_t len) const;
-  // Tables at arbitrary positions (int64, any shape P): each P + (head_dim / 2).
-  std::pair<torch::Tensor, torch::Tensor> At(const torch::Tensor& positions) const;
+  // Full-width tables for positions 0..len-1 in `dtype`: each (len, head_dim).
+  std::pair<torch::Tensor, torch::Tensor> Prefix(int64_t len, torch::ScalarType dtype) const;
+  // Full-width tables at arbitrary positions (int64 on the module's device, any shape P), in
+  // `dtype`: each P + (head_dim).
+  std::pair<torch::Tensor, torch::Tensor> At(const torch::Tensor& positions,
+                                             torch::ScalarType dtype) const;
   int64_t max_len() const { return max_len_; }
 
  private:
+  const std::pair<torch::Tensor, torch::Tensor>& Full(torch::ScalarType dtype) const;
+
   int64_t max_len_;
   torch::Tensor cos_;
   torch::Tensor sin_;
+  // (device, dtype) -> (cos, signed sin), each (max_len, head_dim). Derived from the buffers.
+  mutable std::map<std::pair<std::string, torch::ScalarType>,
+                   std::pair<torch::Tensor, torch::Tensor>>
+      full_;
 };
 TORCH_MODULE(RotaryTable);
 
-// Rotates x (..., head_dim) with cos/sin broadcastable to (..., head_dim / 2). The tables are cast
-// to x's dtype so bf16 autocast stays bf16 into attention.
+// The dtype activations feeding attention have on `device`: the autocast dtype when autocast is
+// on for its device type, else float32. Tables fetched in it need no cast in the layers.
+torch::ScalarType ComputeDtype(const torch::Device& device);
+
+// Rotates x (..., head_dim) with full-width tables broadcastable to x (see RotaryTable):
+// x * cos + pair_swap(x) * sin. Tables of another dtype are cast to x's.
 torch::Tensor ApplyRotary(const torch::Tensor& x, const torch::Tensor& cos,
                           const torch::Tensor& sin);
 
@@ -58,9 +78,9 @@ torch::Tensor MergeHeads(const torch::Tensor& x);
 class GatedSelfAttentionImpl : public torch::nn::Module {
  public:
   GatedSelfAttentionImpl(int64_t d_model, int64_t n_heads, double dropout);
-  // h: (B, T, d), already normalised. cos/sin broadcastable to (B, n_heads, T, d_h / 2): either
-  // (T, d_h / 2) for positions 0..T-1 or (B, 1, T, d_h / 2) for per-row positions. Causal over
-  // the T axis (is_causal, so flash attention is eligible on GPU).
+  // h: (B, T, d), already normalised. cos/sin: full-width RoPE tables (RotaryTable), either
+  // (T, d_h) for positions 0..T-1 or (B, T, d_h) for per-row positions. Causal over the T axis
+  // (is_causal, so flash attention is eligible on GPU). Q and K are rotated in one pass.
   torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin);
 
  private:

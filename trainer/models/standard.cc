@@ -23,7 +23,7 @@ StandardTransformer::StandardTransformer(ModelConfig config)
 ModelOutput StandardTransformer::Forward(const torch::Tensor& tokens, int64_t /*phase*/) {
   TORCH_CHECK(tokens.dim() == 2, "tokens must be (B, T), got ", tokens.sizes());
   const int64_t seq_len = tokens.size(1);
-  const auto [cos, sin] = rotary_->Prefix(seq_len);
+  const auto [cos, sin] = rotary_->Prefix(seq_len, ComputeDtype(tokens.device()));
   torch::Tensor x = embed_(tokens);
   for (const auto& block : *blocks_) x = block->as<TransformerBlock>()->forward(x, cos, sin);
   ModelOutput out;

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -27,30 +28,58 @@ WorkerBlockImpl::WorkerBlockImpl(const ModelConfig& c)
   ffn_ = register_module("ffn", GeluFfn(d, c.d_ff));
 }
 
-torch::Tensor WorkerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& workers,
-                                       const torch::Tensor& key_mask, const torch::Tensor& cos,
+torch::Tensor WorkerLayout::Gather(const torch::Tensor& x) const {
+  if (stride > 0) return x.slice(/*dim=*/1, first, x.size(1), stride);
+  return x.index_select(1, workers);
+}
+
+torch::Tensor WorkerLayout::Scatter(const torch::Tensor& x, const torch::Tensor& x_w) const {
+  const torch::Tensor rows = x_w.to(x.scalar_type());
+  if (stride > 0) return x.slice_scatter(rows, /*dim=*/1, first, x.size(1), stride);
+  return x.index_copy(1, workers, rows);
+}
+
+torch::Tensor WorkerBlockImpl::CausalConv(const torch::Tensor& x) {
+  // out_t = b + sum_j w_j * x_{t - (kernel - 1) + j}, with zeros before position 0.
+  const int64_t seq_len = x.size(1);
+  const torch::Tensor padded = F::pad(x, F::PadFuncOptions({0, 0, kernel_ - 1, 0}));
+  const torch::Tensor taps = conv_->weight.select(1, 0);  // (d, kernel)
+  torch::Tensor out = torch::addcmul(conv_->bias, padded.narrow(1, 0, seq_len), taps.select(1, 0));
+  for (int64_t j = 1; j < kernel_; ++j) {
+    out = torch::addcmul(out, padded.narrow(1, j, seq_len), taps.select(1, j));
+  }
+  return out;
+}
+
+torch::Tensor WorkerBlockImpl::forward(const torch::Tensor& x, const WorkerLayout& layout,
+                                       const torch::Tensor& bias, const torch::Tensor& cos,
                                        const torch::Tensor& sin, const torch::Tensor& cos_w,
                                        const torch::Tensor& sin_w) {
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
-  // Token mixer over time: (B, T, d) -> (B, d, T), k-1 zeros on the left only.
-  const torch::Tensor mixed =
-      conv_(F::pad(x.transpose(1, 2), F::PadFuncOptions({kernel_ - 1, 0}))).transpose(1, 2);
-  const torch::Tensor h = norm1_(mixed);
-  const std::vector<torch::Tensor> kv = kv_(h).chunk(2, /*dim=*/-1);
-  const torch::Tensor k = ApplyRotary(SplitHeads(kv[0], n_heads_), cos, sin);
-  const torch::Tensor v = SplitHeads(kv[1], n_heads_);
+  const int64_t batch = x.size(0);
+  const int64_t seq_len = x.size(1);
+  const torch::Tensor h = norm1_(CausalConv(x));
+  // (B, T, 2, heads, d_h): K rotates with the tables broadcast over heads.
+  const torch::Tensor kv = kv_(h).view({batch, seq_len, 2, n_heads_, -1});
+  const torch::Tensor k =
+      ApplyRotary(kv.select(2, 0), cos.unsqueeze(-2), sin.unsqueeze(-2)).transpose(1, 2);
+  const torch::Tensor v = kv.select(2, 1).transpose(1, 2);
 
-  const torch::Tensor h_w = h.index_select(1, workers);
-  const torch::Tensor q = ApplyRotary(SplitHeads(q_(h_w), n_heads_), cos_w, sin_w);
-  // Queries are a strided subset, so causality needs the explicit (T_w, T) mask.
+  const torch::Tensor h_w = layout.Gather(h);
+  const int64_t n_workers = h_w.size(1);
+  const torch::Tensor q =
+      ApplyRotary(q_(h_w).view({batch, n_workers, n_heads_, -1}), cos_w.unsqueeze(-2),
+                  sin_w.unsqueeze(-2))
+          .transpose(1, 2);
+  // Queries are a strided subset, so causality needs the explicit (T_w, T) bias.
   const torch::Tensor context = at::scaled_dot_product_attention(
-      q, k, v, key_mask, is_training() ? dropout_ : 0.0, /*is_causal=*/false);
+      q, k, v, bias.to(q.scalar_type()), is_training() ? dropout_ : 0.0, /*is_causal=*/false);
   const torch::Tensor attn = out_(MergeHeads(context) * torch::sigmoid(gate_(h_w)));
 
   // Residual on the raw stream at the workers only; everything else passes through unchanged.
-  torch::Tensor x_w = x.index_select(1, workers) + F::dropout(attn, drop);
+  torch::Tensor x_w = layout.Gather(x) + F::dropout(attn, drop);
   x_w = x_w + F::dropout(ffn_(norm2_(x_w)), drop);
-  return x.index_copy(1, workers, x_w.to(x.scalar_type()));
+  return layout.Scatter(x, x_w);
 }
 
 WorkerTransformer::WorkerTransformer(ModelConfig config) : LanguageModelImpl(std::move(config)) {
@@ -65,19 +94,30 @@ WorkerTransformer::WorkerTransformer(ModelConfig config) : LanguageModelImpl(std
       "head", torch::nn::Linear(torch::nn::LinearOptions(c.d_model, c.vocab_size).bias(false)));
 }
 
-const WorkerTransformer::Layout& WorkerTransformer::GetLayout(int64_t seq_len, int64_t phase,
-                                                              const torch::Device& device) {
+WorkerLayout& WorkerTransformer::GetLayout(int64_t seq_len, int64_t phase,
+                                         const torch::Device& device) {
   auto it = layouts_.find({seq_len, phase});
   if (it != layouts_.end() && it->second.workers.device() == device) return it->second;
+  // Built on the host once per (T, phase, device), then moved: never inside a timed forward.
   const std::vector<int64_t> positions = WorkerPositions(seq_len, config_.worker_interval, phase);
-  Layout layout;
-  layout.workers = torch::tensor(positions, torch::kInt64);
-  layout.is_worker = torch::zeros({seq_len}, torch::kBool).index_fill(0, layout.workers, true);
-  layout.key_mask =
-      torch::arange(seq_len, torch::kInt64).unsqueeze(0) <= layout.workers.unsqueeze(1);
-  layout.workers = layout.workers.to(device);
-  layout.is_worker = layout.is_worker.to(device);
-  layout.key_mask = layout.key_mask.to(device);
+  WorkerLayout layout;
+  const torch::Tensor workers = torch::tensor(positions, torch::kInt64);
+  const torch::Tensor is_worker = torch::zeros({seq_len}, torch::kBool).index_fill(0, workers, true);
+  layout.workers = workers.to(device);
+  layout.is_worker = is_worker.to(device);
+  layout.indicator = is_worker.to(torch::kFloat32).unsqueeze(-1).to(device);
+  bool regular = true;
+  for (size_t i = 1; i < positions.size(); ++i) {
+    regular = regular && positions[i] - positions[i - 1] == config_.worker_interval;
+  }
+  layout.first = positions.front();
+  layout.stride = regular ? config_.worker_interval : 0;
+  const torch::Tensor allowed =
+      torch::arange(seq_len, torch::kInt64).unsqueeze(0) <= workers.unsqueeze(1);
+  layout.bias[torch::kFloat32] =
+      torch::zeros(allowed.sizes(), torch::kFloat32)
+          .masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity())
+          .to(device);
   return layouts_[{seq_len, phase}] = std::move(layout);
 }
 
@@ -94,15 +134,17 @@ ModelOutput WorkerTransformer::Forward(const torch::Tensor& tokens, int64_t phas
   TORCH_CHECK(phase >= 0 && phase < config_.worker_interval, "worker phase ", phase,
               " outside [0, ", config_.worker_interval, ")");
   const int64_t seq_len = tokens.size(1);
-  const Layout& layout = GetLayout(seq_len, phase, tokens.device());
-  const auto [cos, sin] = rotary_->Prefix(seq_len);
-  const auto [cos_w, sin_w] = rotary_->At(layout.workers);
+  WorkerLayout& layout = GetLayout(seq_len, phase, tokens.device());
+  const torch::ScalarType dtype = ComputeDtype(tokens.device());
+  torch::Tensor& bias = layout.bias[dtype];
+  if (!bias.defined()) bias = layout.bias.at(torch::kFloat32).to(dtype);
+  const auto [cos, sin] = rotary_->Prefix(seq_len, dtype);
+  const torch::Tensor cos_w = layout.Gather(cos.unsqueeze(0)).squeeze(0);
+  const torch::Tensor sin_w = layout.Gather(sin.unsqueeze(0)).squeeze(0);
 
-  torch::Tensor x =
-      embed_(tokens) + layout.is_worker.unsqueeze(-1).to(worker_type_.scalar_type()) * worker_type_;
+  torch::Tensor x = embed_(tokens) + layout.indicator * worker_type_;
   for (const auto& block : *blocks_) {
-    x = block->as<WorkerBlock>()->forward(x, layout.workers, layout.key_mask, cos, sin, cos_w,
-                                          sin_w);
+    x = block->as<WorkerBlock>()->forward(x, layout, bias, cos, sin, cos_w, sin_w);
   }
   ModelOutput out;
   out.logits = head_(norm_f_(x));

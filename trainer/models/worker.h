@@ -13,24 +13,48 @@
 
 namespace gauntlet {
 
+// Where the workers of one (T, phase) window are, kept on the model's device so a forward pass
+// does no host work and no sync. When the workers form a regular grid (first, first + stride, ...,
+// T - 1; always so in training at T = seq_len with phase 0 and T a multiple of k) they are read
+// and written with strided views; otherwise (the extra last position of other phases) with
+// index_select / index_copy.
+struct WorkerLayout {
+  torch::Tensor workers;    // (T_w,) int64, ascending
+  torch::Tensor is_worker;  // (T,) bool
+  torch::Tensor indicator;  // (T, 1) float32: 1 at workers, for the worker-type embedding
+  int64_t first = 0;
+  int64_t stride = 0;  // 0: not a regular grid
+  // (T_w, T) additive attention bias per compute dtype: 0 where key j <= the worker's position,
+  // -inf after. Additive and in the query's dtype, SDPA's memory-efficient kernel takes it as is
+  // (a bool mask would be converted on every call).
+  std::map<torch::ScalarType, torch::Tensor> bias;
+
+  torch::Tensor Gather(const torch::Tensor& x) const;  // (B, T, ...) -> (B, T_w, ...)
+  // x with its worker rows replaced by x_w (cast to x's dtype).
+  torch::Tensor Scatter(const torch::Tensor& x, const torch::Tensor& x_w) const;
+};
+
 // One InplaceWorkerTransformer layer (architectures.md §2). All positions run the causal
 // depthwise conv mixer, RMSNorm_1 and the K/V projection (RoPE on K); only worker positions run
 // Q (RoPE at their own positions), the gate, attention over keys j <= t, the output projection and
 // the FFN, and only their residual stream is updated. The conv output never enters the residual.
+// The conv runs as `kernel` shifted multiply-adds in the residual's dtype: cheaper than a
+// depthwise conv1d (no (B, d, T) transposes, no slow depthwise weight-gradient kernel).
 // Parameters: conv.{weight,bias}, norm1.weight, attn_{kv,q,gate,out}.weight, norm2.weight,
 // ffn.{fc1,fc2}.{weight,bias}.
 class WorkerBlockImpl : public torch::nn::Module {
  public:
   WorkerBlockImpl(const ModelConfig& config);
-  // x: (B, T, d). workers: (T_w,) int64 ascending worker positions. key_mask: (T_w, T) bool, true
-  // where key j <= worker position. cos/sin: (T, d_h/2) tables for all positions; cos_w/sin_w:
-  // (T_w, d_h/2) at the workers.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& workers,
-                        const torch::Tensor& key_mask, const torch::Tensor& cos,
+  // x: (B, T, d). bias: layout.bias for the compute dtype. cos/sin: (T, d_h) full-width RoPE
+  // tables for all positions; cos_w/sin_w: (T_w, d_h) at the workers.
+  torch::Tensor forward(const torch::Tensor& x, const WorkerLayout& layout,
+                        const torch::Tensor& bias, const torch::Tensor& cos,
                         const torch::Tensor& sin, const torch::Tensor& cos_w,
                         const torch::Tensor& sin_w);
 
  private:
+  torch::Tensor CausalConv(const torch::Tensor& x);
+
   int64_t kernel_;
   int64_t n_heads_;
   double dropout_;
@@ -62,14 +86,8 @@ class WorkerTransformer : public LanguageModelImpl {
   double TrainingFlopsPerToken(int64_t seq_len) const override;
 
  private:
-  // Worker index tensor, (T,) bool mask and (T_w, T) key mask for one (T, phase), built on the
-  // host once and kept on the model's device so Forward does no host work or sync.
-  struct Layout {
-    torch::Tensor workers;
-    torch::Tensor is_worker;
-    torch::Tensor key_mask;
-  };
-  const Layout& GetLayout(int64_t seq_len, int64_t phase, const torch::Device& device);
+  // Cached per (T, phase); rebuilt when the model's device changes.
+  WorkerLayout& GetLayout(int64_t seq_len, int64_t phase, const torch::Device& device);
 
   torch::nn::Embedding embed_{nullptr};
   torch::Tensor worker_type_;
@@ -77,7 +95,7 @@ class WorkerTransformer : public LanguageModelImpl {
   torch::nn::ModuleList blocks_;
   RmsNorm norm_f_{nullptr};
   torch::nn::Linear head_{nullptr};
-  std::map<std::pair<int64_t, int64_t>, Layout> layouts_;
+  std::map<std::pair<int64_t, int64_t>, WorkerLayout> layouts_;
 };
 
 }  // namespace gauntlet
