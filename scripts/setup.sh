@@ -4,7 +4,7 @@
 set -euo pipefail
 
 APT_PACKAGES=(
-  bazel-bootstrap g++ pkg-config python3
+  bazel-bootstrap g++ pkg-config python3 python3-pip curl
   libarchive-dev libgrpc++-dev libgrpc-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
   prometheus-cpp-dev libyaml-cpp-dev libgtest-dev libgmock-dev libsqlite3-dev
   prometheus
@@ -45,7 +45,9 @@ for spec in "${PIP_PACKAGES[@]}"; do
 done
 if ((${#missing_pip[@]})); then
   echo "setup: installing Python packages: ${missing_pip[*]}"
-  "$PYTHON" -m pip install -q "${missing_pip[@]}"
+  # Debian's own python3 refuses pip installs (PEP 668) unless told this is intended.
+  "$PYTHON" -m pip install -q "${missing_pip[@]}" ||
+    "$PYTHON" -m pip install -q --break-system-packages "${missing_pip[@]}"
 fi
 
 # pyenv-style installs put console scripts (grpcurl) where only a shim finds them after a rehash.

@@ -232,7 +232,7 @@ TEST(SparseDepthTest, RoutingIsNonTrivialAndTheRouterLearnsFromTheLmLoss) {
   torch::manual_seed(4);
   const torch::Tensor tokens = torch::randint(c.vocab_size, {4, c.seq_len + 1}, torch::kInt64);
   const ModelOutput out = model->Forward(tokens.narrow(1, 0, c.seq_len));
-  const double layers = out.stats.at("layers_per_token");
+  const double layers = out.stats.at("layers_per_token").item<double>();
   EXPECT_GT(layers, c.sparse_dense_layers + 0.05);
   EXPECT_LT(layers, c.n_layers - 0.05);
   EXPECT_DOUBLE_EQ(out.aux_loss.item<double>(), 0.0);
@@ -252,13 +252,13 @@ TEST(SparseDepthTest, AuxLossPullsRoutingTowardCapacity) {
   model->train();
   torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(3e-2));
   const torch::Tensor tokens = torch::randint(c.vocab_size, {4, c.seq_len}, torch::kInt64);
-  const double before = model->Forward(tokens).stats.at("layers_per_token");
+  const double before = model->Forward(tokens).stats.at("layers_per_token").item<double>();
   for (int step = 0; step < 60; ++step) {
     optimizer.zero_grad();
     model->Forward(tokens).aux_loss.backward();
     optimizer.step();
   }
-  const double after = model->Forward(tokens).stats.at("layers_per_token");
+  const double after = model->Forward(tokens).stats.at("layers_per_token").item<double>();
   // One dense layer plus two routed layers at roughly 20% each.
   EXPECT_GT(before, 1.0 + 2 * 0.35);
   EXPECT_NEAR(after, 1.0 + 2 * 0.2, 0.2);

@@ -18,8 +18,10 @@ struct ModelOutput {
   torch::Tensor train_positions;
   // Extra loss terms the arch adds to the LM loss (e.g. the router's auxiliary loss); 0-dim.
   torch::Tensor aux_loss;
-  // Scalars for reporting, e.g. {"layers_per_token": 2.5}.
-  std::map<std::string, double> stats;
+  // Scalars for reporting, e.g. {"layers_per_token": 2.5}: detached 0-dim float32 tensors on the
+  // model's device, so a forward pass never waits for the device; read them (.item(), a sync)
+  // only when reporting.
+  std::map<std::string, torch::Tensor> stats;
 };
 
 // Every architecture implements this. Models are single-device; parallelism lives outside.

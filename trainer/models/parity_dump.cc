@@ -107,7 +107,7 @@ int Run() {
   dump.insert("loss", loss.detach());
   dump.insert("num_parameters", torch::tensor(model->NumParameters(), torch::kInt64));
   for (const auto& [name, value] : out.stats) {
-    dump.insert("stats/" + name, torch::tensor(value, torch::kFloat64));
+    dump.insert("stats/" + name, value.to(torch::kCPU, torch::kFloat64));
   }
   const std::vector<char> bytes = torch::pickle_save(c10::IValue(dump));
   std::ofstream file(out_path, std::ios::binary);

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <utility>
 
 namespace gauntlet {
@@ -22,15 +24,25 @@ SparseDepthTransformer::SparseDepthTransformer(ModelConfig config)
       "head", torch::nn::Linear(torch::nn::LinearOptions(c.d_model, c.vocab_size).bias(false)));
 }
 
+int64_t SparseDepthTransformer::Slots(int64_t seq_len) const {
+  const double bound = std::ceil(kSlotFactor * config_.sparse_capacity * seq_len);
+  return std::clamp<int64_t>(static_cast<int64_t>(bound), 1, seq_len);
+}
+
 ModelOutput SparseDepthTransformer::Forward(const torch::Tensor& tokens, int64_t /*phase*/) {
   TORCH_CHECK(tokens.dim() == 2, "tokens must be (B, T), got ", tokens.sizes());
   const ModelConfig& c = config_;
   const int64_t batch = tokens.size(0);
   const int64_t seq_len = tokens.size(1);
-  const auto [cos, sin] = rotary_->Prefix(seq_len);
+  const int64_t slots = Slots(seq_len);
+  const torch::ScalarType dtype = ComputeDtype(tokens.device());
+  const auto [cos, sin] = rotary_->Prefix(seq_len, dtype);
+  const torch::Tensor positions =
+      torch::arange(seq_len, tokens.options()).unsqueeze(0).expand({batch, seq_len});
+  const torch::Tensor slot_ids = torch::arange(slots, tokens.options()).unsqueeze(0);  // (1, C)
   torch::Tensor x = embed_(tokens);
   torch::Tensor aux = torch::zeros({}, x.options().dtype(torch::kFloat32));
-  int64_t routed_total = 0;
+  torch::Tensor routed_share = torch::zeros({}, x.options().dtype(torch::kFloat32));
 
   for (int64_t i = 0; i < c.n_layers; ++i) {
     auto block = blocks_[i]->as<TransformerBlock>();
@@ -41,32 +53,32 @@ ModelOutput SparseDepthTransformer::Forward(const torch::Tensor& tokens, int64_t
     auto router = routers_[i - c.sparse_dense_layers]->as<torch::nn::Linear>();
     const torch::Tensor logit = router->forward(x).squeeze(-1).to(torch::kFloat32);  // (B, T)
     const torch::Tensor prob = torch::sigmoid(logit);
-    const torch::Tensor routed = logit > 0;
+    // Inclusive running count of positive logits: token t is routed iff it wants to be and at
+    // most C tokens up to it want to, so at most C per row and only tokens <= t decide.
+    const torch::Tensor wants = logit > 0;
+    const torch::Tensor rank = wants.cumsum(1);  // int64
+    const torch::Tensor routed = wants.logical_and(rank <= slots);
+    const torch::Tensor routed_f = routed.to(torch::kFloat32);
     // Straight-through routed fraction: its value is the real share of routed tokens, its
     // gradient that of the mean probability, so the budget error itself is what gets minimised
     // (matching only the mean probability would let a saturated router route all or nothing).
     const torch::Tensor mean_prob = prob.mean();
-    const torch::Tensor fraction =
-        routed.to(torch::kFloat32).mean() + (mean_prob - mean_prob.detach());
+    const torch::Tensor fraction = routed_f.mean() + (mean_prob - mean_prob.detach());
     aux = aux + (fraction - c.sparse_capacity).pow(2);
-    const torch::Tensor count = routed.sum(1);  // (B,)
-    const int64_t max_routed = count.max().item<int64_t>();
-    routed_total += count.sum().item<int64_t>();
-    if (max_routed == 0) continue;
+    routed_share = routed_share + routed_f.detach().mean();
 
-    // Stable sort on "not routed" puts each row's routed positions first, in original order.
-    const torch::Tensor order =
-        std::get<1>(torch::sort(routed.logical_not().to(torch::kUInt8), /*stable=*/true,
-                                /*dim=*/1, /*descending=*/false));
-    const torch::Tensor slots = order.narrow(1, 0, max_routed);  // (B, R) original positions
-    const torch::Tensor valid =
-        torch::arange(max_routed, count.options()).unsqueeze(0) < count.unsqueeze(1);
-    const torch::Tensor gather_index = slots.unsqueeze(-1).expand({batch, max_routed, c.d_model});
+    // Routed token n of a row goes to slot n - 1; the rest to a spill column C that is dropped.
+    const torch::Tensor target = torch::where(routed, rank - 1, torch::full_like(rank, slots));
+    const torch::Tensor slot_pos =
+        torch::zeros({batch, slots + 1}, tokens.options()).scatter(1, target, positions)
+            .narrow(1, 0, slots);  // (B, C) original positions; padding holds 0
+    const torch::Tensor valid = slot_ids < routed.sum(1, /*keepdim=*/true);  // (B, C)
+    const torch::Tensor gather_index = slot_pos.unsqueeze(-1).expand({batch, slots, c.d_model});
     const torch::Tensor x_routed = x.gather(1, gather_index);
-    const auto [cos_r, sin_r] = rotary_->At(slots);
-    const torch::Tensor delta = block->Delta(x_routed, cos_r.unsqueeze(1), sin_r.unsqueeze(1));
-    // Padding slots hold distinct unrouted positions; their zero scale leaves those unchanged.
-    const torch::Tensor scale = prob.gather(1, slots) * valid.to(torch::kFloat32);
+    const auto [cos_r, sin_r] = rotary_->At(slot_pos, dtype);
+    const torch::Tensor delta = block->Delta(x_routed, cos_r, sin_r);
+    // Padding slots all point at position 0; their zero scale adds nothing there.
+    const torch::Tensor scale = prob.gather(1, slot_pos) * valid.to(torch::kFloat32);
     x = x.scatter_add(1, gather_index, (delta * scale.unsqueeze(-1)).to(x.scalar_type()));
   }
 
@@ -77,8 +89,7 @@ ModelOutput SparseDepthTransformer::Forward(const torch::Tensor& tokens, int64_t
   out.aux_loss = n_routed_layers > 0
                      ? aux * (c.sparse_aux_loss_weight / static_cast<double>(n_routed_layers))
                      : aux;
-  out.stats["layers_per_token"] = c.sparse_dense_layers + static_cast<double>(routed_total) /
-                                                              static_cast<double>(batch * seq_len);
+  out.stats["layers_per_token"] = routed_share + static_cast<double>(c.sparse_dense_layers);
   return out;
 }
 
@@ -87,9 +98,9 @@ double SparseDepthTransformer::TrainingFlopsPerToken(int64_t seq_len) const {
   const double d = c.d_model;
   const double block = TrainingMatmulFlops(5.0 * d * d + 2.0 * d * c.d_ff);
   const double dense = block + TrainingAttentionFlops(d, seq_len);
-  const double cap = c.sparse_capacity;
+  const double share = static_cast<double>(Slots(seq_len)) / seq_len;
   const double routed =
-      TrainingMatmulFlops(d) + cap * block + cap * TrainingAttentionFlops(d, cap * seq_len);
+      TrainingMatmulFlops(d) + share * block + share * TrainingAttentionFlops(d, share * seq_len);
   return c.sparse_dense_layers * dense + (c.n_layers - c.sparse_dense_layers) * routed +
          TrainingMatmulFlops(d * c.vocab_size);
 }

@@ -30,12 +30,20 @@ namespace gauntlet {
 // share to `sparse_capacity`; tokens near the threshold move most, as sigmoid' peaks there. The
 // aux loss mixes rows, but only in the loss: no row's output depends on another row.
 //
-// Compute skipping: per row, the routed tokens are gathered in their original order into a
-// padded (B, max_routed, d) tensor (routed first, padding after), the block runs on it with RoPE
-// at the tokens' original positions and is_causal attention over the slot axis, and the scaled
-// result is scattered back. Because padding slots come after every real slot, causal attention
-// never lets a real token see padding, and rows never see each other. max_routed is data
-// dependent, so each routed layer costs one device-to-host sync.
+// Slot bound (no device-to-host sync): each routed layer runs the block on a fixed number of
+// slots per row, C = min(T, ceil(kSlotFactor * sparse_capacity * T)), known on the host from T
+// alone. A token is routed iff r_l > 0 AND fewer than C tokens before it in its row were routed,
+// i.e. iff its inclusive running count of positive logits (a cumsum along the row) is <= C. That
+// rule reads only tokens <= t, so it stays causal and row-local; top-k or "drop the lowest
+// scores on overflow" would not. Tokens past the bound pass through as if unrouted. The aux loss
+// keeps the realised share near sparse_capacity, so the bound binds only in outlier rows.
+//
+// Compute skipping: per row, routed token number n (1-based, in position order) goes to slot
+// n - 1 of a (B, C, d) tensor; unused slots after the last routed one are padding (position 0,
+// scale 0). The block runs on it with RoPE at the tokens' original positions and is_causal
+// attention over the slot axis, and the scaled result is scattered back. Padding slots come after
+// every real slot, so causal attention never lets a real token see padding, and rows never see
+// each other.
 //
 // stats["layers_per_token"]: mean number of layers a token ran in this pass (dense + routed).
 // Parameters: embed.weight, blocks.{i}.* (as standard), routers.{j}.{weight,bias} for layer
@@ -45,9 +53,15 @@ class SparseDepthTransformer : public LanguageModelImpl {
   explicit SparseDepthTransformer(ModelConfig config);
 
   ModelOutput Forward(const torch::Tensor& tokens, int64_t phase = 0) override;
-  // Expected cost with routed layers at exactly `sparse_capacity` of the tokens (attention among
-  // routed tokens: capacity^2 of the dense score work).
+  // Routed layers run C slots per row whatever the routing (see above): that fixed work is what
+  // is counted (attention among slots: (C / T)^2 of the dense score work).
   double TrainingFlopsPerToken(int64_t seq_len) const override;
+
+  // The slot bound exceeds the target share by this factor, leaving room for rows that route
+  // more than the average while still skipping work at the default capacity 0.5 (C = 0.75 T).
+  static constexpr double kSlotFactor = 1.5;
+  // C for a window of seq_len tokens.
+  int64_t Slots(int64_t seq_len) const;
 
  private:
   torch::nn::Embedding embed_{nullptr};

@@ -374,7 +374,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
   double last_eval_time = train_seconds;
   torch::Tensor loss_accum = torch::zeros({}, torch::TensorOptions().device(device));
   torch::Tensor grad_norm = torch::zeros({}, torch::TensorOptions().device(device));
-  std::map<std::string, double> last_stats;
+  std::map<std::string, torch::Tensor> last_stats;
   auto pause_clock = [&] {  // everything queued so far is training time
     SynchronizeDevice(device);
     const double now = clock.Seconds();
@@ -478,7 +478,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
           metric("memory_peak_bytes", mem.peak);
         }
         if (auto it = last_stats.find("layers_per_token"); it != last_stats.end()) {
-          metric("layers_per_token", it->second);
+          metric("layers_per_token", it->second.item<double>());
         }
         if (sinks.log != nullptr) {
           std::string line = absl::StrFormat("step %d/%s | loss %.4f", step, budget->Describe(),
@@ -549,7 +549,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
   summary.set_mfu(Mfu(flops_per_token, tps, peak_flops, world));
   summary.set_peak_memory_bytes(DeviceMemory(device).peak);
   if (auto it = last_stats.find("layers_per_token"); it != last_stats.end()) {
-    summary.set_layers_per_token(it->second);
+    summary.set_layers_per_token(it->second.item<double>());
   }
   summary.set_eval_protocol(ProtocolName(final_eval_options->protocol));
   summary.set_val_tokens_scored(static_cast<int64_t>(last_eval.tokens_scored));
