@@ -97,11 +97,15 @@ class ParityTest(unittest.TestCase):
                          n * (3 * d + d) + d)
 
     def test_sparse_depth(self):
-        for dense, seed in ((1, 0), (0, 5)):
-            with self.subTest(dense_layers=dense):
+        # capacity 0.25 bounds routing at ceil(1.5 * 0.25 * 64) = 24 of 64 slots, below what an
+        # untrained router asks for, so the causal slot bound itself is compared too.
+        for dense, seed, capacity in ((1, 0, 0.5), (0, 5, 0.5), (1, 0, 0.25)):
+            with self.subTest(dense_layers=dense, capacity=capacity):
                 cfg, dump, stats = self.check("sparse_depth", seed=seed, n_layers=3,
-                                              sparse_dense_layers=dense,
+                                              sparse_dense_layers=dense, sparse_capacity=capacity,
                                               sparse_aux_loss_weight=0.5, batch=3)
+                if capacity < 0.5:
+                    self.assertGreater(stats["capped_rows"], 0)
                 # Routing must be non-trivial for the comparison to mean anything.
                 for fraction in stats["routed_fractions"]:
                     self.assertGreater(fraction, 0.1)

@@ -122,14 +122,20 @@ def worker(p, cfg, tokens, phase):
     return head(p, x), is_worker, torch.zeros(()), {}
 
 
+# trainer/models/sparse_depth.h: kSlotFactor.
+SPARSE_SLOT_FACTOR = 1.5
+
+
 def sparse_depth(p, cfg, tokens):
     b, seq_len = tokens.shape
     x = p["embed.weight"][tokens]
     positions = torch.arange(seq_len)
     dense = cfg["sparse_dense_layers"]
+    slots = min(seq_len, max(1, math.ceil(SPARSE_SLOT_FACTOR * cfg["sparse_capacity"] * seq_len)))
     aux = torch.zeros(())
     layers = torch.full((b, seq_len), float(dense))
     fractions = []
+    capped_rows = 0
     for i in range(cfg["n_layers"]):
         pre = f"blocks.{i}."
         if i < dense:
@@ -138,7 +144,16 @@ def sparse_depth(p, cfg, tokens):
         j = i - dense
         logit = (x @ p[f"routers.{j}.weight"].T + p[f"routers.{j}.bias"])[..., 0]
         prob = torch.sigmoid(logit)
-        routed = logit > 0
+        # Slot bound: routed iff the logit is positive and fewer than `slots` earlier tokens of
+        # the row were routed (written as a loop over positions, not a cumsum).
+        routed = torch.zeros_like(logit, dtype=torch.bool)
+        capped_rows += int(((logit > 0).sum(dim=1) > slots).sum())
+        for r in range(b):
+            taken = 0
+            for t in range(seq_len):
+                if logit[r, t] > 0 and taken < slots:
+                    routed[r, t] = True
+                    taken += 1
         rows = []
         for r in range(b):
             where = routed[r].nonzero().flatten()
@@ -156,7 +171,8 @@ def sparse_depth(p, cfg, tokens):
     n_routed = cfg["n_layers"] - dense
     if n_routed:
         aux = aux * cfg["sparse_aux_loss_weight"] / n_routed
-    stats = {"layers_per_token": layers.mean().item(), "routed_fractions": fractions}
+    stats = {"layers_per_token": layers.mean().item(), "routed_fractions": fractions,
+             "capped_rows": capped_rows}
     return head(p, x), torch.ones(seq_len, dtype=torch.bool), aux, stats
 
 

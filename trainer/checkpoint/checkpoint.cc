@@ -6,19 +6,18 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/match.h"
+#include "common/posix_fs.h"
 
 namespace gauntlet {
 namespace {
 
-namespace fs = std::filesystem;
 
 constexpr char kStepPrefix[] = "step_";
 constexpr char kFileName[] = "checkpoint.pt";
@@ -79,9 +78,7 @@ std::string CheckpointDir::StepDir(int64_t step) const {
 }
 
 absl::Status CheckpointDir::Save(const Checkpoint& checkpoint) {
-  std::error_code ec;
-  fs::create_directories(dir_, ec);
-  if (ec) return absl::InternalError(absl::StrCat("creating ", dir_, ": ", ec.message()));
+  if (absl::Status s = MakeDirectories(dir_); !s.ok()) return s;
 
   c10::impl::GenericDict dict(c10::StringType::get(), c10::AnyType::get());
   dict.insert("step", c10::IValue(checkpoint.step));
@@ -101,45 +98,48 @@ absl::Status CheckpointDir::Save(const Checkpoint& checkpoint) {
   const std::string final_dir = StepDir(checkpoint.step);
   const std::string tmp_dir =
       absl::StrFormat("%s/%s%s%09d-%d", dir_, kTmpPrefix, kStepPrefix, checkpoint.step, getpid());
-  fs::remove_all(tmp_dir, ec);
-  fs::create_directory(tmp_dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("creating ", tmp_dir, ": ", ec.message()));
+  if (absl::Status s = RemoveTree(tmp_dir); !s.ok()) return s;
+  if (absl::Status s = MakeDirectories(tmp_dir); !s.ok()) return s;
   if (absl::Status s = WriteAndSync(absl::StrCat(tmp_dir, "/", kFileName), bytes); !s.ok()) {
-    fs::remove_all(tmp_dir, ec);
+    RemoveTree(tmp_dir).IgnoreError();
     return s;
   }
   // A resumed run may write a step that already exists; rename(2) cannot replace a non-empty
   // directory, so move the old one aside first (it is identical in content anyway).
   const std::string old_dir = absl::StrCat(tmp_dir, ".old");
-  const bool replacing = fs::exists(final_dir);
-  if (replacing) fs::rename(final_dir, old_dir, ec);
-  if (!ec) fs::rename(tmp_dir, final_dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("renaming to ", final_dir, ": ", ec.message()));
-  if (replacing) fs::remove_all(old_dir, ec);
+  const bool replacing = PathExists(final_dir);
+  if (replacing) {
+    if (absl::Status s = RenamePath(final_dir, old_dir); !s.ok()) return s;
+  }
+  if (absl::Status s = RenamePath(tmp_dir, final_dir); !s.ok()) return s;
+  if (replacing) RemoveTree(old_dir).IgnoreError();
   if (absl::Status s = SyncDir(dir_); !s.ok()) return s;
 
   // Keep the newest keep_last; drop temporaries a crashed writer left behind.
   absl::StatusOr<std::vector<int64_t>> steps = ListSteps();
   if (!steps.ok()) return steps.status();
   for (size_t i = 0; i + keep_last_ < steps->size(); ++i) {
-    fs::remove_all(StepDir((*steps)[i]), ec);
+    RemoveTree(StepDir((*steps)[i])).IgnoreError();
   }
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir_, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (absl::StartsWith(name, kTmpPrefix)) fs::remove_all(entry.path(), ec);
+  absl::StatusOr<std::vector<std::string>> names = ListDirectory(dir_);
+  if (!names.ok()) return names.status();
+  for (const std::string& name : *names) {
+    if (absl::StartsWith(name, kTmpPrefix)) RemoveTree(absl::StrCat(dir_, "/", name)).IgnoreError();
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<int64_t>> CheckpointDir::ListSteps() const {
   std::vector<int64_t> steps;
-  std::error_code ec;
-  if (!fs::exists(dir_, ec)) return steps;
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir_, ec)) {
-    std::optional<int64_t> step = ParseStepDir(entry.path().filename().string());
-    if (step.has_value() && fs::exists(entry.path() / kFileName)) steps.push_back(*step);
+  if (!PathExists(dir_)) return steps;
+  absl::StatusOr<std::vector<std::string>> names = ListDirectory(dir_);
+  if (!names.ok()) return names.status();
+  for (const std::string& name : *names) {
+    std::optional<int64_t> step = ParseStepDir(name);
+    if (step.has_value() && PathExists(absl::StrCat(dir_, "/", name, "/", kFileName))) {
+      steps.push_back(*step);
+    }
   }
-  if (ec) return absl::InternalError(absl::StrCat("listing ", dir_, ": ", ec.message()));
   std::sort(steps.begin(), steps.end());
   return steps;
 }

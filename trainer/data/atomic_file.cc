@@ -7,10 +7,10 @@
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "common/posix_fs.h"
 
 namespace gauntlet {
 namespace {
@@ -22,14 +22,9 @@ absl::Status ErrnoError(const char* what, const std::string& path) {
 }  // namespace
 
 absl::StatusOr<AtomicFileWriter> AtomicFileWriter::Open(const std::string& path) {
-  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  const std::string parent = ParentPath(path);
   if (!parent.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(parent, ec);
-    if (ec) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot create directory ", parent.string(), ": ", ec.message()));
-    }
+    if (absl::Status s = MakeDirectories(parent); !s.ok()) return absl::UnavailableError(s.message());
   }
   // mkstemp gives a name no other process or thread holds.
   std::string tmp = absl::StrCat(path, ".tmp.", getpid(), ".XXXXXX");

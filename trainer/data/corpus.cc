@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <system_error>
@@ -16,11 +15,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/posix_fs.h"
 
 namespace gauntlet {
 namespace {
 
-namespace fs = std::filesystem;
 
 // Accumulates corpus bytes up to an optional bound.
 class CorpusBuffer {
@@ -69,18 +68,15 @@ absl::Status AppendFile(const std::string& path, CorpusBuffer& out) {
 }
 
 absl::Status AppendDirectory(const std::string& root, const v1::DataSpec& spec, CorpusBuffer& out) {
-  std::vector<std::string> files;
-  std::error_code ec;
-  for (fs::recursive_directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().string();
-    if (it->is_regular_file(ec) && Selected(name, spec)) files.push_back(name);
-  }
-  if (ec) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("data.path: cannot list directory ", root, ": ", ec.message()));
-  }
   // Sorted so that the corpus (and its cache key) does not depend on directory order.
-  std::sort(files.begin(), files.end());
+  absl::StatusOr<std::vector<std::string>> all = ListFilesRecursively(root);
+  if (!all.ok()) {
+    return absl::PermissionDeniedError(absl::StrCat("data.path: ", all.status().message()));
+  }
+  std::vector<std::string> files;
+  for (const std::string& name : *all) {
+    if (Selected(name, spec)) files.push_back(name);
+  }
   for (const std::string& file : files) {
     if (out.full()) break;
     if (absl::Status s = AppendFile(file, out); !s.ok()) return s;
@@ -135,14 +131,13 @@ absl::StatusOr<std::string> ReadCorpus(const v1::DataSpec& spec) {
     return absl::InvalidArgumentError(
         absl::StrCat("data.max_bytes: must be >= 0, got ", spec.max_bytes()));
   }
-  std::error_code ec;
-  const fs::file_status status = fs::status(path, ec);
-  if (ec || !fs::exists(status)) {
+  if (!PathExists(path)) {
     return absl::NotFoundError(absl::StrCat("data.path: no such file or directory: ", path));
   }
   CorpusBuffer out(spec.max_bytes());
   absl::Status read;
-  if (fs::is_directory(status)) {
+  const bool is_directory = IsDirectory(path);
+  if (is_directory) {
     read = AppendDirectory(path, spec, out);
   } else if (IsTarball(path)) {
     read = AppendTarball(path, spec, out);
@@ -152,7 +147,7 @@ absl::StatusOr<std::string> ReadCorpus(const v1::DataSpec& spec) {
   if (!read.ok()) return read;
   if (out.size() == 0) {
     std::string why = "corpus is empty";
-    const bool filtered = fs::is_directory(status) || IsTarball(path);
+    const bool filtered = is_directory || IsTarball(path);
     if (filtered && !spec.include_suffixes().empty()) {
       absl::StrAppend(&why, " (no file matches include_suffixes [",
                       absl::StrJoin(spec.include_suffixes(), ", "), "])");
