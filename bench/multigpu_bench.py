@@ -257,8 +257,9 @@ def scaling(args):
                                "speedup": speedup, "efficiency": speedup / r["world"]})
     ok = True
     print("\nReplica check (rank 0's final weights alone reproduce the gang's val loss):\n")
-    print("| world size | gang val loss | rank-0 weights val loss | rel diff | ok |")
-    print("| ---: | ---: | ---: | ---: | :---: |")
+    print("| world size | gang val loss | rank-0 weights val loss | rel diff | ok | "
+          "param digest (bit-identical on every rank, checked by the trainer) |")
+    print("| ---: | ---: | ---: | ---: | :---: | --- |")
     result["replica"] = []
     for r in rows:
         if r["world"] == 1:
@@ -268,7 +269,8 @@ def scaling(args):
         ok = ok and c["ok"]
         result["replica"].append(dict(c, world=r["world"]))
         print(f"| {r['world']} | {c['gang_val_loss']:.6f} | {c['rank0_val_loss']:.6f} | "
-              f"{c['rel_diff']:.2e} | {'yes' if c['ok'] else 'NO'} |")
+              f"{c['rel_diff']:.2e} | {'yes' if c['ok'] else 'NO'} | "
+              f"{r['summary'].get('paramDigest', '-')} |")
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(result, f, indent=1)

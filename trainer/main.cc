@@ -122,6 +122,9 @@ int Main() {
   SteadyClock clock;
   absl::StatusOr<v1::TrainerSummary> summary = RunTraining(options, *group->comm, clock, sinks);
   if (!summary.ok()) return Fail(summary.status(), events.get());
+  if (absl::Status s = group->comm->Finish(); !s.ok()) {
+    return Fail(WithExitCode(s, ExitCode::kDistributed), events.get());
+  }
   if (env->rank == 0) std::cout << EventWriter::ToJson(*summary) << std::endl;
   return 0;
 }

@@ -132,6 +132,9 @@ class TrainerTest(unittest.TestCase):
             self.assertEqual(p.returncode, 0, err)
         summary = json.loads(outs[0][0].strip().splitlines()[-1])
         self.assertEqual(summary["worldSize"], 2)
+        # The trainer compares final parameter digests across ranks (exit 6 if they differ).
+        self.assertIn("replicas: 2 ranks hold bit-identical parameters", outs[0][0])
+        self.assertRegex(summary["paramDigest"], "^[0-9a-f]{16}$")
         self.assertEqual(int(summary["tokens"]), 30 * 4 * 64 * 2)
         self.assertEqual(outs[1][0], "", "only rank 0 logs")
         self.assertFalse(os.path.exists(os.path.join(self.workdir, "dp1.jsonl")))

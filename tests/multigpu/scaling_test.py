@@ -36,7 +36,7 @@ class ScalingTest(unittest.TestCase):
         speedup = int(rows[1][1]) / int(rows[0][1])
         self.assertAlmostEqual(float(rows[1][2]), speedup, delta=0.01)
         self.assertAlmostEqual(float(rows[1][3]), 100 * speedup / 2, delta=0.6)
-        replica = re.search(r"^\| 2 \| ([\d.]+) \| ([\d.]+) \| (\S+) \| yes \|$", out, re.M)
+        replica = re.search(r"^\| 2 \| ([\d.]+) \| ([\d.]+) \| (\S+) \| yes \| [0-9a-f]{16} \|$", out, re.M)
         self.assertIsNotNone(replica, out)
         self.assertIn("replica check: PASS", out)
 

@@ -37,6 +37,10 @@ class Communicator {
 
   // Returns once every rank has called it.
   virtual absl::Status Barrier() = 0;
+
+  // Called once by each rank after its last collective, before the process exits: keeps shared
+  // infrastructure (the rank-0-hosted store) up until every rank is through.
+  virtual absl::Status Finish() { return absl::OkStatus(); }
 };
 
 }  // namespace gauntlet

@@ -1,6 +1,8 @@
 #include "trainer/dist/store_communicator.h"
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -96,6 +98,27 @@ StoreCommunicator::~StoreCommunicator() {
   }
   cv_.notify_all();
   thread_.join();
+}
+
+absl::Status StoreCommunicator::Finish() {
+  if (world_size_ == 1) return absl::OkStatus();
+  // Rank 0's process hosts the TCPStore server, and the last rank out of a collective deletes its
+  // keys through it: rank 0 must not exit (taking the server down) before every rank is done.
+  try {
+    const std::string finished = absl::StrCat(prefix_, "/finished");
+    store_->add(finished, 1);
+    if (rank_ != 0) return absl::OkStatus();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (store_->add(finished, 0) < world_size_) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        return absl::DeadlineExceededError("Finish: not every rank finished within 30 s");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("Finish: ", e.what()));
+  }
+  return absl::OkStatus();
 }
 
 std::unique_ptr<Work> StoreCommunicator::Enqueue(std::function<void(const std::string&)> fn) {

@@ -43,6 +43,7 @@ class StoreCommunicator : public Communicator {
   std::unique_ptr<Work> AllReduceSum(torch::Tensor tensor) override;
   absl::Status Broadcast(torch::Tensor tensor, int root) override;
   absl::Status Barrier() override;
+  absl::Status Finish() override;
 
  private:
   struct Op;

@@ -1,5 +1,6 @@
 #include "trainer/dist/store_communicator.h"
 
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -119,6 +120,22 @@ TEST(StoreCommunicatorTest, MissingPeerIsUnavailableNotAHang) {
   auto comms = MakeComms(2, milliseconds(300));
   absl::Status status = comms[0]->AllReduceSum(torch::ones({4}))->Wait();
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+}
+
+TEST(StoreCommunicatorTest, FinishHoldsRankZeroUntilEveryRankIsThrough) {
+  auto comms = MakeComms(3);
+  std::atomic<int> finished{0};
+  std::thread late_ranks([&] {
+    // Ranks 1 and 2 are still busy (e.g. deleting the last collective's keys) for a moment.
+    std::this_thread::sleep_for(milliseconds(200));
+    for (int r = 1; r < 3; ++r) {
+      ++finished;
+      EXPECT_TRUE(comms[r]->Finish().ok());
+    }
+  });
+  EXPECT_TRUE(comms[0]->Finish().ok());
+  EXPECT_EQ(finished.load(), 2) << "rank 0 returned before every rank finished";
+  late_ranks.join();
 }
 
 TEST(StoreCommunicatorTest, RejectsBadArguments) {

@@ -99,6 +99,33 @@ absl::StatusOr<std::vector<double>> SumAcrossRanks(Communicator& comm, const tor
   return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
 }
 
+// FNV-1a 64 over every parameter's bytes in registration order.
+uint64_t ParameterDigest(const std::vector<torch::Tensor>& params) {
+  uint64_t hash = 14695981039346656037ULL;
+  for (const torch::Tensor& p : params) {
+    const torch::Tensor host = p.detach().to(torch::kCPU).contiguous();
+    const auto* bytes = static_cast<const uint8_t*>(host.data_ptr());
+    const size_t n = host.numel() * host.element_size();
+    for (size_t i = 0; i < n; ++i) hash = (hash ^ bytes[i]) * 1099511628211ULL;
+  }
+  return hash;
+}
+
+// True iff every rank holds the same digest. Sums of the digest's four 16-bit chunks and of their
+// squares are exact in doubles; the chunks agree on all ranks iff n * sum(x^2) == sum(x)^2.
+absl::StatusOr<bool> SameOnAllRanks(Communicator& comm, const torch::Device& device,
+                                    uint64_t digest) {
+  std::vector<double> values;
+  for (int i = 0; i < 4; ++i) values.push_back(static_cast<double>((digest >> (16 * i)) & 0xffff));
+  for (int i = 0; i < 4; ++i) values.push_back(values[i] * values[i]);
+  absl::StatusOr<std::vector<double>> sums = SumAcrossRanks(comm, device, values);
+  if (!sums.ok()) return sums.status();
+  for (int i = 0; i < 4; ++i) {
+    if ((*sums)[4 + i] * comm.world_size() != (*sums)[i] * (*sums)[i]) return false;
+  }
+  return true;
+}
+
 std::string HumanCount(double n) {
   if (n >= 1e9) return absl::StrFormat("%.1fG", n / 1e9);
   if (n >= 1e6) return absl::StrFormat("%.1fM", n / 1e6);
@@ -530,6 +557,19 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     return StatusFromException(e, absl::StrCat("step ", step + 1).c_str());
   }
 
+  // ---------------------------------------------------------------- replica check
+  const uint64_t digest = ParameterDigest(params);
+  absl::StatusOr<bool> identical = SameOnAllRanks(comm, device, digest);
+  if (!identical.ok()) return identical.status();
+  if (!*identical) {
+    return WithExitCode(absl::InternalError("replicas diverged: final parameters differ across ranks"),
+                        ExitCode::kDistributed);
+  }
+  if (sinks.log != nullptr && world > 1) {
+    *sinks.log << "replicas: " << world << " ranks hold bit-identical parameters (digest "
+               << absl::StrFormat("%016x", digest) << ")" << std::endl;
+  }
+
   // ---------------------------------------------------------------- summary
   v1::TrainerSummary summary;
   summary.set_arch(config->arch);
@@ -554,6 +594,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
   summary.set_eval_protocol(ProtocolName(final_eval_options->protocol));
   summary.set_val_tokens_scored(static_cast<int64_t>(last_eval.tokens_scored));
   summary.set_world_size(world);
+  summary.set_param_digest(absl::StrFormat("%016x", digest));
   v1::TrainerEvent event;
   *event.mutable_summary() = summary;
   emit(event);
