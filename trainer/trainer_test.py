@@ -116,6 +116,18 @@ class TrainerTest(unittest.TestCase):
         final = [e["summary"] for e in evts if "summary" in e][-1]
         self.assertEqual(final["finalValLoss"], summary["finalValLoss"])
 
+    def test_rerun_with_budget_spent_reports_the_same_summary(self):
+        # A restarted gang whose trainer had already finished resumes at its last step: it must
+        # re-save and report the finished run's numbers, not NaN.
+        spec = write_spec(self.workdir, os.path.join(self.workdir, "done"), 20)
+        first = json.loads(run_trainer(spec, os.path.join(self.workdir, "a.jsonl"))
+                           .stdout.strip().splitlines()[-1])
+        again = json.loads(run_trainer(spec, os.path.join(self.workdir, "b.jsonl"))
+                           .stdout.strip().splitlines()[-1])
+        self.assertEqual(int(again["steps"]), 20)
+        for key in ("finalTrainLoss", "finalValLoss", "paramDigest", "tokens"):
+            self.assertEqual(again[key], first[key], key)
+
     def test_two_ranks_train_together(self):
         port = testlib.free_port()
         spec = write_spec(self.workdir, os.path.join(self.workdir, "dp"), 30)

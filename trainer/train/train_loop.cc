@@ -240,6 +240,8 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
   int64_t step = 0;
   int64_t tokens = 0;
   double train_seconds = 0, eval_seconds = 0, checkpoint_seconds = 0;
+  // Kept in checkpoints so a run resumed with its budget already spent still reports it.
+  double last_loss = std::nan("");
   std::optional<CheckpointDir> checkpoints;
   if (!spec.run_dir().empty()) checkpoints.emplace(spec.run_dir() + "/checkpoints", keep_last);
   if (checkpoints.has_value()) {
@@ -293,6 +295,9 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
       train_seconds = c.doubles.at("train_seconds");
       eval_seconds = c.doubles.at("eval_seconds");
       checkpoint_seconds = c.doubles.at("checkpoint_seconds");
+      if (auto it = c.doubles.find("last_train_loss"); it != c.doubles.end()) {
+        last_loss = it->second;
+      }
     }
   }
   const int64_t resumed_from = step;
@@ -386,6 +391,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     c.doubles["train_seconds"] = train_seconds;
     c.doubles["eval_seconds"] = eval_seconds;
     c.doubles["checkpoint_seconds"] = checkpoint_seconds + (clock.Seconds() - start);
+    c.doubles["last_train_loss"] = last_loss;
     if (absl::Status s = checkpoints->Save(c); !s.ok()) return s;
     checkpoint_seconds += clock.Seconds() - start;
     metric("checkpoint_seconds", checkpoint_seconds);
@@ -397,7 +403,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
   double window_start = clock.Seconds();  // training time since the last pause
   int64_t window_steps = 0;
   double window_train_seconds = 0;
-  double last_loss = std::nan(""), last_val = std::nan("");
+  double last_val = std::nan("");
   double last_eval_time = train_seconds;
   torch::Tensor loss_accum = torch::zeros({}, torch::TensorOptions().device(device));
   torch::Tensor grad_norm = torch::zeros({}, torch::TensorOptions().device(device));
