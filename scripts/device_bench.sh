@@ -6,6 +6,8 @@
 set -uo pipefail
 source scripts/device_env.sh
 OUT="${OUT:-/tmp/out}"; mkdir -p "$OUT"
+# The coordinator's store and the worker's run directories on the GPU machine.
+RUN="${GAUNTLET_DEVICE_RUN:-${TMPDIR:-/tmp}/gauntlet-device}"
 DATA=.device/data/tinyshakespeare/input.txt
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 date -u | tee -a "$OUT/gpu.txt"
@@ -21,13 +23,13 @@ trainer_bench --archs=standard --size=124m --data="$DATA" --steps=30 --warmup_st
 fi
 
 if [[ "${START_EXPERIMENT:-1}" == 1 ]]; then
-  mkdir -p /tmp/g
-  setsid coordinator --listen=127.0.0.1:50051 --metrics_listen=127.0.0.1:9464 --db=/tmp/g/db \
-    > /tmp/g/coordinator.log 2>&1 < /dev/null &
+  mkdir -p "$RUN"
+  setsid coordinator --listen=127.0.0.1:50051 --metrics_listen=127.0.0.1:9464 --db=$RUN/db \
+    > $RUN/coordinator.log 2>&1 < /dev/null &
   sleep 1
   setsid worker --coordinator=127.0.0.1:50051 --worker_id=h100 --address=127.0.0.1 \
-    --work_dir=/tmp/g/work --trainer="$PWD/.device/bin/trainer" --data_root="$PWD/.device/data" \
-    > /tmp/g/worker.log 2>&1 < /dev/null &
+    --work_dir=$RUN/work --trainer="$PWD/.device/bin/trainer" --data_root="$PWD/.device/data" \
+    > $RUN/worker.log 2>&1 < /dev/null &
   sleep 2
   GAUNTLET_COORDINATOR=127.0.0.1:50051 gauntlet submit bench/gpu_compare_300s.yaml | tee "$OUT/submit.txt"
 fi

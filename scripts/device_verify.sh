@@ -5,6 +5,7 @@
 set -uo pipefail
 source scripts/device_env.sh
 OUT="${OUT:-/tmp/out}"; mkdir -p "$OUT"
+V="$(mktemp -d)"
 DATA="$PWD/.device/data/tinyshakespeare/input.txt"
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; date -u
@@ -17,7 +18,7 @@ DATA="$PWD/.device/data/tinyshakespeare/input.txt"
   trainer_bench --archs=standard --size=124m --data="$DATA" --steps=30 --warmup_steps=5 2>&1
 } | tee "$OUT/bench.md"
 
-mkdir -p /tmp/v && cat > /tmp/v/trial.yaml <<YAML
+cat > $V/trial.yaml <<YAML
 data: {path: $DATA}
 model: {arch: worker, size: seed}
 train: {batch_size: 16, log_every: 25}
@@ -25,11 +26,11 @@ budget: {steps: 100}
 eval: {every_steps: 50}
 checkpoint: {every_steps: 50, keep_last: 2}
 seed: 7
-run_dir: /tmp/v/run
+run_dir: $V/run
 YAML
 echo "== trainer, then the same spec again (resumes at its last step, re-saves)" | tee "$OUT/resave.txt"
-trainer --spec /tmp/v/trial.yaml 2>&1 | tail -3 | tee -a "$OUT/resave.txt"; echo "rc=${PIPESTATUS[0]}" | tee -a "$OUT/resave.txt"
-trainer --spec /tmp/v/trial.yaml 2>&1 | tail -2 | tee -a "$OUT/resave.txt"; echo "rc=${PIPESTATUS[0]}" | tee -a "$OUT/resave.txt"
-ls /tmp/v/run/checkpoints | tee -a "$OUT/resave.txt"
+trainer --spec $V/trial.yaml 2>&1 | tail -3 | tee -a "$OUT/resave.txt"; echo "rc=${PIPESTATUS[0]}" | tee -a "$OUT/resave.txt"
+trainer --spec $V/trial.yaml 2>&1 | tail -2 | tee -a "$OUT/resave.txt"; echo "rc=${PIPESTATUS[0]}" | tee -a "$OUT/resave.txt"
+ls $V/run/checkpoints | tee -a "$OUT/resave.txt"
 echo "== scaling script on one GPU"
 bash bench/scaling.sh --device cuda --size seed --ranks "1" --steps 60 2>&1 | tail -12 | tee "$OUT/scaling.txt"

@@ -565,30 +565,35 @@ absl::StatusOr<v1::HeartbeatResponse> Controller::Heartbeat(const v1::HeartbeatR
   return response;
 }
 
-absl::Status Controller::ReportMetrics(const v1::ReportMetricsRequest& request) {
+absl::Status Controller::ReportMetrics(const v1::ReportMetricsRequest& request,
+                                     v1::ReportMetricsResponse* response) {
   if (request.worker_id().empty()) return absl::InvalidArgumentError("worker_id: required");
   absl::MutexLock lock(&mu_);
   std::vector<v1::MetricPoint> accepted;
   std::map<std::string, v1::Trial> updated;
+  std::vector<std::string> rejected;
   for (int i = 0; i < request.points_size(); ++i) {
     const v1::MetricPoint& point = request.points(i);
+    const std::string where = absl::StrCat("points[", i, "] (", point.name(), ")");
     const v1::Trial* trial = FindTrial(point.trial_id());
     if (trial == nullptr) {
-      return absl::NotFoundError(
-          absl::StrCat("points[", i, "].trial_id: unknown trial '", point.trial_id(), "'"));
+      rejected.push_back(absl::StrCat(where, ": trial_id: unknown trial '", point.trial_id(), "'"));
+      continue;
     }
     if (point.name().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("points[", i, "].name: required"));
+      rejected.push_back(absl::StrCat(where, ": name: required"));
+      continue;
     }
     if (!std::isfinite(point.value()) || !std::isfinite(point.train_seconds()) ||
         !std::isfinite(point.unix_time())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "points[", i, "]: value, train_seconds and unix_time must be finite (", point.name(),
-          " = ", point.value(), ")"));
+      rejected.push_back(absl::StrCat(where, ": value, train_seconds and unix_time must be finite (",
+                                      point.value(), ", ", point.train_seconds(), ", ",
+                                      point.unix_time(), ")"));
+      continue;
     }
     if (point.step() < 0 || point.tokens() < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("points[", i, "]: step and tokens must be >= 0"));
+      rejected.push_back(absl::StrCat(where, ": step and tokens must be >= 0"));
+      continue;
     }
     // A gang from an attempt the coordinator has given up on may still be talking: drop it.
     if (request.attempt() != 0 && request.attempt() != trial->attempt()) continue;
@@ -597,6 +602,14 @@ absl::Status Controller::ReportMetrics(const v1::ReportMetricsRequest& request) 
     v1::Trial& next = it->second;
     (*next.mutable_latest_metrics())[point.name()] = point.value();
     next.set_latest_step(std::max(next.latest_step(), point.step()));
+  }
+  if (!rejected.empty()) {
+    std::cerr << "coordinator: ReportMetrics from " << request.worker_id() << ": rejected "
+              << rejected.size() << " of " << request.points_size() << " points, first: "
+              << rejected.front() << std::endl;
+  }
+  if (response != nullptr) {
+    for (std::string& r : rejected) response->add_rejected(std::move(r));
   }
   if (accepted.empty()) return absl::OkStatus();
   std::vector<const v1::Trial*> trials;

@@ -74,7 +74,9 @@ class Controller {
 
   // --- WorkerService API ---
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
-  absl::Status ReportMetrics(const v1::ReportMetricsRequest& request);
+  // Stores every valid point; invalid ones are listed in `response` (when given) and skipped.
+  absl::Status ReportMetrics(const v1::ReportMetricsRequest& request,
+                             v1::ReportMetricsResponse* response = nullptr);
   absl::Status ReportTrialExit(const v1::ReportTrialExitRequest& request);
   absl::Status ReportLogs(const v1::ReportLogsRequest& request);
 

@@ -1,6 +1,7 @@
 #include "server/controller.h"
 
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -519,14 +520,39 @@ TEST_F(ControllerTest, BadRequestsNameTheField) {
   beat.mutable_inventory()->add_gpus()->set_index(0);
   beat.mutable_inventory()->add_gpus()->set_index(0);
   EXPECT_THAT(controller_->Heartbeat(beat).status().message(), HasSubstr("inventory.gpus[1].index"));
-  EXPECT_EQ(Metric("exp-4-0", 1, "val_loss", 1, 1, 1).code(), absl::StatusCode::kNotFound);
   Submit(book_.Add("m", {"std"}, {1}));
-  absl::Status nan = Metric("exp-1-0", 1, "val_loss", std::nan(""), 1, 1);
-  EXPECT_THAT(nan.message(), HasSubstr("points[0]"));
   EXPECT_EQ(Exit("w1", "exp-1-0", 1, 0, "{not json").code(), absl::StatusCode::kInvalidArgument);
   v1::ListExperimentsRequest list;
   list.set_page_token("abc");
   EXPECT_THAT(controller_->List(list).status().message(), HasSubstr("page_token"));
+}
+
+TEST_F(ControllerTest, BadMetricPointsAreNamedAndTheRestOfTheBatchIsKept) {
+  Submit(book_.Add("m", {"std"}, {1}));
+  v1::ReportMetricsRequest request;
+  request.set_worker_id("w1");
+  request.set_attempt(1);
+  auto add = [&](const std::string& trial, const std::string& name, double value) {
+    v1::MetricPoint* p = request.add_points();
+    p->set_trial_id(trial);
+    p->set_name(name);
+    p->set_value(value);
+    p->set_step(10);
+    p->set_unix_time(1700000000);
+  };
+  add("exp-1-0", "grad_norm", std::numeric_limits<double>::infinity());
+  add("exp-9-9", "train_loss", 2.0);
+  add("exp-1-0", "train_loss", 2.5);
+  add("exp-1-0", "", 1.0);
+  v1::ReportMetricsResponse response;
+  ASSERT_TRUE(controller_->ReportMetrics(request, &response).ok());
+  ASSERT_EQ(response.rejected_size(), 3);
+  EXPECT_THAT(response.rejected(0), HasSubstr("points[0] (grad_norm): value"));
+  EXPECT_THAT(response.rejected(1), HasSubstr("points[1] (train_loss): trial_id: unknown trial"));
+  EXPECT_THAT(response.rejected(2), HasSubstr("points[3] (): name: required"));
+  const v1::Trial trial = GetTrial("exp-1-0");
+  EXPECT_EQ(trial.latest_metrics().at("train_loss"), 2.5);
+  EXPECT_EQ(trial.latest_metrics().count("grad_norm"), 0);
 }
 
 TEST_F(ControllerTest, ListFiltersAndPages) {

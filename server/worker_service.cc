@@ -14,9 +14,10 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context,
 
 grpc::Status WorkerServiceImpl::ReportMetrics(grpc::ServerContext* context,
                                               const v1::ReportMetricsRequest* request,
-                                              v1::ReportMetricsResponse*) {
-  return edge_->Handle("ReportMetrics", context,
-                       [&] { return ToGrpcStatus(controller_->ReportMetrics(*request)); });
+                                              v1::ReportMetricsResponse* response) {
+  return edge_->Handle("ReportMetrics", context, [&] {
+    return ToGrpcStatus(controller_->ReportMetrics(*request, response));
+  });
 }
 
 grpc::Status WorkerServiceImpl::ReportTrialExit(grpc::ServerContext* context,

@@ -1,5 +1,7 @@
 #include "worker/coordinator_client.h"
 
+#include <iostream>
+
 #include "absl/strings/str_cat.h"
 
 namespace gauntlet::worker {
@@ -31,7 +33,12 @@ absl::Status GrpcCoordinatorClient::ReportMetrics(const v1::ReportMetricsRequest
   grpc::ClientContext context;
   Prepare(&context);
   v1::ReportMetricsResponse response;
-  return FromGrpcStatus(stub_->ReportMetrics(&context, request, &response));
+  absl::Status status = FromGrpcStatus(stub_->ReportMetrics(&context, request, &response));
+  // The rest of the batch was stored; say which points were not, and why.
+  for (const std::string& rejected : response.rejected()) {
+    std::cerr << "worker: coordinator rejected metric " << rejected << std::endl;
+  }
+  return status;
 }
 
 absl::Status GrpcCoordinatorClient::ReportTrialExit(const v1::ReportTrialExitRequest& request) {
