@@ -638,7 +638,9 @@ absl::Status Controller::ReportMetrics(const v1::ReportMetricsRequest& request,
 absl::Status Controller::ReportTrialExit(const v1::ReportTrialExitRequest& request) {
   if (request.worker_id().empty()) return absl::InvalidArgumentError("worker_id: required");
   if (request.trial_id().empty()) return absl::InvalidArgumentError("trial_id: required");
+  // An unreadable summary must not cost the exit itself: the exit is applied, then reported.
   std::optional<v1::TrainerSummary> summary;
+  absl::Status summary_error;
   if (!request.summary_json().empty()) {
     google::protobuf::util::JsonParseOptions options;
     options.ignore_unknown_fields = true;  // a newer trainer may add fields
@@ -646,8 +648,10 @@ absl::Status Controller::ReportTrialExit(const v1::ReportTrialExitRequest& reque
     if (auto status =
             google::protobuf::util::JsonStringToMessage(request.summary_json(), &*summary, options);
         !status.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("summary_json: not a TrainerSummary: ", status.ToString()));
+      summary.reset();
+      summary_error = absl::InvalidArgumentError(absl::StrCat(
+          "summary_json: not a TrainerSummary (the exit was recorded without it): ",
+          status.ToString()));
     }
   }
   absl::MutexLock lock(&mu_);
@@ -664,12 +668,12 @@ absl::Status Controller::ReportTrialExit(const v1::ReportTrialExitRequest& reque
     summaries_[trial->id()] = *summary;
   }
   if (!Live(trial->state()) || SliceOf(trial->placement(), request.worker_id()) < 0) {
-    return absl::OkStatus();
+    return summary_error;
   }
   absl::Status status =
       HandleExit(*trial, request.worker_id(), request.exit_code(), request.reason(), clock_->Now());
   RefreshGauges();
-  return status;
+  return status.ok() ? summary_error : status;
 }
 
 absl::Status Controller::ReportLogs(const v1::ReportLogsRequest& request) {

@@ -527,6 +527,18 @@ TEST_F(ControllerTest, BadRequestsNameTheField) {
   EXPECT_THAT(controller_->List(list).status().message(), HasSubstr("page_token"));
 }
 
+TEST_F(ControllerTest, AnUnreadableSummaryIsReportedButTheExitIsStillApplied) {
+  Submit(book_.Add("s", {"std"}, {1}));
+  Beat("w1", 1);
+  Tick();
+  Beat("w1", 1, {Process("exp-1-0", 1, v1::PROCESS_STATE_RUNNING)});
+  ASSERT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_RUNNING);
+  const absl::Status status = Exit("w1", "exp-1-0", 1, 0, "{not json");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("summary_json"));
+  EXPECT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_COMPLETED);
+}
+
 TEST_F(ControllerTest, BadMetricPointsAreNamedAndTheRestOfTheBatchIsKept) {
   Submit(book_.Add("m", {"std"}, {1}));
   v1::ReportMetricsRequest request;
