@@ -34,6 +34,7 @@ void ApplyTrialDefaults(v1::TrialSpec* spec) {
   if (!train.has_log_every()) train.set_log_every(10);
   // PyTorch DDP's default bucket size.
   if (!train.has_bucket_mib()) train.set_bucket_mib(25);
+  if (!train.has_cuda_graphs()) train.set_cuda_graphs(true);
 
   v1::EvalSpec& eval = *spec->mutable_eval();
   if (eval.protocol().empty()) eval.set_protocol("fair");

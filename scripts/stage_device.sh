@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 targets=("$@")
 if ((${#targets[@]} == 0)); then
   targets=(//trainer/smoke:torch_smoke_main)
-  for t in //trainer:trainer //bench:trainer_bench //server:coordinator //worker:worker //server:gauntlet; do
+  for t in //trainer:trainer //bench:trainer_bench //server:coordinator //worker:worker //cli:gauntlet; do
     if bazel query "$t" >/dev/null 2>&1; then targets+=("$t"); fi
   done
 fi

@@ -30,7 +30,7 @@ class ToyModel : public LanguageModelImpl {
   ToyModel(int64_t vocab, int64_t seq_len, int64_t phases, LogitsFn fn)
       : LanguageModelImpl(MakeConfig(vocab, seq_len)), phases_(phases), fn_(std::move(fn)) {}
 
-  ModelOutput Forward(const torch::Tensor& tokens, int64_t phase) override {
+  ModelOutput Run(const torch::Tensor& tokens, int64_t phase, Head /*head*/) override {
     calls.push_back({phase, tokens.clone(), is_training(), torch::GradMode::is_enabled()});
     ModelOutput out;
     out.logits = fn_(tokens, phase);

@@ -134,6 +134,43 @@ TEST_P(ArchitectureTest, EveryParameterGetsAFiniteGradient) {
   }
 }
 
+// The training pass (hidden states at the trained positions, head fused into the loss) computes
+// the same loss and the same gradients as logits everywhere + MaskedCrossEntropy.
+TEST_P(ArchitectureTest, TrainingLossEqualsMaskedCrossEntropyOfTheLogits) {
+  const ModelConfig c = Tiny(GetParam());
+  auto model = Build(c);
+  model->train();
+  torch::manual_seed(5);
+  const torch::Tensor tokens = torch::randint(c.vocab_size, {3, c.seq_len + 1}, torch::kInt64);
+  const torch::Tensor inputs = tokens.narrow(1, 0, c.seq_len);
+  const torch::Tensor targets = tokens.narrow(1, 1, c.seq_len);
+  auto grads = [&] {
+    std::vector<torch::Tensor> g;
+    for (const auto& p : model->parameters()) g.push_back(p.grad().clone());
+    return g;
+  };
+
+  model->zero_grad();
+  const ModelOutput full = model->Forward(inputs);
+  const torch::Tensor expected = MaskedCrossEntropy(full.logits, targets, full.train_positions);
+  expected.backward();
+  const std::vector<torch::Tensor> expected_grads = grads();
+
+  model->zero_grad();
+  const ModelOutput hidden = model->ForwardHidden(inputs);
+  EXPECT_FALSE(hidden.logits.defined());
+  const int64_t trained = full.train_positions.sum().item<int64_t>();
+  EXPECT_EQ(hidden.hidden.size(1), trained) << "the head must run exactly where training scores";
+  const torch::Tensor loss = TrainingLoss(hidden, targets);
+  loss.backward();
+  const std::vector<torch::Tensor> actual_grads = grads();
+
+  EXPECT_NEAR(loss.item<double>(), expected.item<double>(), 1e-5);
+  for (size_t i = 0; i < expected_grads.size(); ++i) {
+    EXPECT_LE(MaxAbsDiff(actual_grads[i], expected_grads[i]), 1e-6) << "parameter " << i;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllArchs, ArchitectureTest,
                          ::testing::Values("standard", "worker", "sparse_depth", "hybrid"),
                          [](const auto& info) { return info.param; });

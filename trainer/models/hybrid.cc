@@ -42,7 +42,7 @@ HybridTransformer::HybridTransformer(ModelConfig config) : LanguageModelImpl(std
       "head", torch::nn::Linear(torch::nn::LinearOptions(c.d_model, c.vocab_size).bias(false)));
 }
 
-ModelOutput HybridTransformer::Forward(const torch::Tensor& tokens, int64_t /*phase*/) {
+ModelOutput HybridTransformer::Run(const torch::Tensor& tokens, int64_t /*phase*/, Head head) {
   TORCH_CHECK(tokens.dim() == 2, "tokens must be (B, T), got ", tokens.sizes());
   const int64_t seq_len = tokens.size(1);
   const auto [cos, sin] = rotary_->Prefix(seq_len, ComputeDtype(tokens.device()));
@@ -55,7 +55,7 @@ ModelOutput HybridTransformer::Forward(const torch::Tensor& tokens, int64_t /*ph
     }
   }
   ModelOutput out;
-  out.logits = head_(norm_f_(x));
+  FinishHead(out, norm_f_(x), head_, head);
   out.train_positions = torch::ones({seq_len}, tokens.options().dtype(torch::kBool));
   out.aux_loss = torch::zeros({}, tokens.options().dtype(torch::kFloat32));
   return out;

@@ -13,7 +13,13 @@ namespace gauntlet {
 
 // What one forward pass produced.
 struct ModelOutput {
-  torch::Tensor logits;  // (B, T, V), float32 or autocast dtype
+  torch::Tensor logits;  // (B, T, V), float32 or autocast dtype; only from Forward
+  // Only from ForwardHidden: the final-norm hidden states (B, P, d) at the P positions training
+  // scores, their positions (P,) int64 on the model's device (undefined: all T, in order), and
+  // the LM head's weight (V, d), so the loss can run the head fused with cross-entropy there.
+  torch::Tensor hidden;
+  torch::Tensor hidden_positions;
+  torch::Tensor head_weight;
   // Mask (T,) of bool: the positions this arch trains on (all true except for `worker`).
   torch::Tensor train_positions;
   // Extra loss terms the arch adds to the LM loss (e.g. the router's auxiliary loss); 0-dim.
@@ -31,10 +37,17 @@ class LanguageModelImpl : public torch::nn::Module {
   explicit LanguageModelImpl(ModelConfig config) : config_(std::move(config)) {}
   ~LanguageModelImpl() override = default;
 
-  // tokens: (B, T) int64 with T <= seq_len. `phase` only matters for archs whose computation
-  // depends on position classes (worker: position t is a worker iff (t + phase) % k == k - 1,
-  // plus the last position); others ignore it.
-  virtual ModelOutput Forward(const torch::Tensor& tokens, int64_t phase = 0) = 0;
+  // Logits at every position. tokens: (B, T) int64 with T <= seq_len. `phase` only matters for
+  // archs whose computation depends on position classes (worker: position t is a worker iff
+  // (t + phase) % k == k - 1, plus the last position); others ignore it.
+  ModelOutput Forward(const torch::Tensor& tokens, int64_t phase = 0) {
+    return Run(tokens, phase, Head::kLogits);
+  }
+  // The training pass (phase 0): no logits; `hidden`, `hidden_positions` and `head_weight`
+  // instead, covering exactly the positions train_positions marks (TrainingLoss scores them).
+  ModelOutput ForwardHidden(const torch::Tensor& tokens) {
+    return Run(tokens, 0, Head::kHidden);
+  }
 
   // Number of forward passes with phases 0..n-1 that together give a trained prediction at every
   // position (worker: k; everything else: 1). The fair evaluator uses it.
@@ -51,8 +64,22 @@ class LanguageModelImpl : public torch::nn::Module {
   const ModelConfig& config() const { return config_; }
 
  protected:
+  enum class Head { kLogits, kHidden };
+  // The architecture's forward pass; ends with FinishHead.
+  virtual ModelOutput Run(const torch::Tensor& tokens, int64_t phase, Head head) = 0;
+  // Applies the LM head to `normed` (final-norm hidden states, (B, T, d)) for kLogits, or stores
+  // them with the head's weight for kHidden.
+  static void FinishHead(ModelOutput& out, const torch::Tensor& normed,
+                         torch::nn::Linear head_layer, Head head);
+
   ModelConfig config_;
 };
+
+// The training loss of a ForwardHidden output: mean cross-entropy over its rows (the trained
+// positions of every sequence), with the head applied chunk by chunk and fused with the
+// cross-entropy so logits never exist for every position at once. Equal to
+// MaskedCrossEntropy(Forward(tokens).logits, targets, train_positions). targets: (B, T) int64.
+torch::Tensor TrainingLoss(const ModelOutput& out, const torch::Tensor& targets);
 
 // Cross-entropy averaged over the positions where `mask` (T,) is true; logits (B,T,V) are
 // upcast to float32. Targets (B,T) int64.

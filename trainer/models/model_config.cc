@@ -22,6 +22,7 @@ absl::Status Invalid(const std::string& message) { return absl::InvalidArgumentE
 absl::StatusOr<ModelConfig> NamedSize(const std::string& size) {
   ModelConfig c;
   c.size = size;
+  c.vocab_size = 0;  // the tokenizer's, unless the size pads it
   if (size == "tiny") {
     // Seconds on one CPU core; dropout 0 so CPU tests of training are deterministic.
     c.d_model = 32;
@@ -46,6 +47,17 @@ absl::StatusOr<ModelConfig> NamedSize(const std::string& size) {
     c.d_ff = 3072;
     c.seq_len = 1024;
     c.dropout = 0.0;
+  } else if (size == "gpt2-small") {
+    // GPT-2 small proportions with its vocabulary padded to a multiple of 128 (50,304, as llm.c
+    // and nanoGPT use), so throughput and MFU compare with published GPT-2 124M figures whatever
+    // the tokenizer (its vocabulary must fit).
+    c.d_model = 768;
+    c.n_layers = 12;
+    c.n_heads = 12;
+    c.d_ff = 3072;
+    c.seq_len = 1024;
+    c.dropout = 0.0;
+    c.vocab_size = 50304;
   } else {
     return Invalid(absl::StrCat("model.size: unknown size '", size,
                                 "'; known: ", absl::StrJoin(KnownSizes(), ", ")));
@@ -62,7 +74,7 @@ const std::vector<std::string>& KnownArchs() {
 }
 
 const std::vector<std::string>& KnownSizes() {
-  static const auto* const kSizes = new std::vector<std::string>{"tiny", "seed", "124m"};
+  static const auto* const kSizes = new std::vector<std::string>{"tiny", "seed", "124m", "gpt2-small"};
   return *kSizes;
 }
 
@@ -146,7 +158,13 @@ absl::StatusOr<ModelConfig> ResolveModelConfig(const v1::ModelSpec& spec, int64_
   if (!sized.ok()) return sized.status();
   ModelConfig c = *std::move(sized);
   c.arch = spec.arch();
-  c.vocab_size = vocab_size;
+  // The tokenizer's vocabulary unless the spec or the named size asks for a larger (padded) one.
+  if (spec.has_vocab_size()) c.vocab_size = spec.vocab_size();
+  if (c.vocab_size == 0) c.vocab_size = vocab_size;
+  if (c.vocab_size < vocab_size) {
+    return Invalid(absl::StrCat("model.vocab_size: ", c.vocab_size,
+                                " is smaller than the tokenizer's vocabulary of ", vocab_size));
+  }
   if (spec.has_d_model()) c.d_model = spec.d_model();
   if (spec.has_n_layers()) c.n_layers = spec.n_layers();
   if (spec.has_n_heads()) c.n_heads = spec.n_heads();

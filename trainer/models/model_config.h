@@ -23,6 +23,7 @@ class ModelSpec;
 struct ModelConfig {
   std::string arch;  // registry key
   std::string size;  // named size it started from
+  // Embedding rows and head width: the tokenizer's vocabulary, or a larger padded one.
   int64_t vocab_size = 65;
   int64_t d_model = 256;
   int64_t n_layers = 4;
@@ -44,7 +45,7 @@ struct ModelConfig {
 
 // Registry keys of every architecture ("standard", "worker", "sparse_depth", "hybrid").
 const std::vector<std::string>& KnownArchs();
-// Named sizes ("tiny", "seed", "124m").
+// Named sizes ("tiny", "seed", "124m", "gpt2-small").
 const std::vector<std::string>& KnownSizes();
 
 // Applies the named size, then every field the spec sets, then validates. Errors are

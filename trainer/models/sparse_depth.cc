@@ -29,7 +29,7 @@ int64_t SparseDepthTransformer::Slots(int64_t seq_len) const {
   return std::clamp<int64_t>(static_cast<int64_t>(bound), 1, seq_len);
 }
 
-ModelOutput SparseDepthTransformer::Forward(const torch::Tensor& tokens, int64_t /*phase*/) {
+ModelOutput SparseDepthTransformer::Run(const torch::Tensor& tokens, int64_t /*phase*/, Head head) {
   TORCH_CHECK(tokens.dim() == 2, "tokens must be (B, T), got ", tokens.sizes());
   const ModelConfig& c = config_;
   const int64_t batch = tokens.size(0);
@@ -83,7 +83,7 @@ ModelOutput SparseDepthTransformer::Forward(const torch::Tensor& tokens, int64_t
   }
 
   ModelOutput out;
-  out.logits = head_(norm_f_(x));
+  FinishHead(out, norm_f_(x), head_, head);
   out.train_positions = torch::ones({seq_len}, tokens.options().dtype(torch::kBool));
   const int64_t n_routed_layers = c.n_layers - c.sparse_dense_layers;
   out.aux_loss = n_routed_layers > 0

@@ -52,7 +52,6 @@ class SparseDepthTransformer : public LanguageModelImpl {
  public:
   explicit SparseDepthTransformer(ModelConfig config);
 
-  ModelOutput Forward(const torch::Tensor& tokens, int64_t phase = 0) override;
   // Routed layers run C slots per row whatever the routing (see above): that fixed work is what
   // is counted (attention among slots: (C / T)^2 of the dense score work).
   double TrainingFlopsPerToken(int64_t seq_len) const override;
@@ -62,6 +61,9 @@ class SparseDepthTransformer : public LanguageModelImpl {
   static constexpr double kSlotFactor = 1.5;
   // C for a window of seq_len tokens.
   int64_t Slots(int64_t seq_len) const;
+
+ protected:
+  ModelOutput Run(const torch::Tensor& tokens, int64_t phase, Head head) override;
 
  private:
   torch::nn::Embedding embed_{nullptr};

@@ -20,8 +20,10 @@ class StandardTransformer : public LanguageModelImpl {
  public:
   explicit StandardTransformer(ModelConfig config);
 
-  ModelOutput Forward(const torch::Tensor& tokens, int64_t phase = 0) override;
   double TrainingFlopsPerToken(int64_t seq_len) const override;
+
+ protected:
+  ModelOutput Run(const torch::Tensor& tokens, int64_t phase, Head head) override;
 
  private:
   torch::nn::Embedding embed_{nullptr};

@@ -129,7 +129,7 @@ torch::Tensor WorkerTransformer::TrainPositions(int64_t seq_len, int64_t phase) 
       .index_fill(0, torch::tensor(positions, torch::kInt64), true);
 }
 
-ModelOutput WorkerTransformer::Forward(const torch::Tensor& tokens, int64_t phase) {
+ModelOutput WorkerTransformer::Run(const torch::Tensor& tokens, int64_t phase, Head head) {
   TORCH_CHECK(tokens.dim() == 2, "tokens must be (B, T), got ", tokens.sizes());
   TORCH_CHECK(phase >= 0 && phase < config_.worker_interval, "worker phase ", phase,
               " outside [0, ", config_.worker_interval, ")");
@@ -147,7 +147,12 @@ ModelOutput WorkerTransformer::Forward(const torch::Tensor& tokens, int64_t phas
     x = block->as<WorkerBlock>()->forward(x, layout, bias, cos, sin, cos_w, sin_w);
   }
   ModelOutput out;
-  out.logits = head_(norm_f_(x));
+  if (head == Head::kHidden) {
+    FinishHead(out, norm_f_(layout.Gather(x)), head_, head);
+    out.hidden_positions = layout.workers;
+  } else {
+    FinishHead(out, norm_f_(x), head_, head);
+  }
   out.train_positions = layout.is_worker;
   out.aux_loss = torch::zeros({}, tokens.options().dtype(torch::kFloat32));
   return out;
@@ -161,7 +166,8 @@ double WorkerTransformer::TrainingFlopsPerToken(int64_t seq_len) const {
   const double all_tokens = TrainingMatmulFlops(2.0 * d * d + c.worker_conv_kernel * d);
   const double workers_only =
       TrainingMatmulFlops(3.0 * d * d + 2.0 * d * c.d_ff) + TrainingAttentionFlops(d, seq_len);
-  return c.n_layers * (all_tokens + share * workers_only) + TrainingMatmulFlops(d * c.vocab_size);
+  return c.n_layers * (all_tokens + share * workers_only) +
+         share * TrainingMatmulFlops(d * c.vocab_size);
 }
 
 }  // namespace gauntlet

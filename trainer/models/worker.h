@@ -79,11 +79,15 @@ class WorkerTransformer : public LanguageModelImpl {
  public:
   explicit WorkerTransformer(ModelConfig config);
 
-  ModelOutput Forward(const torch::Tensor& tokens, int64_t phase = 0) override;
   int64_t NumEvalPhases() const override { return config_.worker_interval; }
   torch::Tensor TrainPositions(int64_t seq_len, int64_t phase) const override;
-  // Counts phase 0's worker share; K/V, the conv and the head run on every position.
+  // Counts phase 0's worker share; K/V and the conv run on every position, the head in training
+  // only at the workers.
   double TrainingFlopsPerToken(int64_t seq_len) const override;
+
+ protected:
+  // For Head::kHidden the final norm and the LM head run at the worker positions only.
+  ModelOutput Run(const torch::Tensor& tokens, int64_t phase, Head head) override;
 
  private:
   // Cached per (T, phase); rebuilt when the model's device changes.

@@ -49,8 +49,16 @@ void AdamW::InitState() {
   }
 }
 
-void AdamW::Step(double lr) {
+void AdamW::EnsureState() {
   if (exp_avg_.empty()) InitState();
+}
+
+void AdamW::Step(double lr) { Update(lr, torch::Tensor()); }
+
+void AdamW::Step(const torch::Tensor& lr) { Update(0.0, lr); }
+
+void AdamW::Update(double lr, const torch::Tensor& lr_tensor) {
+  EnsureState();
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> params, grads, m, v, steps;
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -65,9 +73,15 @@ void AdamW::Step(double lr) {
   // Like torch.optim's fused path: the count is incremented before the kernel, which uses it
   // for bias correction.
   torch::_foreach_add_(steps, 1);
-  at::_fused_adamw_(params, grads, m, v, /*max_exp_avg_sqs=*/{}, steps, lr, config_.beta1,
-                    config_.beta2, config_.weight_decay, config_.eps, /*amsgrad=*/false,
-                    /*maximize=*/false);
+  if (lr_tensor.defined()) {
+    at::_fused_adamw_(params, grads, m, v, /*max_exp_avg_sqs=*/{}, steps, lr_tensor,
+                      config_.beta1, config_.beta2, config_.weight_decay, config_.eps,
+                      /*amsgrad=*/false, /*maximize=*/false);
+  } else {
+    at::_fused_adamw_(params, grads, m, v, /*max_exp_avg_sqs=*/{}, steps, lr, config_.beta1,
+                      config_.beta2, config_.weight_decay, config_.eps, /*amsgrad=*/false,
+                      /*maximize=*/false);
+  }
 }
 
 void AdamW::ZeroGrad() {

@@ -32,6 +32,12 @@ class AdamW {
 
   // One update of every parameter that has a gradient.
   void Step(double lr);
+  // The same with the learning rate read from a 0-dim float32 tensor on the parameters' device,
+  // so a captured CUDA graph can replay the update with a new rate written into `lr`.
+  void Step(const torch::Tensor& lr);
+  // Allocates the moments now (they are otherwise created by the first Step): a graph capture
+  // must find them already there.
+  void EnsureState();
   // Drops gradients (set to undefined): the next backward writes instead of accumulating.
   void ZeroGrad();
 
@@ -42,6 +48,8 @@ class AdamW {
 
  private:
   void InitState();
+  // `lr_tensor` when defined, else `lr`.
+  void Update(double lr, const torch::Tensor& lr_tensor);
 
   std::vector<torch::Tensor> params_;
   AdamWConfig config_;

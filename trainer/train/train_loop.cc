@@ -22,37 +22,21 @@
 #include "trainer/models/model_config.h"
 #include "trainer/models/registry.h"
 #include "trainer/train/adamw.h"
+#include "trainer/train/batch_prefetcher.h"
 #include "trainer/train/exit_code.h"
 #include "trainer/train/peak_flops.h"
 #include "trainer/train/schedule.h"
+#include "trainer/train/train_step.h"
 
 #if GAUNTLET_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGeneratorImpl.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
 #endif
 
 namespace gauntlet {
 namespace {
-
-// bf16 autocast for the forward pass; a no-op for fp32.
-class AutocastScope {
- public:
-  AutocastScope(bool enabled, c10::DeviceType device) : enabled_(enabled), device_(device) {
-    if (!enabled_) return;
-    at::autocast::set_autocast_enabled(device_, true);
-    at::autocast::set_autocast_dtype(device_, at::kBFloat16);
-  }
-  ~AutocastScope() {
-    if (!enabled_) return;
-    at::autocast::set_autocast_enabled(device_, false);
-    at::autocast::clear_cache();
-  }
-
- private:
-  bool enabled_;
-  c10::DeviceType device_;
-};
 
 struct MemoryStats {
   double allocated = 0, reserved = 0, peak = 0;
@@ -301,6 +285,9 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     }
   }
   const int64_t resumed_from = step;
+  // Sampler state after the last step taken: what checkpoints hold, however far the prefetcher
+  // has read ahead.
+  BatchSampler::State consumed = sampler->state();
   if (world > 1) {
     // Every rank must resume from the same checkpoint (run_dir on storage all ranks see).
     absl::StatusOr<std::vector<double>> steps =
@@ -385,8 +372,8 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
       c.tensors["rng/cuda"] = at::cuda::detail::getDefaultCUDAGenerator(device.index()).get_state();
     }
 #endif
-    c.ints["sampler/draws"] = static_cast<int64_t>(sampler->state().draws);
-    c.ints["sampler/batches"] = sampler->state().batches;
+    c.ints["sampler/draws"] = static_cast<int64_t>(consumed.draws);
+    c.ints["sampler/batches"] = consumed.batches;
     c.ints["tokens"] = tokens;
     c.doubles["train_seconds"] = train_seconds;
     c.doubles["eval_seconds"] = eval_seconds;
@@ -400,14 +387,33 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
 
   // ---------------------------------------------------------------- training
   model->train();
+#if GAUNTLET_CUDA
+  // Training runs on a side stream: a CUDA graph cannot be captured on the default stream.
+  // Everything queued so far (initialisation, broadcast, resume) is finished first.
+  std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
+  if (device.is_cuda()) {
+    SynchronizeDevice(device);
+    stream_guard.emplace(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index()));
+  }
+#endif
+  TrainStepOptions step_options;
+  step_options.accum = accum;
+  step_options.bf16 = bf16;
+  step_options.grad_clip = grad_clip;
+  step_options.cuda_graphs = !train.has_cuda_graphs() || train.cuda_graphs();
+  TrainStep train_step(model.get(), &optimizer, bucketer.get(), params, device, step_options,
+                       sinks.log);
+  BatchPrefetcher prefetcher(*std::move(sampler), accum, /*pinned=*/device.is_cuda());
+  if (world > 1) {
+    // Ranks of a gang spread over several agents start up to a heartbeat apart: the clock starts
+    // once every rank is here, so waiting for a late peer is not counted as training time.
+    if (absl::Status s = comm.Barrier(); !s.ok()) return WithExitCode(s, ExitCode::kDistributed);
+  }
   double window_start = clock.Seconds();  // training time since the last pause
   int64_t window_steps = 0;
   double window_train_seconds = 0;
   double last_val = std::nan("");
   double last_eval_time = train_seconds;
-  torch::Tensor loss_accum = torch::zeros({}, torch::TensorOptions().device(device));
-  torch::Tensor grad_norm = torch::zeros({}, torch::TensorOptions().device(device));
-  std::map<std::string, torch::Tensor> last_stats;
   auto pause_clock = [&] {  // everything queued so far is training time
     SynchronizeDevice(device);
     const double now = clock.Seconds();
@@ -432,47 +438,16 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     if (!done.ok()) return done.status();
     bool finished = *done;
     while (!finished) {
-      // ---- step: forward/backward over micro-batches; buckets all-reduce during the last one.
+      // ---- step: forward/backward over the micro-batches (buckets all-reduce during the last
+      // backward), clip and fused AdamW; one CUDA graph replay once captured.
       const double elapsed = train_seconds + (clock.Seconds() - window_start);
       const double lr = schedule->At(
           step, budget->DecayProgress(step, elapsed, schedule->warmup_steps()));
-      optimizer.ZeroGrad();
-      loss_accum.zero_();
-      for (int64_t micro = 0; micro < accum; ++micro) {
-        if (bucketer) bucketer->set_sync(micro == accum - 1);
-        Batch batch = sampler->Next();
-        torch::Tensor inputs = batch.inputs.to(device, /*non_blocking=*/true);
-        torch::Tensor targets = batch.targets.to(device, /*non_blocking=*/true);
-        torch::Tensor loss;
-        {
-          AutocastScope autocast(bf16, device.type());
-          ModelOutput out = model->Forward(inputs);
-          loss = MaskedCrossEntropy(out.logits, targets, out.train_positions);
-          if (out.aux_loss.defined()) loss = loss + out.aux_loss;
-          if (micro == accum - 1) last_stats = out.stats;
-        }
-        (loss / static_cast<double>(accum)).backward();
-        loss_accum += loss.detach() / static_cast<double>(accum);
-      }
-      if (bucketer) {
-        if (absl::Status s = bucketer->Finish(); !s.ok()) {
-          return WithExitCode(s, ExitCode::kDistributed);
-        }
-      }
-      // ---- update: global-norm clip without a host sync, then fused AdamW.
-      {
-        torch::NoGradGuard no_grad;
-        std::vector<torch::Tensor> grads;
-        for (torch::Tensor& p : params) {
-          if (p.grad().defined()) grads.push_back(p.grad());
-        }
-        grad_norm = torch::linalg_vector_norm(torch::stack(torch::_foreach_norm(grads)), 2);
-        if (grad_clip > 0) {
-          torch::Tensor scale = torch::clamp_max(grad_clip / (grad_norm + 1e-6), 1.0);
-          torch::_foreach_mul_(grads, scale);
-        }
-      }
-      optimizer.Step(lr);
+      const StepBatch batch = prefetcher.Next();
+      absl::Status stepped = train_step.Run(batch.inputs, batch.targets, lr);
+      prefetcher.Release(batch);
+      if (!stepped.ok()) return stepped;
+      consumed = batch.sampler_state;
       ++step;
       ++window_steps;
       tokens += tokens_per_step;
@@ -483,13 +458,16 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
       finished = *done;
       const bool last_step = finished;
       if (step % log_every == 0 || last_step) {
-        absl::StatusOr<std::vector<double>> loss_sum =
-            SumAcrossRanks(comm, device, {loss_accum.item<double>()});
+        // The LM loss is what is reported (comparable across archs); the total, with any
+        // auxiliary loss, is what must stay finite.
+        absl::StatusOr<std::vector<double>> loss_sum = SumAcrossRanks(
+            comm, device, {train_step.lm_loss().item<double>(), train_step.loss().item<double>()});
         if (!loss_sum.ok()) return loss_sum.status();
         last_loss = (*loss_sum)[0] / world;
-        if (!std::isfinite(last_loss)) {
+        const double total_loss = (*loss_sum)[1] / world;
+        if (!std::isfinite(total_loss)) {
           return WithExitCode(
-              absl::InternalError(absl::StrCat("train loss is ", last_loss, " at step ", step)),
+              absl::InternalError(absl::StrCat("train loss is ", total_loss, " at step ", step)),
               ExitCode::kNonFinite);
         }
         pause_clock();
@@ -497,7 +475,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
         const double tok_per_s = tokens_per_step / step_seconds;
         const double mfu = Mfu(flops_per_token, tok_per_s, peak_flops, world);
         const MemoryStats mem = DeviceMemory(device);
-        const double norm = grad_norm.item<double>();
+        const double norm = train_step.grad_norm().item<double>();
         metric("train_loss", last_loss);
         metric("lr", lr);
         metric("grad_norm", norm);
@@ -510,7 +488,8 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
           metric("memory_reserved_bytes", mem.reserved);
           metric("memory_peak_bytes", mem.peak);
         }
-        if (auto it = last_stats.find("layers_per_token"); it != last_stats.end()) {
+        if (auto it = train_step.stats().find("layers_per_token");
+            it != train_step.stats().end()) {
           metric("layers_per_token", it->second.item<double>());
         }
         if (sinks.log != nullptr) {
@@ -559,6 +538,8 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     pause_clock();
     if (absl::Status s = evaluate(*final_eval_options); !s.ok()) return s;
     if (absl::Status s = save_checkpoint(); !s.ok()) return s;
+  } catch (const DistributedError& e) {
+    return WithExitCode(e.status(), ExitCode::kDistributed);
   } catch (const std::exception& e) {
     return StatusFromException(e, absl::StrCat("step ", step + 1).c_str());
   }
@@ -594,7 +575,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
   summary.set_final_val_bits_per_token(last_eval.bits_per_token);
   summary.set_mfu(Mfu(flops_per_token, tps, peak_flops, world));
   summary.set_peak_memory_bytes(DeviceMemory(device).peak);
-  if (auto it = last_stats.find("layers_per_token"); it != last_stats.end()) {
+  if (auto it = train_step.stats().find("layers_per_token"); it != train_step.stats().end()) {
     summary.set_layers_per_token(it->second.item<double>());
   }
   summary.set_eval_protocol(ProtocolName(final_eval_options->protocol));
