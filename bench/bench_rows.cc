@@ -47,7 +47,8 @@ std::string BenchRowsToJson(const std::vector<BenchRow>& rows) {
     }
     Set(s, "tokens_per_s", row.tokens_per_s);
     Value& runs = (*s.mutable_fields())["tokens_per_s_runs"];
-    for (double r : row.tokens_per_s_runs) runs.mutable_list_value()->add_values()->set_number_value(r);
+    for (double r : row.tokens_per_s_runs)
+      runs.mutable_list_value()->add_values()->set_number_value(r);
     if (row.peak_flops > 0) {
       Set(s, "mfu", row.mfu);
       Set(s, "peak_flops", row.peak_flops);

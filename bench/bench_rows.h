@@ -1,9 +1,10 @@
 #ifndef GAUNTLET_BENCH_BENCH_ROWS_H_
 #define GAUNTLET_BENCH_BENCH_ROWS_H_
 
-// trainer_bench's files. One result per model, written as the JSON rows bench/reference/report.py merges
-// with the PyTorch references' rows (keys documented there and in docs/BENCHMARKS.md). Torch-free:
-// LibTorch's bundled protobuf headers would shadow the system ones used for the JSON here.
+// trainer_bench's files. One result per model, written as the JSON rows bench/reference/report.py
+// merges with the PyTorch references' rows (keys documented there and in docs/BENCHMARKS.md).
+// Torch-free: LibTorch's bundled protobuf headers would shadow the system ones used for the JSON
+// here.
 
 #include <cstdint>
 #include <string>

@@ -22,8 +22,9 @@
 # error; running the same command again, with the cache now warm, completes them.
 #
 # Environment: MODELS (comma-separated, default all five), MODES (eager,compile,max-autotune),
-# SKIP_GAUNTLET=1, DEVICE (cuda), SIZE (override every model's size, e.g. tiny), DATA,
-# TRAINER_BENCH (default: trainer_bench on PATH), PYTHON, OUT.
+# SKIP_GAUNTLET=1, OPTIMIZER=fused (eager fused AdamW in the compiled modes too, instead of the
+# compiled clipping + AdamW step), DEVICE (cuda), SIZE (override every model's size, e.g. tiny),
+# DATA, TRAINER_BENCH (default: trainer_bench on PATH), PYTHON, OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -44,6 +45,8 @@ if [[ -z "${PYTHON:-}" ]]; then
     PYTHON=/opt/torch/.venv/bin/python3
   fi
 fi
+# The staged binaries' libraries (scripts/stage_device.sh); sourcing twice is harmless.
+if [[ "$DEVICE" == cuda && -e .device/lib.tar.xz ]]; then source scripts/device_env.sh; fi
 mkdir -p "$OUT"
 WORK="$(mktemp -d)"
 LOG="$OUT/side_by_side.log"
@@ -52,7 +55,7 @@ say() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$LOG"; }
 
 # The command as run, with every setting that changes what is measured.
 command="bash bench/side_by_side.sh"
-for var in MODELS MODES SIZE DEVICE SKIP_GAUNTLET; do
+for var in MODELS MODES SIZE DEVICE SKIP_GAUNTLET OPTIMIZER; do
   default=""
   case $var in
     MODELS) default="seed-standard,seed-worker,seed-sparse_depth,seed-hybrid,gpt2-small" ;;
@@ -91,15 +94,16 @@ if [[ "${SKIP_GAUNTLET:-0}" != 1 ]]; then
     "$TRAINER_BENCH" --models="$models" ${SIZE:+--size=$SIZE} --device="$DEVICE" --data="$DATA" \
       --steps=$steps --warmup_steps=$warmup --repeats=3 --json_out="$WORK/gauntlet-$group.json" \
       2>&1 | tee -a "$LOG"
-    [[ -s "$WORK/gauntlet-$group.json" ]] && gauntlet_args+=(--gauntlet "$WORK/gauntlet-$group.json")
+    json="$WORK/gauntlet-$group.json"
+    [[ -s "$json" ]] && gauntlet_args+=(--gauntlet "$json")
   done
 fi
 
 left=$((DEADLINE_S - (SECONDS - start)))
 say "references: $left s left before the deadline"
 "$PYTHON" -m bench.reference.run --models="$MODELS" --modes="$MODES" --device="$DEVICE" \
-  ${SIZE:+--size=$SIZE} --out="$WORK/reference.jsonl" --cache_dir="$CACHE_DIR" \
-  --timeout_s="$RUN_TIMEOUT_S" --deadline_s="$left" 2>&1 | tee -a "$LOG"
+  ${SIZE:+--size=$SIZE} --optimizer="${OPTIMIZER:-auto}" --out="$WORK/reference.jsonl" \
+  --cache_dir="$CACHE_DIR" --timeout_s="$RUN_TIMEOUT_S" --deadline_s="$left" 2>&1 | tee -a "$LOG"
 
 "$PYTHON" bench/reference/report.py "${gauntlet_args[@]}" --reference="$WORK/reference.jsonl" \
   --out_dir="$OUT" --command="$command" --gpu="$GPU" 2>&1 | tee -a "$LOG"
@@ -114,7 +118,8 @@ if [[ -d "$CACHE_DIR" ]]; then
     say "compile cache without triton/: $(du -h "$WORK/cache.tar.xz" | cut -f1)"
   fi
   split -b 15M -d "$WORK/cache.tar.xz" "$OUT/inductor-cache.tar.xz.part"
-  say "compile cache packed: $(ls "$OUT"/inductor-cache.tar.xz.part* | wc -l) piece(s), $(du -h "$WORK/cache.tar.xz" | cut -f1)"
+  pieces=$(ls "$OUT"/inductor-cache.tar.xz.part* | wc -l)
+  say "compile cache packed: $pieces piece(s), $(du -h "$WORK/cache.tar.xz" | cut -f1)"
 fi
 rm -rf "$WORK"
 say "done in $((SECONDS - start)) s; outputs in $OUT"

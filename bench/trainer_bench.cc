@@ -58,9 +58,10 @@ ABSL_FLAG(std::string, archs, "standard,worker,sparse_depth,hybrid", "Comma-sepa
 ABSL_FLAG(std::string, size, "",
           "Named model size of --archs (default seed); with --models, replaces every model's size "
           "and the row is named <model>@<size>");
-ABSL_FLAG(std::string, models, "",
-          "Comma-separated benchmark models (seed-standard, seed-worker, seed-sparse_depth, "
-          "seed-hybrid, gpt2-small: <size>-<arch>, or a size alone for standard); replaces --archs");
+ABSL_FLAG(
+    std::string, models, "",
+    "Comma-separated benchmark models (seed-standard, seed-worker, seed-sparse_depth, "
+    "seed-hybrid, gpt2-small: <size>-<arch>, or a size alone for standard); replaces --archs");
 ABSL_FLAG(std::string, json_out, "", "Also write one JSON row per model here");
 ABSL_FLAG(int, repeats, 1, "Timed runs per model; tokens/s is their median");
 ABSL_FLAG(std::string, data, "../shared/data/tinyshakespeare/input.txt", "Corpus path");
@@ -70,8 +71,9 @@ ABSL_FLAG(int, warmup_steps, 10, "Untimed steps first (kernels, allocator, cache
 ABSL_FLAG(std::string, device, "auto", "auto, cpu or cuda");
 ABSL_FLAG(std::string, precision, "auto", "auto, fp32 or bf16");
 ABSL_FLAG(bool, force_ddp, false, "Reduce gradients through the communicator at world size 1");
-ABSL_FLAG(bool, profile, false,
-          "Also print a per-step forward/backward/optimizer breakdown (device syncs between phases)");
+ABSL_FLAG(
+    bool, profile, false,
+    "Also print a per-step forward/backward/optimizer breakdown (device syncs between phases)");
 ABSL_FLAG(int, profile_vocab_size, 65,
           "Vocabulary of the --profile loop's random tokens (65: TinyShakespeare's characters)");
 
@@ -165,7 +167,8 @@ std::vector<BenchModel> ModelsFromFlags() {
   const std::string names = absl::GetFlag(FLAGS_models);
   if (names.empty()) {
     const std::string size = size_flag.empty() ? "seed" : size_flag;
-    for (absl::string_view arch : absl::StrSplit(absl::GetFlag(FLAGS_archs), ',', absl::SkipEmpty())) {
+    for (absl::string_view arch :
+         absl::StrSplit(absl::GetFlag(FLAGS_archs), ',', absl::SkipEmpty())) {
       models.push_back({absl::StrCat(size, "-", arch), std::string(arch), size});
     }
     return models;
@@ -194,8 +197,8 @@ std::vector<BenchModel> ModelsFromFlags() {
 
 // Trains `m` with the real loop: --warmup_steps untimed, then --repeats timed runs of --steps. The
 // timed runs report through an events file, whose TrainerStarted says what the run counted.
-absl::StatusOr<BenchRow> Bench(const BenchModel& m, const torch::Device& device,
-                               Communicator& comm, const std::string& events_path) {
+absl::StatusOr<BenchRow> Bench(const BenchModel& m, const torch::Device& device, Communicator& comm,
+                               const std::string& events_path) {
   TrainerOptions options;
   v1::TrialSpec& spec = options.spec;
   spec.mutable_data()->set_path(absl::GetFlag(FLAGS_data));
@@ -234,7 +237,8 @@ absl::StatusOr<BenchRow> Bench(const BenchModel& m, const torch::Device& device,
   if (!config.ok()) return config.status();
 
   BenchRow row;
-  for (const v1::TrainerSummary& run : runs) row.tokens_per_s_runs.push_back(run.tokens_per_second());
+  for (const v1::TrainerSummary& run : runs)
+    row.tokens_per_s_runs.push_back(run.tokens_per_second());
   std::sort(runs.begin(), runs.end(), [](const auto& a, const auto& b) {
     return a.tokens_per_second() < b.tokens_per_second();
   });
@@ -274,8 +278,7 @@ int Main() {
   if (device_flag == "cuda" || (device_flag == "auto" && torch::cuda::is_available())) {
     device = torch::Device(torch::kCUDA, 0);
   }
-  absl::StatusOr<ProcessGroup> group =
-      Rendezvous(DistEnv(), device, std::chrono::seconds(60));
+  absl::StatusOr<ProcessGroup> group = Rendezvous(DistEnv(), device, std::chrono::seconds(60));
   if (!group.ok()) {
     std::cerr << "error: " << group.status().message() << "\n";
     return static_cast<int>(ExitCode::kDistributed);

@@ -104,7 +104,10 @@ def _figure(row):
     if not row.get("tokens_per_s"):
         return "failed" if row.get("error") is None else _short_error(row["error"])
     tps = row["tokens_per_s"]
-    text = f"{tps / 1e6:.2f}M" if tps >= 1e6 else f"{tps / 1e3:.0f}K" if tps >= 1e3 else f"{tps:.0f}"
+    if tps >= 1e6:
+        text = f"{tps / 1e6:.2f}M"
+    else:
+        text = f"{tps / 1e3:.0f}K" if tps >= 1e3 else f"{tps:.0f}"
     if row.get("mfu"):
         text += f" ({100 * row['mfu']:.1f}%)"
     return text
@@ -142,9 +145,10 @@ def markdown(rows, json_name):
         "",
         f"- Date: {date}. GPU: {gpu}. PyTorch {torch_version} (the GPU machine's), one device call,"
         " every run in its own process, one after another.",
-        f"- Command (GPU machine, repo root, binaries staged by `scripts/stage_device.sh`): `{command}`;"
-        f" here: `python3 bench/reference/report.py --apply <its output dir>`.",
-        f"- Every model: batch {gauntlet.get('batch', 16)} x T {gauntlet.get('seq_len', 1024)}, bf16"
+        f"- Command (GPU machine, repo root, binaries staged by `scripts/stage_device.sh`):"
+        f" `{command}`; here: `python3 bench/reference/report.py --apply <its output dir>`.",
+        f"- Every model: batch {gauntlet.get('batch', 16)} x T {gauntlet.get('seq_len', 1024)},"
+        " bf16"
         " autocast, AdamW (Gauntlet's defaults) with global-norm clipping at 1.0, the size's"
         " dropout. Gauntlet: `trainer_bench --models=... --repeats=3` (the real training loop and"
         " data pipeline on TinyShakespeare; median of 3 timed runs). PyTorch: `bench/reference/`"

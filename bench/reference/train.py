@@ -7,8 +7,8 @@ rule), AdamW with Gauntlet's defaults (lr 3e-4 on a cosine to 0.1x over the run,
 0.999), eps 1e-8, weight decay 0.01 on every parameter), dropout as the size sets it. Tokens are
 random and already on the device.
 
-Modes: eager (fused AdamW, foreach clipping); compile (torch.compile of the model: forward, loss and,
-through AOTAutograd, backward) and max-autotune (the same with mode="max-autotune": autotuned
+Modes: eager (fused AdamW, foreach clipping); compile (torch.compile of the model: forward, loss
+and, through AOTAutograd, backward) and max-autotune (the same with mode="max-autotune": autotuned
 GEMMs and CUDA graphs). In both compiled modes on CUDA the optimizer step (clipping + capturable
 foreach AdamW with a tensor learning rate) is compiled too, with the same mode, unless
 --optimizer=fused; on CPU it stays the eager fused AdamW.
