@@ -55,7 +55,8 @@ TEST(BenchRowsTest, UnknownPeakGivesNullMfu) {
   cpu.model = "seed-standard@tiny";
   cpu.gpu = "cpu";
   cpu.tokens_per_s = 1000;
-  const auto& f = Parse(BenchRowsToJson({cpu})).values(0).struct_value().fields();
+  const google::protobuf::ListValue list = Parse(BenchRowsToJson({cpu}));
+  const auto& f = list.values(0).struct_value().fields();
   EXPECT_TRUE(f.at("mfu").has_null_value());
   EXPECT_TRUE(f.at("peak_flops").has_null_value());
 }
