@@ -140,16 +140,16 @@ def markdown(rows, json_name):
     date, gpu, command = first.get("date"), first.get("gpu"), first.get("command")
     gauntlet = next((r for r in rows if r["impl"] == "gauntlet"), {})
     torch_version = next((r.get("torch") for r in rows if r.get("torch")), "?")
+    precision = "bf16 autocast" if gauntlet.get("precision", "bf16") == "bf16" else "fp32"
     lines = [
         "## Side by side with PyTorch on one GPU (issue 9)",
         "",
-        f"- Date: {date}. GPU: {gpu}. PyTorch {torch_version} (the GPU machine's), one device call,"
-        " every run in its own process, one after another.",
+        f"- Date: {date}. GPU: {gpu}. PyTorch {torch_version}. One device call, every run in its"
+        " own process, one after another.",
         f"- Command (GPU machine, repo root, binaries staged by `scripts/stage_device.sh`):"
         f" `{command}`; here: `python3 bench/reference/report.py --apply <its output dir>`.",
         f"- Every model: batch {gauntlet.get('batch', 16)} x T {gauntlet.get('seq_len', 1024)},"
-        " bf16"
-        " autocast, AdamW (Gauntlet's defaults) with global-norm clipping at 1.0, the size's"
+        f" {precision}, AdamW (Gauntlet's defaults) with global-norm clipping at 1.0, the size's"
         " dropout. Gauntlet: `trainer_bench --models=... --repeats=3` (the real training loop and"
         " data pipeline on TinyShakespeare; median of 3 timed runs). PyTorch: `bench/reference/`"
         " (the same math, checked against Gauntlet by `//bench:reference_parity_test`; random"
