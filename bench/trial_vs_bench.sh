@@ -24,6 +24,8 @@ eval: {every_steps: 1000}
 checkpoint: {every_steps: 1000}
 resources: {device: gpu, gpus_per_trial: 1}
 seeds: [1]
+variants:
+  - name: $ARCH
 YAML
 coordinator --listen=127.0.0.1:50151 --metrics_listen=127.0.0.1:9564 --db="$RUN/db" \
   > "$RUN/coordinator.log" 2>&1 &

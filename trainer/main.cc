@@ -26,6 +26,9 @@ ABSL_FLAG(std::string, device, "auto",
 ABSL_FLAG(bool, force_ddp, false,
           "Reduce gradients through the communicator even with WORLD_SIZE=1 (exercises NCCL on "
           "one GPU)");
+ABSL_FLAG(int, profile_steps, 0,
+          "Profile this many steps once the step is warm (captured) and print per-kernel device "
+          "time (attribution runs only: the profiler costs time)");
 ABSL_FLAG(int, rendezvous_timeout_s, 300, "Seconds to wait for every rank and each collective");
 ABSL_FLAG(std::string, run_dir, "", "Overrides the spec's run_dir");
 
@@ -111,6 +114,7 @@ int Main() {
   options.spec = *spec;
   options.device = device;
   options.force_ddp = absl::GetFlag(FLAGS_force_ddp);
+  options.profile_steps = absl::GetFlag(FLAGS_profile_steps);
   if (const char* trial = std::getenv("GAUNTLET_TRIAL_ID"); trial != nullptr) {
     options.trial_id = trial;
   }

@@ -24,6 +24,7 @@
 #include "trainer/train/adamw.h"
 #include "trainer/train/batch_prefetcher.h"
 #include "trainer/train/exit_code.h"
+#include "trainer/train/kernel_profile.h"
 #include "trainer/train/peak_flops.h"
 #include "trainer/train/schedule.h"
 #include "trainer/train/train_step.h"
@@ -409,6 +410,8 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     // once every rank is here, so waiting for a late peer is not counted as training time.
     if (absl::Status s = comm.Barrier(); !s.ok()) return WithExitCode(s, ExitCode::kDistributed);
   }
+  std::unique_ptr<KernelProfile> profile;
+  double profile_start = 0;
   double window_start = clock.Seconds();  // training time since the last pause
   int64_t window_steps = 0;
   double window_train_seconds = 0;
@@ -443,6 +446,19 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
       const double elapsed = train_seconds + (clock.Seconds() - window_start);
       const double lr = schedule->At(
           step, budget->DecayProgress(step, elapsed, schedule->warmup_steps()));
+      constexpr int64_t kProfileFrom = 20;  // steps in: past the eager steps and the capture
+      if (options.profile_steps > 0 && rank == 0 && step == resumed_from + kProfileFrom) {
+        SynchronizeDevice(device);
+        profile = KernelProfile::Start();
+        profile_start = clock.Seconds();
+      }
+      if (profile != nullptr && step == resumed_from + kProfileFrom + options.profile_steps) {
+        SynchronizeDevice(device);
+        const std::string table = profile->Finish(options.profile_steps,
+                                                  clock.Seconds() - profile_start);
+        profile.reset();
+        if (sinks.log != nullptr) *sinks.log << table << std::flush;
+      }
       const StepBatch batch = prefetcher.Next();
       absl::Status stepped = train_step.Run(batch.inputs, batch.targets, lr);
       prefetcher.Release(batch);

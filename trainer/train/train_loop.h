@@ -20,6 +20,9 @@ struct TrainerOptions {
   torch::Device device = torch::kCPU;
   // Reduce gradients through the bucketer even at world size 1 (exercises NCCL on one GPU).
   bool force_ddp = false;
+  // > 0: profile this many steps, starting 20 steps in (after the CUDA graph capture), and
+  // print per-kernel device time to the log (rank 0).
+  int profile_steps = 0;
   std::string trial_id;  // copied into MetricPoint.trial_id
 };
 
