@@ -125,17 +125,21 @@ class LinearCrossEntropyFunction : public torch::autograd::Function<LinearCrossE
       }
       if (need_w) AccumulateFp32(grad_w32, l_c.t(), h_c, /*first=*/start == 0);
     }
-    ctx->saved_data["grad_hidden"] = grad_h;
-    ctx->saved_data["grad_weight"] =
-        need_w ? grad_w32.to(weight.scalar_type()) : torch::Tensor();
+    // Only defined tensors go into saved_data (an IValue of an undefined tensor reads as None).
+    if (need_h) ctx->saved_data["grad_hidden"] = grad_h;
+    if (need_w) ctx->saved_data["grad_weight"] = grad_w32.to(weight.scalar_type());
     return loss_rows.sum();
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     // grads[0] is 0-dim fp32; multiplying keeps the gradients' dtypes. No host sync.
     const torch::Tensor& go = grads[0];
-    torch::Tensor grad_h = ctx->saved_data["grad_hidden"].toTensor();
-    torch::Tensor grad_w = ctx->saved_data["grad_weight"].toTensor();
+    const auto saved = [&](const char* key) {
+      auto it = ctx->saved_data.find(key);
+      return it == ctx->saved_data.end() ? torch::Tensor() : it->second.toTensor();
+    };
+    const torch::Tensor grad_h = saved("grad_hidden");
+    const torch::Tensor grad_w = saved("grad_weight");
     return {grad_h.defined() ? grad_h * go : grad_h, grad_w.defined() ? grad_w * go : grad_w,
             torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
