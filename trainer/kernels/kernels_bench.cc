@@ -1,0 +1,154 @@
+// Times each CUDA kernel against its ATen composite with CUDA events (median of many reps after
+// warm-up) at the shapes the models train at, and prints a markdown table.
+//   usage: kernels_bench [--reps N]
+// Needs a CUDA build (--config=cuda) and a GPU.
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "trainer/kernels/linear_cross_entropy.h"
+#include "trainer/kernels/rms_norm.h"
+#include "trainer/kernels/rotary.h"
+
+#if GAUNTLET_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
+#endif
+
+namespace gauntlet::kernels {
+namespace {
+
+#if GAUNTLET_CUDA
+struct Shape {
+  std::string name;
+  int64_t batch, seq, d, heads, vocab;
+};
+
+// Median milliseconds of fn over `reps` runs, after warm-up.
+double MedianMs(const std::function<void()>& fn, int reps) {
+  for (int i = 0; i < 5; ++i) fn();
+  std::vector<double> ms;
+  for (int i = 0; i < reps; ++i) {
+    at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
+    start.record();
+    fn();
+    stop.record();
+    stop.synchronize();
+    ms.push_back(start.elapsed_time(stop));
+  }
+  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
+  return ms[ms.size() / 2];
+}
+
+void Row(const std::string& op, const std::string& shape, double bytes, double kernel_ms,
+         double aten_ms) {
+  std::printf("| %s | %s | %.3f | %.3f | %.2fx | %.0f | %.0f |\n", op.c_str(), shape.c_str(),
+              kernel_ms, aten_ms, aten_ms / kernel_ms, bytes / kernel_ms / 1e6,
+              bytes / aten_ms / 1e6);
+  std::fflush(stdout);
+}
+
+void Bench(const Shape& s, int reps) {
+  const auto bf16 = torch::TensorOptions().device(torch::kCUDA).dtype(torch::kBFloat16);
+  const auto fp32 = torch::TensorOptions().device(torch::kCUDA).dtype(torch::kFloat32);
+  const int64_t rows = s.batch * s.seq, d = s.d, dh = d / s.heads;
+  const std::string shape = s.name + " (B=" + std::to_string(s.batch) + ", T=" +
+                            std::to_string(s.seq) + ", d=" + std::to_string(d) + ")";
+
+  // Residual add + RMSNorm: forward+backward. Minimal traffic: fwd reads x, delta, writes sum,
+  // y (4 rows); bwd reads dy, dsum, sum, writes dx (4 rows) — 8 * rows * d * 2 bytes.
+  {
+    const torch::Tensor x = torch::randn({rows, d}, bf16).requires_grad_(true);
+    const torch::Tensor delta = torch::randn({rows, d}, bf16).requires_grad_(true);
+    const torch::Tensor w = torch::ones({d}, fp32).requires_grad_(true);
+    const torch::Tensor g = torch::randn({rows, d}, bf16);
+    auto run = [&](bool kernel) {
+      return [&, kernel] {
+        const AddRmsNormResult r =
+            kernel ? AddRmsNorm(x, delta, w) : AddRmsNormReference(x, delta, w);
+        torch::autograd::grad({r.sum, r.normed}, {x, delta, w}, {g, g});
+      };
+    };
+    Row("add + rms_norm fwd+bwd", shape, 8.0 * rows * d * 2, MedianMs(run(true), reps),
+        MedianMs(run(false), reps));
+    auto fwd = [&](bool kernel) {
+      return [&, kernel] {
+        torch::NoGradGuard no_grad;
+        kernel ? AddRmsNorm(x, delta, w) : AddRmsNormReference(x, delta, w);
+      };
+    };
+    Row("add + rms_norm fwd", shape, 4.0 * rows * d * 2, MedianMs(fwd(true), reps),
+        MedianMs(fwd(false), reps));
+  }
+  // RoPE on Q, K + transpose of Q, K, V to (B, H, T, Dh): fwd+bwd, 4 * rows * 3d * 2 bytes.
+  {
+    const torch::Tensor qkv = torch::randn({s.batch, s.seq, 3 * d}, bf16).requires_grad_(true);
+    const torch::Tensor angles =
+        torch::outer(torch::arange(s.seq, fp32), torch::rand({dh / 2}, fp32));
+    const torch::Tensor cos = torch::stack({angles.cos(), angles.cos()}, -1).flatten(-2).to(bf16);
+    const torch::Tensor sin =
+        torch::stack({-angles.sin(), angles.sin()}, -1).flatten(-2).to(bf16);
+    const torch::Tensor g = torch::randn({s.batch, s.heads, s.seq, dh}, bf16);
+    auto run = [&](bool kernel) {
+      return [&, kernel] {
+        const torch::Tensor v = qkv.view({s.batch, s.seq, 3, s.heads, dh});
+        const std::vector<torch::Tensor> out =
+            kernel ? RotaryTranspose(v, cos, sin, 2) : RotaryTransposeReference(v, cos, sin, 2);
+        torch::autograd::grad(out, {qkv}, {g, g, g});
+      };
+    };
+    Row("rope qkv + transpose fwd+bwd", shape, 4.0 * rows * 3 * d * 2, MedianMs(run(true), reps),
+        MedianMs(run(false), reps));
+  }
+  // LM head + cross-entropy, all rows trained, fwd+bwd (GEMM-dominated at V=50,304). "GB/s"
+  // counts one bf16 logits write + read, the traffic a fused loss cannot avoid.
+  {
+    const torch::Tensor h = torch::randn({rows, d}, bf16).requires_grad_(true);
+    const torch::Tensor w = (torch::randn({s.vocab, d}, fp32) / 16).requires_grad_(true);
+    const torch::Tensor t =
+        torch::randint(0, s.vocab, {rows}, fp32.dtype(torch::kInt64));
+    const torch::Tensor rw = torch::full({rows}, 1.0f / rows, fp32);
+    auto run = [&](bool kernel) {
+      return [&, kernel] {
+        const torch::Tensor loss =
+            kernel ? LinearCrossEntropy(h, w, t, rw) : LinearCrossEntropyReference(h, w, t, rw);
+        torch::autograd::grad({loss}, {h, w});
+      };
+    };
+    Row("lm head + cross-entropy fwd+bwd (V=" + std::to_string(s.vocab) + ")", shape,
+        2.0 * rows * s.vocab * 2, MedianMs(run(true), reps), MedianMs(run(false), reps));
+  }
+}
+#endif
+
+}  // namespace
+}  // namespace gauntlet::kernels
+
+int main(int argc, char** argv) {
+  int reps = 50;
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--reps") == 0) reps = std::max(3, std::atoi(argv[i + 1]));
+  }
+#if GAUNTLET_CUDA
+  if (!torch::cuda::is_available()) {
+    std::fprintf(stderr, "kernels_bench: no GPU visible\n");
+    return 1;
+  }
+  std::printf("| op | shape | kernel ms | ATen ms | speedup | kernel GB/s | ATen GB/s |\n");
+  std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+  gauntlet::kernels::Bench({"seed", 16, 1024, 256, 4, 65}, reps);
+  gauntlet::kernels::Bench({"gpt2-small", 16, 1024, 768, 12, 50304}, reps);
+  return 0;
+#else
+  (void)reps;
+  std::fprintf(stderr, "kernels_bench: CPU-only build; build with --config=cuda\n");
+  return 1;
+#endif
+}
