@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "trainer/kernels/rms_norm.h"
+
 #include <utility>
 
 namespace gauntlet {
@@ -19,8 +21,9 @@ StaticMlpBlockImpl::StaticMlpBlockImpl(int64_t d_model, int64_t ratio, int64_t d
 
 torch::Tensor StaticMlpBlockImpl::forward(const torch::Tensor& x) {
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
-  const torch::Tensor h = x + F::dropout(fc_b_(torch::gelu(fc_a_(norm1_(x)))), drop);
-  return h + F::dropout(ffn_(norm2_(h)), drop);
+  const kernels::AddRmsNormResult mid = kernels::AddRmsNorm(
+      x, F::dropout(fc_b_(torch::gelu(fc_a_(norm1_(x)))), drop), norm2_->weight());
+  return mid.sum + F::dropout(ffn_(mid.normed), drop);
 }
 
 HybridTransformer::HybridTransformer(ModelConfig config) : LanguageModelImpl(std::move(config)) {

@@ -4,6 +4,9 @@
 
 #include <ATen/autocast_mode.h>
 
+#include "trainer/kernels/rms_norm.h"
+#include "trainer/kernels/rotary.h"
+
 #include <cmath>
 #include <string>
 #include <vector>
@@ -16,11 +19,7 @@ RmsNormImpl::RmsNormImpl(int64_t dim) : dim_(dim) {
   weight_ = register_parameter("weight", torch::ones({dim}));
 }
 
-torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
-  // eps left unset: ATen then uses the input dtype's epsilon.
-  if (x.scalar_type() == weight_.scalar_type()) return at::rms_norm(x, {dim_}, weight_);
-  return at::rms_norm(x, {dim_}, weight_.to(x.scalar_type()));
-}
+torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) { return kernels::RmsNorm(x, weight_); }
 
 RotaryTableImpl::RotaryTableImpl(int64_t head_dim, int64_t max_len, double base)
     : max_len_(max_len) {
@@ -73,16 +72,6 @@ torch::ScalarType ComputeDtype(const torch::Device& device) {
   return torch::kFloat32;
 }
 
-torch::Tensor ApplyRotary(const torch::Tensor& x, const torch::Tensor& cos,
-                          const torch::Tensor& sin) {
-  std::vector<int64_t> pairs = x.sizes().vec();
-  pairs.back() /= 2;
-  pairs.push_back(2);
-  // One flip builds (x_2i+1, x_2i) for every pair; reshape back to (..., head_dim).
-  const torch::Tensor swapped = x.reshape(pairs).flip(-1).view(x.sizes());
-  return x * cos.to(x.scalar_type()) + swapped * sin.to(x.scalar_type());
-}
-
 torch::Tensor SplitHeads(const torch::Tensor& x, int64_t n_heads) {
   return x.view({x.size(0), x.size(1), n_heads, x.size(2) / n_heads}).transpose(1, 2);
 }
@@ -105,15 +94,12 @@ torch::Tensor GatedSelfAttentionImpl::forward(const torch::Tensor& h, const torc
                                               const torch::Tensor& sin) {
   const int64_t batch = h.size(0);
   const int64_t seq_len = h.size(1);
-  // (B, T, 3, heads, d_h): Q and K rotate together with the tables broadcast over (3, heads).
-  const torch::Tensor qkv = qkv_(h).view({batch, seq_len, 3, n_heads_, -1});
-  const torch::Tensor qk = ApplyRotary(qkv.narrow(2, 0, 2), cos.unsqueeze(-2).unsqueeze(-2),
-                                       sin.unsqueeze(-2).unsqueeze(-2));
-  const torch::Tensor q = qk.select(2, 0).transpose(1, 2);
-  const torch::Tensor k = qk.select(2, 1).transpose(1, 2);
-  const torch::Tensor v = qkv.select(2, 2).transpose(1, 2);
+  // (B, T, 3, heads, d_h) -> Q and K rotated and Q, K, V laid out (B, heads, T, d_h) in one pass.
+  const kernels::QkvHeads heads =
+      kernels::RotaryQkv(qkv_(h).view({batch, seq_len, 3, n_heads_, -1}), cos, sin);
   const torch::Tensor context = at::scaled_dot_product_attention(
-      q, k, v, /*attn_mask=*/{}, is_training() ? dropout_ : 0.0, /*is_causal=*/true);
+      heads.q, heads.k, heads.v, /*attn_mask=*/{}, is_training() ? dropout_ : 0.0,
+      /*is_causal=*/true);
   return out_(MergeHeads(context) * torch::sigmoid(gate_(h)));
 }
 
@@ -136,15 +122,17 @@ TransformerBlockImpl::TransformerBlockImpl(int64_t d_model, int64_t n_heads, int
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                             const torch::Tensor& sin) {
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
-  const torch::Tensor h = x + F::dropout(attn_(norm1_(x), cos, sin), drop);
-  return h + F::dropout(ffn_(norm2_(h)), drop);
+  // The residual add and the second norm in one pass over the stream.
+  const kernels::AddRmsNormResult mid =
+      kernels::AddRmsNorm(x, F::dropout(attn_(norm1_(x), cos, sin), drop), norm2_->weight());
+  return mid.sum + F::dropout(ffn_(mid.normed), drop);
 }
 
 torch::Tensor TransformerBlockImpl::Delta(const torch::Tensor& x, const torch::Tensor& cos,
                                           const torch::Tensor& sin) {
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
   const torch::Tensor attn = F::dropout(attn_(norm1_(x), cos, sin), drop);
-  return attn + F::dropout(ffn_(norm2_(x + attn)), drop);
+  return attn + F::dropout(ffn_(kernels::AddRmsNorm(x, attn, norm2_->weight()).normed), drop);
 }
 
 }  // namespace gauntlet

@@ -21,6 +21,7 @@ class RmsNormImpl : public torch::nn::Module {
  public:
   explicit RmsNormImpl(int64_t dim);
   torch::Tensor forward(const torch::Tensor& x);
+  const torch::Tensor& weight() const { return weight_; }
 
  private:
   int64_t dim_;
@@ -32,7 +33,7 @@ TORCH_MODULE(RmsNorm);
 // t * base^(-2i / head_dim). The (max_len, head_dim / 2) fp32 buffers "cos"/"sin" follow the
 // module to its device and are what checkpoints hold. The forward pass instead uses full-width
 // tables in the rotate-half form (cos repeated per pair, sin with the even lane negated), so a
-// rotation is two multiplies and one add; they are derived once per (device, dtype) and cached,
+// rotation is two multiplies and one add (trainer/kernels/rotary.h); they are derived once per (device, dtype) and cached,
 // so no forward builds or casts a table.
 class RotaryTableImpl : public torch::nn::Module {
  public:
@@ -61,11 +62,6 @@ TORCH_MODULE(RotaryTable);
 // The dtype activations feeding attention have on `device`: the autocast dtype when autocast is
 // on for its device type, else float32. Tables fetched in it need no cast in the layers.
 torch::ScalarType ComputeDtype(const torch::Device& device);
-
-// Rotates x (..., head_dim) with full-width tables broadcastable to x (see RotaryTable):
-// x * cos + pair_swap(x) * sin. Tables of another dtype are cast to x's.
-torch::Tensor ApplyRotary(const torch::Tensor& x, const torch::Tensor& cos,
-                          const torch::Tensor& sin);
 
 // Splits (B, T, h * d_h) into heads (B, h, T, d_h), and merges back.
 torch::Tensor SplitHeads(const torch::Tensor& x, int64_t n_heads);

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "trainer/kernels/linear_cross_entropy.h"
+
 
 namespace gauntlet {
 
@@ -35,21 +37,6 @@ torch::Tensor MaskedCrossEntropy(const torch::Tensor& logits, const torch::Tenso
   return (per_position * weights).sum() / (weights.sum() * batch);
 }
 
-namespace {
-
-// sum_i row_weights[i] * CE(hidden[i] W^T, targets[i]) through ATen: the logits are formed in the
-// hidden states' dtype and upcast to float32 for the cross-entropy.
-torch::Tensor LinearCrossEntropy(const torch::Tensor& hidden, const torch::Tensor& weight,
-                                 const torch::Tensor& targets, const torch::Tensor& row_weights) {
-  const torch::Tensor logits = torch::mm(hidden, weight.t()).to(torch::kFloat32);
-  const torch::Tensor per_row = torch::nn::functional::cross_entropy(
-      logits, targets,
-      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
-  return (per_row * row_weights).sum();
-}
-
-}  // namespace
-
 void LanguageModelImpl::FinishHead(ModelOutput& out, const torch::Tensor& normed,
                                    torch::nn::Linear head_layer, Head head) {
   if (head == Head::kLogits) {
@@ -67,12 +54,13 @@ torch::Tensor TrainingLoss(const ModelOutput& out, const torch::Tensor& targets)
       out.hidden_positions.defined() ? targets.index_select(1, out.hidden_positions) : targets;
   const int64_t rows = out.hidden.size(0) * out.hidden.size(1);
   const torch::Tensor hidden = out.hidden.reshape({rows, out.hidden.size(2)});
-  // The head runs in the hidden states' dtype (bf16 under autocast), as the Linear would.
-  const torch::Tensor weight = out.head_weight.to(hidden.scalar_type());
   const torch::Tensor row_weights =
       torch::full({rows}, 1.0 / static_cast<double>(rows),
                   hidden.options().dtype(torch::kFloat32));
-  return LinearCrossEntropy(hidden, weight, selected.reshape({rows}), row_weights);
+  // The head runs in the hidden states' dtype (bf16 under autocast), as the Linear would; the
+  // weight's gradient comes back in its own dtype.
+  return kernels::LinearCrossEntropy(hidden, out.head_weight, selected.reshape({rows}),
+                                     row_weights);
 }
 
 }  // namespace gauntlet

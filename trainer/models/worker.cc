@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "trainer/kernels/rotary.h"
+
 #include <limits>
 #include <utility>
 #include <vector>
@@ -59,18 +61,16 @@ torch::Tensor WorkerBlockImpl::forward(const torch::Tensor& x, const WorkerLayou
   const int64_t batch = x.size(0);
   const int64_t seq_len = x.size(1);
   const torch::Tensor h = norm1_(CausalConv(x));
-  // (B, T, 2, heads, d_h): K rotates with the tables broadcast over heads.
-  const torch::Tensor kv = kv_(h).view({batch, seq_len, 2, n_heads_, -1});
-  const torch::Tensor k =
-      ApplyRotary(kv.select(2, 0), cos.unsqueeze(-2), sin.unsqueeze(-2)).transpose(1, 2);
-  const torch::Tensor v = kv.select(2, 1).transpose(1, 2);
+  // (B, T, 2, heads, d_h) -> K rotated, K and V laid out (B, heads, T, d_h), in one pass.
+  const std::vector<torch::Tensor> kv = kernels::RotaryTranspose(
+      kv_(h).view({batch, seq_len, 2, n_heads_, -1}), cos, sin, /*rotated=*/1);
+  const torch::Tensor& k = kv[0];
+  const torch::Tensor& v = kv[1];
 
   const torch::Tensor h_w = layout.Gather(h);
   const int64_t n_workers = h_w.size(1);
   const torch::Tensor q =
-      ApplyRotary(q_(h_w).view({batch, n_workers, n_heads_, -1}), cos_w.unsqueeze(-2),
-                  sin_w.unsqueeze(-2))
-          .transpose(1, 2);
+      kernels::RotaryHeads(q_(h_w).view({batch, n_workers, n_heads_, -1}), cos_w, sin_w);
   // Queries are a strided subset, so causality needs the explicit (T_w, T) bias.
   const torch::Tensor context = at::scaled_dot_product_attention(
       q, k, v, bias.to(q.scalar_type()), is_training() ? dropout_ : 0.0, /*is_causal=*/false);

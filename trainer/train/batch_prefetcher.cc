@@ -92,8 +92,8 @@ StepBatch BatchPrefetcher::Next() {
 }
 
 void BatchPrefetcher::Release(const StepBatch& batch) {
-  Slot& slot = *slots_[batch.slot];
 #if GAUNTLET_CUDA
+  Slot& slot = *slots_[batch.slot];
   if (slot.inputs.is_pinned()) {
     if (slot.released == nullptr) slot.released = std::make_unique<at::cuda::CUDAEvent>();
     slot.released->record(at::cuda::getCurrentCUDAStream());

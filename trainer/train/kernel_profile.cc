@@ -1,6 +1,7 @@
 #include "trainer/train/kernel_profile.h"
 
 #include <torch/csrc/autograd/profiler_kineto.h>
+#include <torch/cuda.h>
 
 #include <algorithm>
 #include <map>
