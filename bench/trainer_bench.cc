@@ -38,7 +38,7 @@
 
 ABSL_FLAG(std::string, archs, "standard,worker,sparse_depth,hybrid", "Comma-separated archs");
 ABSL_FLAG(std::string, size, "seed", "Named model size");
-ABSL_FLAG(std::string, data, "../shared/data/tinyshakespeare/input.txt", "Corpus path");
+ABSL_FLAG(std::string, data, "data/tinyshakespeare/input.txt", "Corpus path (relative to the working directory)");
 ABSL_FLAG(int, batch_size, 16, "Sequences per micro-batch");
 ABSL_FLAG(int, steps, 50, "Timed steps");
 ABSL_FLAG(int, warmup_steps, 10, "Untimed steps first (kernels, allocator, caches)");

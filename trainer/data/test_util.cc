@@ -97,13 +97,16 @@ absl::StatusOr<TokenDataset> OpenTextDataset(const std::string& text, const std:
 }
 
 absl::StatusOr<std::string> TinyShakespearePath() {
-  const char* shared = std::getenv("GAUNTLET_SHARED");
-  if (shared == nullptr || *shared == '\0') {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* workspace = std::getenv("TEST_WORKSPACE");
+  const std::string path = absl::StrCat(
+      srcdir != nullptr ? srcdir : ".", "/", workspace != nullptr ? workspace : "gauntlet",
+      "/data/tinyshakespeare/input.txt");
+  if (!std::filesystem::exists(path)) {
     return absl::FailedPreconditionError(
-        "GAUNTLET_SHARED is unset: run with --test_env=GAUNTLET_SHARED=<abs path of shared/> "
-        "(scripts/test.sh does)");
+        absl::StrCat(path, " is missing: add \"//data:tinyshakespeare\" to the test's data"));
   }
-  return absl::StrCat(shared, "/data/tinyshakespeare/input.txt");
+  return path;
 }
 
 }  // namespace testing

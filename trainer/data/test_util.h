@@ -35,8 +35,8 @@ absl::StatusOr<TokenDataset> OpenTextDataset(const std::string& text,
                                              const std::string& tokenizer = "char",
                                              double val_fraction = 0.1);
 
-// $GAUNTLET_SHARED/data/tinyshakespeare/input.txt; an error saying how to set the variable
-// when it is unset.
+// The repository's data/tinyshakespeare/input.txt in the test's runfiles; an error naming the
+// missing data dependency when the test does not declare it.
 absl::StatusOr<std::string> TinyShakespearePath();
 
 }  // namespace testing
