@@ -136,12 +136,14 @@ TEST(CompareTest, SignificanceFinalMatchedTokensAndSecondsWithFlags) {
   // std: final losses 3.00, 3.02, 2.98 at 10 s and 200 tokens; wk: 2.50, 2.52, 2.48 at 20 s and
   // 200 tokens. Curves are straight lines from 4.0 at (0 s, 0 tokens).
   std::vector<TrialResult> results;
-  int id = 0;
+  int seed = 0;
   for (double loss : {3.00, 3.02, 2.98}) {
-    results.push_back(Completed(absl::StrCat("s", id++), "std", id, loss, 100, 10));
+    results.push_back(Completed(absl::StrCat("s", seed), "std", seed, loss, 100, 10));
+    ++seed;
   }
   for (double loss : {2.50, 2.52, 2.48}) {
-    results.push_back(Completed(absl::StrCat("w", id++), "wk", id, loss, 100, 20));
+    results.push_back(Completed(absl::StrCat("w", seed), "wk", seed, loss, 100, 20));
+    ++seed;
   }
   results[3].summary->set_epochs(1.5);  // one trial went past an epoch
   results[4].summary->set_epochs(0.4);
