@@ -51,7 +51,7 @@ class ProgressBar {
     phase_ = phase;
     last_ = now;
     const double mb = done / 1e6;
-    const double rate = mb / std::max(1e-9, now - phase_start_);
+    const double rate = now - phase_start_ > 0.5 ? mb / (now - phase_start_) : 0.0;
     std::string line;
     if (total > 0) {
       const double f = std::min(1.0, static_cast<double>(done) / total);
