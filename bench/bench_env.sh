@@ -22,10 +22,10 @@ _gauntlet_pick GAUNTLET_WORKER_BIN worker worker/worker
 _gauntlet_pick GAUNTLET_COORDINATOR_BIN coordinator server/coordinator
 _gauntlet_pick GAUNTLET_GAUNTLET_BIN gauntlet cli/gauntlet
 export NCCL_NVLS_ENABLE=0
-# Default corpus: the carried copy on the GPU machine, ../shared here.
+# Default corpus: the carried copy on the GPU machine, the repository's data/ here.
 if [[ -z "${GAUNTLET_BENCH_DATA:-}" ]]; then
   for candidate in "$bench_root/.device/data/tinyshakespeare/input.txt" \
-                   "${GAUNTLET_SHARED:-$bench_root/../shared}/data/tinyshakespeare/input.txt"; do
+                   "$bench_root/data/tinyshakespeare/input.txt"; do
     if [[ -f "$candidate" ]]; then export GAUNTLET_BENCH_DATA="$candidate"; break; fi
   done
 fi

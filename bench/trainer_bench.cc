@@ -64,7 +64,8 @@ ABSL_FLAG(
     "seed-hybrid, gpt2-small: <size>-<arch>, or a size alone for standard); replaces --archs");
 ABSL_FLAG(std::string, json_out, "", "Also write one JSON row per model here");
 ABSL_FLAG(int, repeats, 1, "Timed runs per model; tokens/s is their median");
-ABSL_FLAG(std::string, data, "../shared/data/tinyshakespeare/input.txt", "Corpus path");
+ABSL_FLAG(std::string, data, "data/tinyshakespeare/input.txt",
+          "Corpus path (relative to the working directory)");
 ABSL_FLAG(int, batch_size, 16, "Sequences per micro-batch");
 ABSL_FLAG(int, steps, 50, "Timed steps");
 ABSL_FLAG(int, warmup_steps, 10, "Untimed steps first (kernels, allocator, caches)");

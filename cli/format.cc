@@ -102,12 +102,60 @@ std::string MeanStd(double mean, double std, int n, const std::string& plus_minu
   return absl::StrCat(Loss(mean), plus_minus, Loss(std));
 }
 
+const v1::SignificanceTest* TestFor(const v1::VariantSummary& v, const std::string& basis) {
+  for (const v1::SignificanceTest& t : v.vs_baseline()) {
+    if (t.basis() == basis) return &t;
+  }
+  return nullptr;
+}
+
+std::string PValue(double p) {
+  if (std::isnan(p)) return "-";
+  return p < 1e-4 ? absl::StrFormat("%.1e", p) : absl::StrFormat("%.4f", p);
+}
+
+// "-0.0123 [-0.0201, -0.0045] p=0.0031", then the flag in parentheses when there is one.
+std::string TestCell(const v1::SignificanceTest* t) {
+  if (t == nullptr || std::isnan(t->diff())) return "-";
+  std::string cell = absl::StrFormat("%+.4f", t->diff());
+  if (!std::isnan(t->ci_low())) {
+    absl::StrAppend(&cell, absl::StrFormat(" [%+.4f, %+.4f]", t->ci_low(), t->ci_high()));
+  }
+  absl::StrAppend(&cell, " p=", PValue(t->p_value()));
+  if (!t->flag().empty()) absl::StrAppend(&cell, " (", t->flag(), ")");
+  return cell;
+}
+
+// Epochs trained, marked when a trial went past one.
+std::string EpochsCell(const v1::VariantSummary& v) {
+  if (v.epochs_max() <= 0) return "-";
+  const std::string e = absl::StrFormat("%.2f", v.epochs_max());
+  return v.trials_past_one_epoch_size() > 0 ? absl::StrCat(e, " (>1!)") : e;
+}
+
+// Notes under the table: what the test is, and every trial that went past one epoch.
+std::string CompareNotes(const v1::CompareExperimentResponse& response) {
+  std::string notes =
+      "Δ vs baseline: mean final val loss difference, 95% CI and Welch's t-test p (matched tokens "
+      "and matched training time in the JSON/CSV); \"n < 3\" and \"not significant\" (p >= 0.05) "
+      "are flagged.\n";
+  for (const auto& v : response.variants()) {
+    if (v.trials_past_one_epoch_size() > 0) {
+      absl::StrAppend(&notes, "Past one epoch (may rank overfitting): ", v.variant(), ": ",
+                      absl::StrJoin(v.trials_past_one_epoch(), ", "), "\n");
+    }
+  }
+  return notes;
+}
+
 std::string FormatCompareRows(const v1::CompareExperimentResponse& response, bool markdown) {
   const std::vector<double> points = WallclockPoints(response);
   const std::string pm = " ± ";
   Row header = {"variant", "params", "n", "steps/s", "tok/s", "val loss", "native val"};
   for (double s : points) header.push_back(absl::StrCat("val@", WallclockLabel(s)));
-  for (const char* h : {"speedup", "peak mem", "MFU"}) header.push_back(h);
+  for (const char* h : {"Δ val vs baseline", "epochs", "speedup", "peak mem", "MFU"}) {
+    header.push_back(h);
+  }
   std::vector<Row> rows = {header};
   for (const auto& v : response.variants()) {
     Row row = {v.variant() == response.baseline() ? absl::StrCat(v.variant(), " (baseline)")
@@ -122,6 +170,8 @@ std::string FormatCompareRows(const v1::CompareExperimentResponse& response, boo
       const v1::WallclockLoss* w = LossAt(v, s);
       row.push_back(w == nullptr ? "-" : MeanStd(w->mean(), w->std(), w->n(), pm));
     }
+    row.push_back(TestCell(TestFor(v, "final")));
+    row.push_back(EpochsCell(v));
     row.push_back(absl::StrFormat("%.2fx", v.speedup()));
     row.push_back(v.peak_memory_bytes() > 0 ? HumanBytes(v.peak_memory_bytes()) : "-");
     row.push_back(v.mfu() > 0 ? absl::StrFormat("%.1f%%", 100 * v.mfu()) : "-");
@@ -137,12 +187,13 @@ std::string FormatCompareRows(const v1::CompareExperimentResponse& response, boo
         absl::StrAppend(&out, "| ", absl::StrJoin(rule, " | "), " |\n");
       }
     }
-    return out;
+    return absl::StrCat(out, "\n", CompareNotes(response));
   }
   std::vector<bool> right(header.size(), true);
   right[0] = false;
   return absl::StrCat("experiment ", response.experiment_id(), " (baseline ",
-                      response.baseline(), ")\n", AlignedTable(rows, right));
+                      response.baseline(), ")\n", AlignedTable(rows, right),
+                      CompareNotes(response));
 }
 
 std::string FormatCompareCsv(const v1::CompareExperimentResponse& response) {
@@ -157,6 +208,14 @@ std::string FormatCompareCsv(const v1::CompareExperimentResponse& response) {
                         "train_seconds_mean"}) {
     header.push_back(h);
   }
+  static constexpr const char* kBases[] = {"final", "matched_tokens", "matched_seconds"};
+  for (const char* basis : kBases) {
+    for (const char* f : {"at", "diff", "ci_low", "ci_high", "p_value", "n", "n_baseline", "flag"}) {
+      header.push_back(absl::StrCat(basis, "_", f));
+    }
+  }
+  header.push_back("epochs_max");
+  header.push_back("trials_past_one_epoch");
   std::string out = absl::StrCat(absl::StrJoin(header, ","), "\n");
   for (const auto& v : response.variants()) {
     Row row = {CsvCell(v.variant()),
@@ -178,6 +237,22 @@ std::string FormatCompareCsv(const v1::CompareExperimentResponse& response) {
                      v.steps_mean(), v.train_seconds_mean()}) {
       row.push_back(Num(x));
     }
+    for (const char* basis : kBases) {
+      const v1::SignificanceTest* t = TestFor(v, basis);
+      if (t == nullptr) {
+        for (int i = 0; i < 8; ++i) row.push_back("");
+        continue;
+      }
+      const auto opt = [](double x) { return std::isnan(x) ? std::string() : Num(x); };
+      for (double x : {t->at(), t->diff(), t->ci_low(), t->ci_high(), t->p_value()}) {
+        row.push_back(opt(x));
+      }
+      row.push_back(absl::StrCat(t->n()));
+      row.push_back(absl::StrCat(t->n_baseline()));
+      row.push_back(CsvCell(t->flag()));
+    }
+    row.push_back(Num(v.epochs_max()));
+    row.push_back(CsvCell(absl::StrJoin(v.trials_past_one_epoch(), ";")));
     absl::StrAppend(&out, absl::StrJoin(row, ","), "\n");
   }
   return out;

@@ -28,6 +28,14 @@ v1::CompareExperimentResponse Fixed() {
       val_loss_mean: 3.5 val_loss_std: 0 val_loss_native_mean: 3.1
       val_loss_at { seconds: 300 mean: 3.8 std: 0 n: 1 }
       speedup: 2 peak_memory_bytes: 0 mfu: 0
+      vs_baseline { basis: "final" n: 1 n_baseline: 3 diff: 0.0877 ci_low: nan ci_high: nan
+                    t: nan df: nan p_value: nan flag: "n < 3" }
+      vs_baseline { basis: "matched_tokens" at: 2000 n: 3 n_baseline: 3 diff: -0.05
+                    ci_low: -0.08 ci_high: -0.02 t: -4.5 df: 3.9 p_value: 0.011 }
+      vs_baseline { basis: "matched_seconds" at: 600 n: 3 n_baseline: 3 diff: -0.01
+                    ci_low: -0.05 ci_high: 0.03 t: -0.7 df: 3.8 p_value: 0.52
+                    flag: "not significant" }
+      epochs_max: 1.25 trials_past_one_epoch: "exp-7-3"
     }
     curves { trial_id: "exp-7-0" variant: "standard" seed: 1
              train_seconds: [ 1.5, 3 ] tokens: [ 1000, 2000 ] val_loss: [ 4, 3.5 ] }
@@ -40,38 +48,33 @@ TEST(FormatCompareTest, Table) {
   ASSERT_TRUE(text.ok()) << text.status();
   EXPECT_EQ(*text,
             "experiment exp-7 (baseline standard)\n"
-            "variant              params  n  steps/s   tok/s         val loss  native val"
-            "           val@5m          val@10m  speedup  peak mem    MFU\n"
-            "standard (baseline)    6.4M  3    10.50  230.0k  3.4123 ± 0.0211      3.4001"
-            "  3.9000 ± 0.0500  3.5000 ± 0.0300    1.00x   6.1 GiB  41.0%\n"
-            "worker,k4              6.5M  1    21.00  460.0k           3.5000      3.1000"
-            "           3.8000                -    2.00x         -      -\n");
+            "variant              params  n  steps/s   tok/s         val loss  native val           val@5m          val@10m    Δ val vs baseline      epochs  speedup  peak mem    MFU\n"
+            "standard (baseline)    6.4M  3    10.50  230.0k  3.4123 ± 0.0211      3.4001  3.9000 ± 0.0500  3.5000 ± 0.0300                    -           -    1.00x   6.1 GiB  41.0%\n"
+            "worker,k4              6.5M  1    21.00  460.0k           3.5000      3.1000           3.8000                -  +0.0877 p=- (n < 3)  1.25 (>1!)    2.00x         -      -\n"
+            "Δ vs baseline: mean final val loss difference, 95% CI and Welch's t-test p (matched tokens and matched training time in the JSON/CSV); \"n < 3\" and \"not significant\" (p >= 0.05) are flagged.\n"
+            "Past one epoch (may rank overfitting): worker,k4: exp-7-3\n");
 }
 
 TEST(FormatCompareTest, Markdown) {
   auto text = FormatCompare(Fixed(), "markdown");
   ASSERT_TRUE(text.ok());
   EXPECT_EQ(*text,
-            "| variant | params | n | steps/s | tok/s | val loss | native val | val@5m | val@10m |"
-            " speedup | peak mem | MFU |\n"
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
-            "| standard (baseline) | 6.4M | 3 | 10.50 | 230.0k | 3.4123 ± 0.0211 | 3.4001 |"
-            " 3.9000 ± 0.0500 | 3.5000 ± 0.0300 | 1.00x | 6.1 GiB | 41.0% |\n"
-            "| worker,k4 | 6.5M | 1 | 21.00 | 460.0k | 3.5000 | 3.1000 | 3.8000 | - | 2.00x |"
-            " - | - |\n");
+            "| variant | params | n | steps/s | tok/s | val loss | native val | val@5m | val@10m | Δ val vs baseline | epochs | speedup | peak mem | MFU |\n"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+            "| standard (baseline) | 6.4M | 3 | 10.50 | 230.0k | 3.4123 ± 0.0211 | 3.4001 | 3.9000 ± 0.0500 | 3.5000 ± 0.0300 | - | - | 1.00x | 6.1 GiB | 41.0% |\n"
+            "| worker,k4 | 6.5M | 1 | 21.00 | 460.0k | 3.5000 | 3.1000 | 3.8000 | - | +0.0877 p=- (n < 3) | 1.25 (>1!) | 2.00x | - | - |\n"
+            "\n"
+            "Δ vs baseline: mean final val loss difference, 95% CI and Welch's t-test p (matched tokens and matched training time in the JSON/CSV); \"n < 3\" and \"not significant\" (p >= 0.05) are flagged.\n"
+            "Past one epoch (may rank overfitting): worker,k4: exp-7-3\n");
 }
 
 TEST(FormatCompareTest, CsvQuotesAndKeepsFullPrecision) {
   auto text = FormatCompare(Fixed(), "csv");
   ASSERT_TRUE(text.ok());
   EXPECT_EQ(*text,
-            "variant,arch,params,n,steps_per_second,tokens_per_second,val_loss_mean,val_loss_std,"
-            "val_loss_native_mean,train_loss_mean,val_loss_at_300s_mean,val_loss_at_300s_std,"
-            "val_loss_at_600s_mean,val_loss_at_600s_std,speedup,peak_memory_bytes,mfu,"
-            "layers_per_token,steps_mean,train_seconds_mean\n"
-            "standard,standard,6400000,3,10.5,230000,3.4123,0.0211,3.4001,3.3,3.9,0.05,3.5,0.03,"
-            "1,6549825126,0.41,0,0,0\n"
-            "\"worker,k4\",worker,6500000,1,21,460000,3.5,0,3.1,0,3.8,0,,,2,0,0,0,0,0\n");
+            "variant,arch,params,n,steps_per_second,tokens_per_second,val_loss_mean,val_loss_std,val_loss_native_mean,train_loss_mean,val_loss_at_300s_mean,val_loss_at_300s_std,val_loss_at_600s_mean,val_loss_at_600s_std,speedup,peak_memory_bytes,mfu,layers_per_token,steps_mean,train_seconds_mean,final_at,final_diff,final_ci_low,final_ci_high,final_p_value,final_n,final_n_baseline,final_flag,matched_tokens_at,matched_tokens_diff,matched_tokens_ci_low,matched_tokens_ci_high,matched_tokens_p_value,matched_tokens_n,matched_tokens_n_baseline,matched_tokens_flag,matched_seconds_at,matched_seconds_diff,matched_seconds_ci_low,matched_seconds_ci_high,matched_seconds_p_value,matched_seconds_n,matched_seconds_n_baseline,matched_seconds_flag,epochs_max,trials_past_one_epoch\n"
+            "standard,standard,6400000,3,10.5,230000,3.4123,0.0211,3.4001,3.3,3.9,0.05,3.5,0.03,1,6549825126,0.41,0,0,0,,,,,,,,,,,,,,,,,,,,,,,,,0,\n"
+            "\"worker,k4\",worker,6500000,1,21,460000,3.5,0,3.1,0,3.8,0,,,2,0,0,0,0,0,0,0.0877,,,,1,3,n < 3,2000,-0.05,-0.08,-0.02,0.011,3,3,,600,-0.01,-0.05,0.03,0.52,3,3,not significant,1.25,exp-7-3\n");
 }
 
 TEST(FormatCompareTest, JsonRoundTripsWithoutCurves) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <map>
 #include <set>
 #include <string>
@@ -92,27 +93,74 @@ bool ValidName(const std::string& name) {
 
 constexpr char kNameRule[] = "must match [a-z0-9][a-z0-9._-]* and be at most 63 characters";
 
-void CheckData(const v1::DataSpec& data, Checker& c) {
-  if (data.path().empty()) c.Fail("data.path", "required");
-  c.SanePath("data.path", data.path());
-  if (!data.path().empty() && data.path()[0] != '/') {
+void CheckCorpusPath(const std::string& field, const std::string& path, Checker& c) {
+  c.SanePath(field, path);
+  if (!path.empty() && path[0] != '/') {
     // Relative paths resolve against the coordinator's --data_root; never let them leave it.
-    for (absl::string_view part : absl::StrSplit(data.path(), '/')) {
-      if (part == "..") c.Fail("data.path", "a relative path must not contain \"..\"");
+    for (absl::string_view part : absl::StrSplit(path, '/')) {
+      if (part == "..") c.Fail(field, "a relative path must not contain \"..\"");
     }
   }
-  c.OneOf("data.tokenizer", data.tokenizer(), {"char", "byte"});
+}
+
+void CheckSuffixes(const std::string& field,
+                   const google::protobuf::RepeatedPtrField<std::string>& suffixes, Checker& c) {
+  for (int i = 0; i < suffixes.size(); ++i) {
+    const std::string item = absl::StrCat(field, "[", i, "]");
+    if (suffixes.Get(i).empty()) c.Fail(item, "must not be empty");
+    if (absl::StrContains(suffixes.Get(i), "/")) c.Fail(item, "must not contain '/'");
+  }
+}
+
+void CheckData(const v1::DataSpec& data, Checker& c) {
+  if (data.path().empty() && data.sources().empty()) c.Fail("data.path", "required (or data.sources)");
+  if (!data.path().empty() && !data.sources().empty()) {
+    c.Fail("data.sources", "give data.path or data.sources, not both");
+  }
+  CheckCorpusPath("data.path", data.path(), c);
+  c.OneOf("data.tokenizer", data.tokenizer(), {"char", "byte", "bpe", "unigram"});
+  const bool subword = data.tokenizer() == "bpe" || data.tokenizer() == "unigram";
+  if (data.has_vocab_size()) {
+    if (!subword) c.Fail("data.vocab_size", "applies to tokenizer bpe or unigram only");
+    // 256 byte pieces + <unk> + </s> + at least one learned piece; ids fit in 4 bytes anyway.
+    if (data.vocab_size() < 260 || data.vocab_size() > 1000000) {
+      c.Fail("data.vocab_size",
+             absl::StrCat("must be in [260, 1000000] (got ", data.vocab_size(), ")"));
+    }
+  }
+  if (!data.tokenizer_model().empty() && !subword) {
+    c.Fail("data.tokenizer_model", "applies to tokenizer bpe or unigram only");
+  }
+  CheckCorpusPath("data.tokenizer_model", data.tokenizer_model(), c);
+  if (data.has_tokenizer_sample_bytes() && data.tokenizer_sample_bytes() < 1) {
+    c.Fail("data.tokenizer_sample_bytes", "must be >= 1");
+  }
+  if (!data.split().empty()) c.OneOf("data.split", data.split(), {"position", "document"});
   if (!(data.val_fraction() > 0 && data.val_fraction() < 1)) {
     c.Fail("data.val_fraction",
            absl::StrCat("must be in (0, 1) (got ", Num(data.val_fraction()), ")"));
   }
   c.SanePath("data.cache_dir", data.cache_dir());
-  for (int i = 0; i < data.include_suffixes_size(); ++i) {
-    const std::string field = absl::StrCat("data.include_suffixes[", i, "]");
-    if (data.include_suffixes(i).empty()) c.Fail(field, "must not be empty");
-    if (absl::StrContains(data.include_suffixes(i), "/")) c.Fail(field, "must not contain '/'");
-  }
+  CheckSuffixes("data.include_suffixes", data.include_suffixes(), c);
   c.AtLeast<int64_t>("data.max_bytes", data.max_bytes(), 0);
+  std::set<std::string> names;
+  for (int i = 0; i < data.sources_size(); ++i) {
+    const v1::DataSource& source = data.sources(i);
+    const std::string field = absl::StrCat("data.sources[", i, "]");
+    if (source.path().empty()) c.Fail(field + ".path", "required");
+    CheckCorpusPath(field + ".path", source.path(), c);
+    if (source.has_weight() && !(source.weight() > 0 && std::isfinite(source.weight()))) {
+      c.Fail(field + ".weight", absl::StrCat("must be > 0 (got ", Num(source.weight()), ")"));
+    }
+    CheckSuffixes(field + ".include_suffixes", source.include_suffixes(), c);
+    c.AtLeast<int64_t>(field + ".max_bytes", source.max_bytes(), 0);
+    const std::string name = source.name().empty()
+                                 ? source.path().substr(source.path().find_last_of('/') + 1)
+                                 : source.name();
+    if (!names.insert(name).second) {
+      c.Fail(field + ".name", absl::StrCat("\"", name, "\" names two sources"));
+    }
+  }
 }
 
 void CheckModel(const v1::ModelSpec& model, Checker& c) {

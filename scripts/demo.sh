@@ -12,8 +12,7 @@ bash scripts/setup.sh
 echo "demo: building (the first build compiles LibTorch code: several minutes on 2 cores)"
 bazel build //server:coordinator //worker:worker //trainer:trainer //cli:gauntlet 2>&1 | tail -1
 bin="$(pwd)/bazel-bin"
-shared="$(cd .. && pwd)/shared"
-[[ -f "$shared/data/tinyshakespeare/input.txt" ]] || { echo "demo: $shared/data missing" >&2; exit 1; }
+data_root="$(pwd)/data"  # the repository's own corpora (configs name them relative to it)
 
 run="$(pwd)/runs/demo-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$run"
@@ -48,7 +47,7 @@ slots=$(( $(nproc) > 2 ? $(nproc) / 2 : 2 ))
 for w in 1 2; do
   "$bin/worker/worker" --coordinator="$GAUNTLET_COORDINATOR" --worker_id="demo-w$w" \
     --address=127.0.0.1 --cpu_slots="$slots" --work_dir="$run/worker-$w" \
-    --trainer="$bin/trainer/trainer" --data_root="$shared/data" \
+    --trainer="$bin/trainer/trainer" --data_root="$data_root" \
     --rendezvous_port_base=$((29500 + 1000 * w)) > "$run/worker-$w.log" 2>&1 &
   pids+=($!)
 done

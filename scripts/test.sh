@@ -5,8 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 
 log="$(mktemp)"
-shared="$(cd .. && pwd)/shared"
-bazel test //... --test_env=GAUNTLET_SHARED="$shared" --test_summary=short --jobs=2 --local_test_jobs=2 2>&1 | tee "$log"
+bazel test //... --test_summary=short --jobs=2 --local_test_jobs=2 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 passed=$(grep -cE '^//\S+\s+(\(cached\) )?PASSED' "$log" || true)
 failed=$(grep -cE '^//\S+\s+(FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD)' "$log" || true)

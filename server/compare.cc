@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/welch.h"
 
 namespace gauntlet {
 namespace {
@@ -58,7 +59,7 @@ struct Group {
 // Per-trial final numbers: the summary's, else the latest metrics'.
 struct Final {
   double params, steps_per_second, tokens_per_second, val_loss, val_loss_native, train_loss,
-      peak_memory, mfu, layers_per_token, steps, train_seconds;
+      peak_memory, mfu, layers_per_token, steps, train_seconds, epochs;
 };
 
 Final FinalOf(const TrialResult& r) {
@@ -67,7 +68,7 @@ Final FinalOf(const TrialResult& r) {
     return {static_cast<double>(s.params()), s.steps_per_second(), s.tokens_per_second(),
             s.final_val_loss(), s.final_val_loss_native(), s.final_train_loss(),
             s.peak_memory_bytes(), s.mfu(), s.layers_per_token(), static_cast<double>(s.steps()),
-            s.train_seconds()};
+            s.train_seconds(), s.epochs()};
   }
   const v1::Trial& t = r.trial;
   double train_seconds = 0;
@@ -82,7 +83,8 @@ Final FinalOf(const TrialResult& r) {
           Latest(t, "mfu"),
           Latest(t, "layers_per_token"),
           static_cast<double>(t.latest_step()),
-          train_seconds};
+          train_seconds,
+          Latest(t, "epochs")};
 }
 
 std::vector<v1::MetricPoint> SortedCurve(const std::vector<v1::MetricPoint>& curve) {
@@ -92,6 +94,40 @@ std::vector<v1::MetricPoint> SortedCurve(const std::vector<v1::MetricPoint>& cur
                      return a.train_seconds() < b.train_seconds();
                    });
   return sorted;
+}
+
+// Linear interpolation of val loss at tokens `x` on a curve sorted by time (tokens grow with it).
+std::optional<double> InterpolateAtTokens(const std::vector<v1::MetricPoint>& curve, double x) {
+  if (curve.empty() || x < curve.front().tokens() || x > curve.back().tokens()) return std::nullopt;
+  for (size_t i = 1; i < curve.size(); ++i) {
+    const v1::MetricPoint& a = curve[i - 1];
+    const v1::MetricPoint& b = curve[i];
+    if (x <= b.tokens()) {
+      const double span = static_cast<double>(b.tokens() - a.tokens());
+      if (span <= 0) return b.value();
+      return a.value() + (x - a.tokens()) / span * (b.value() - a.value());
+    }
+  }
+  return curve.back().value();
+}
+
+constexpr double kAlpha = 0.05;  // the 95% interval's level
+constexpr int kMinTrials = 3;
+
+void FillTest(const WelchResult& w, v1::SignificanceTest* test) {
+  test->set_n(w.n_a);
+  test->set_n_baseline(w.n_b);
+  test->set_diff(w.diff);
+  test->set_ci_low(w.ci_low);
+  test->set_ci_high(w.ci_high);
+  test->set_t(w.t);
+  test->set_df(w.df);
+  test->set_p_value(w.p_value);
+  if (w.n_a < kMinTrials || w.n_b < kMinTrials) {
+    test->set_flag("n < 3");
+  } else if (!(w.p_value < kAlpha)) {
+    test->set_flag("not significant");
+  }
 }
 
 }  // namespace
@@ -219,6 +255,11 @@ absl::StatusOr<v1::CompareExperimentResponse> CompareTrials(
     summary->set_layers_per_token(Mean(lpt));
     summary->set_steps_mean(Mean(steps));
     summary->set_train_seconds_mean(Mean(seconds));
+    for (const TrialResult* r : g.completed) {
+      const double epochs = FinalOf(*r).epochs;
+      summary->set_epochs_max(std::max(summary->epochs_max(), epochs));
+      if (epochs > 1) summary->add_trials_past_one_epoch(r->trial.id());
+    }
     for (double t : points) {
       std::vector<double> at;
       for (const TrialResult* r : g.completed) {
@@ -251,6 +292,55 @@ absl::StatusOr<v1::CompareExperimentResponse> CompareTrials(
     }
     v1::VariantSummary* summary = response.mutable_variants(i);
     summary->set_speedup(base > 0 ? summary->tokens_per_second() / base : 0);
+  }
+
+  // Significance of each variant's loss against the baseline group at the same grid point (or
+  // the first baseline group): final, at matched tokens and at matched training time.
+  for (size_t i = 0; i < groups.size(); ++i) {
+    const Group& g = groups[i];
+    if (g.variant == baseline) continue;
+    const Group* base = nullptr;
+    for (const Group& other : groups) {
+      if (other.variant != baseline) continue;
+      if (base == nullptr || other.grid_key == g.grid_key) base = &other;
+      if (other.grid_key == g.grid_key) break;
+    }
+    if (base == nullptr) continue;
+    v1::VariantSummary* summary = response.mutable_variants(static_cast<int>(i));
+    std::vector<double> a, b;
+    for (const TrialResult* r : g.completed) a.push_back(FinalOf(*r).val_loss);
+    for (const TrialResult* r : base->completed) b.push_back(FinalOf(*r).val_loss);
+    v1::SignificanceTest* final_test = summary->add_vs_baseline();
+    final_test->set_basis("final");
+    FillTest(WelchTTest(a, b, 1 - kAlpha), final_test);
+
+    // The furthest point every trial of both groups reached, in tokens and in seconds.
+    double max_tokens = -1, max_seconds = -1;
+    for (const Group* group : {&g, base}) {
+      for (const TrialResult* r : group->completed) {
+        const std::vector<v1::MetricPoint>& curve = sorted_curves[r];
+        const double t = curve.empty() ? 0 : static_cast<double>(curve.back().tokens());
+        const double sec = curve.empty() ? 0 : curve.back().train_seconds();
+        max_tokens = max_tokens < 0 ? t : std::min(max_tokens, t);
+        max_seconds = max_seconds < 0 ? sec : std::min(max_seconds, sec);
+      }
+    }
+    for (const char* basis : {"matched_tokens", "matched_seconds"}) {
+      const bool tokens = std::string(basis) == "matched_tokens";
+      const double at = tokens ? max_tokens : max_seconds;
+      std::vector<double> va, vb;
+      for (auto [group, out] : {std::pair{&g, &va}, std::pair{base, &vb}}) {
+        for (const TrialResult* r : group->completed) {
+          std::optional<double> v = tokens ? InterpolateAtTokens(sorted_curves[r], at)
+                                           : InterpolateAt(sorted_curves[r], at);
+          if (at > 0 && v.has_value()) out->push_back(*v);
+        }
+      }
+      v1::SignificanceTest* test = summary->add_vs_baseline();
+      test->set_basis(basis);
+      test->set_at(std::max(at, 0.0));
+      FillTest(WelchTTest(va, vb, 1 - kAlpha), test);
+    }
   }
   return response;
 }

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace gauntlet {
@@ -129,6 +130,68 @@ TEST(CompareTest, Interpolation) {
   EXPECT_DOUBLE_EQ(*InterpolateAt(curve, 4), 2.0);
   EXPECT_FALSE(InterpolateAt(curve, 4.5).has_value());
   EXPECT_FALSE(InterpolateAt({}, 1).has_value());
+}
+
+TEST(CompareTest, SignificanceFinalMatchedTokensAndSecondsWithFlags) {
+  // std: final losses 3.00, 3.02, 2.98 at 10 s and 200 tokens; wk: 2.50, 2.52, 2.48 at 20 s and
+  // 200 tokens. Curves are straight lines from 4.0 at (0 s, 0 tokens).
+  std::vector<TrialResult> results;
+  int seed = 0;
+  for (double loss : {3.00, 3.02, 2.98}) {
+    results.push_back(Completed(absl::StrCat("s", seed), "std", seed, loss, 100, 10));
+    ++seed;
+  }
+  for (double loss : {2.50, 2.52, 2.48}) {
+    results.push_back(Completed(absl::StrCat("w", seed), "wk", seed, loss, 100, 20));
+    ++seed;
+  }
+  results[3].summary->set_epochs(1.5);  // one trial went past an epoch
+  results[4].summary->set_epochs(0.4);
+  auto response = CompareTrials(TwoVariants(), results, {});
+  ASSERT_TRUE(response.ok()) << response.status();
+  ASSERT_EQ(response->variants_size(), 2);
+  EXPECT_EQ(response->variants(0).vs_baseline_size(), 0);  // the baseline itself
+  const v1::VariantSummary& wk = response->variants(1);
+  EXPECT_DOUBLE_EQ(wk.epochs_max(), 1.5);
+  ASSERT_EQ(wk.trials_past_one_epoch_size(), 1);
+  EXPECT_EQ(wk.trials_past_one_epoch(0), "w3");
+  ASSERT_EQ(wk.vs_baseline_size(), 3);
+
+  const v1::SignificanceTest& final_test = wk.vs_baseline(0);
+  EXPECT_EQ(final_test.basis(), "final");
+  EXPECT_EQ(final_test.n(), 3);
+  EXPECT_NEAR(final_test.diff(), -0.5, 1e-12);
+  // Both samples have std 0.02: t = -0.5 / sqrt(2 * 0.0004 / 3), df = 4.
+  EXPECT_NEAR(final_test.t(), -0.5 / std::sqrt(2 * 0.0004 / 3), 1e-9);
+  EXPECT_NEAR(final_test.df(), 4, 1e-9);
+  EXPECT_LT(final_test.p_value(), 1e-4);
+  EXPECT_LT(final_test.ci_high(), 0);
+  EXPECT_EQ(final_test.flag(), "");
+
+  // Matched tokens: both reach 200 tokens, so the final values again.
+  const v1::SignificanceTest& tokens = wk.vs_baseline(1);
+  EXPECT_EQ(tokens.basis(), "matched_tokens");
+  EXPECT_DOUBLE_EQ(tokens.at(), 200);
+  EXPECT_NEAR(tokens.diff(), -0.5, 1e-12);
+  // Matched time: 10 s, where wk is halfway down its line: 4 - (4 - 2.5) / 2 = 3.25 vs 3.00.
+  const v1::SignificanceTest& seconds = wk.vs_baseline(2);
+  EXPECT_EQ(seconds.basis(), "matched_seconds");
+  EXPECT_DOUBLE_EQ(seconds.at(), 10);
+  EXPECT_NEAR(seconds.diff(), 0.25, 1e-12);
+  EXPECT_LT(seconds.p_value(), 0.05);
+
+  // Two seeds a side: flagged n < 3 whatever p is; identical distributions: not significant.
+  results.erase(results.begin() + 5);
+  response = CompareTrials(TwoVariants(), results, {});
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->variants(1).vs_baseline(0).flag(), "n < 3");
+  results = {Completed("a", "std", 1, 3.0, 1, 10), Completed("b", "std", 2, 3.1, 1, 10),
+             Completed("c", "std", 3, 2.9, 1, 10), Completed("d", "wk", 1, 3.05, 1, 10),
+             Completed("e", "wk", 2, 2.95, 1, 10), Completed("f", "wk", 3, 3.0, 1, 10)};
+  response = CompareTrials(TwoVariants(), results, {});
+  ASSERT_TRUE(response.ok());
+  EXPECT_EQ(response->variants(1).vs_baseline(0).flag(), "not significant");
+  EXPECT_GT(response->variants(1).vs_baseline(0).p_value(), 0.5);
 }
 
 }  // namespace

@@ -78,10 +78,17 @@ absl::StatusOr<GangPlan> PlanLaunch(const v1::LaunchTrial& launch, const LaunchC
   plan.spec_path = absl::StrCat(plan.run_dir, "/trial.yaml");
   plan.spec = launch.spec();
   plan.spec.set_run_dir(plan.run_dir);
-  const std::string& data_path = plan.spec.data().path();
-  if (!data_path.empty() && data_path[0] != '/' && !config.data_root.empty()) {
-    plan.spec.mutable_data()->set_path(absl::StrCat(config.data_root, "/", data_path));
-  }
+  // Every corpus path of the data spec (path, each source's, the tokenizer model) resolves the
+  // same way.
+  const auto resolve = [&](std::string* path) {
+    if (!path->empty() && (*path)[0] != '/' && !config.data_root.empty()) {
+      *path = absl::StrCat(config.data_root, "/", *path);
+    }
+  };
+  v1::DataSpec& data = *plan.spec.mutable_data();
+  resolve(data.mutable_path());
+  resolve(data.mutable_tokenizer_model());
+  for (v1::DataSource& source : *data.mutable_sources()) resolve(source.mutable_path());
   const bool hosts_rank0 = slice.first_rank() == 0;
   if (hosts_rank0) plan.events_path = absl::StrCat(plan.attempt_dir, "/events.jsonl");
 

@@ -14,11 +14,12 @@ import urllib.request
 from tests import testlib
 
 
-def shared_data_root():
-    shared = os.environ.get("GAUNTLET_SHARED")
-    if not shared:
-        raise unittest.SkipTest("GAUNTLET_SHARED is not set (scripts/test.sh sets it)")
-    return os.path.join(shared, "data")
+def repo_data_root():
+    """The repository's data/ in the runfiles: configs name corpora relative to it."""
+    root = os.path.join(testlib.workspace_root(), "data")
+    if not os.path.exists(os.path.join(root, "tinyshakespeare/input.txt")):
+        raise FileNotFoundError(f"{root}/tinyshakespeare/input.txt: add //data:tinyshakespeare to data")
+    return root
 
 
 def http_json(url, timeout=10):
@@ -42,7 +43,7 @@ class EndToEndTest(unittest.TestCase):
         cls.metrics_port = int(testlib.wait_for_file(f"{cls.dir}/metrics_port"))
         cls.prometheus = testlib.Prometheus(
             targets=[f"127.0.0.1:{cls.metrics_port}"], workdir=os.path.join(cls.dir, "prom"))
-        data_root = shared_data_root()
+        data_root = repo_data_root()
         for i, port_base in enumerate((testlib.free_port_block(), testlib.free_port_block())):
             name = f"w{i + 1}"
             log = open(os.path.join(cls.dir, f"{name}.log"), "ab")

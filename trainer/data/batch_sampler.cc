@@ -1,5 +1,7 @@
 #include "trainer/data/batch_sampler.h"
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 
 namespace gauntlet {
@@ -48,6 +50,17 @@ absl::StatusOr<BatchSampler> BatchSampler::Create(const TokenDataset& dataset, S
         absl::StrCat("train.batch_size: must be >= 1, got ", batch_size));
   }
   if (rank < 0) return absl::InvalidArgumentError(absl::StrCat("rank: must be >= 0, got ", rank));
+  if (dataset.sources().size() > 1) {
+    for (size_t i = 0; i < dataset.sources().size(); ++i) {
+      const TokenDataset::Source& s = dataset.sources()[i];
+      const int64_t size = split == Split::kTrain ? s.train_size : s.val_size;
+      if (size <= seq_len) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "data.sources[", i, "]: the ", SplitName(split), " split of source \"", s.name,
+            "\" has ", size, " tokens, fewer than one window of model.seq_len + 1 = ", seq_len + 1));
+      }
+    }
+  }
   return BatchSampler(dataset, split, seq_len, batch_size, seed, rank);
 }
 
@@ -62,17 +75,42 @@ BatchSampler::BatchSampler(const TokenDataset& dataset, Split split, int64_t seq
                static_cast<uint64_t>(rank) * kGolden)) {
   state_.seed = seed;
   state_.rank = rank;
+  const std::vector<TokenDataset::Source>& sources = dataset.sources();
+  if (sources.size() <= 1) {
+    segments_.push_back({0, num_windows_, UINT64_MAX});
+    return;
+  }
+  double cumulative = 0;
+  for (const TokenDataset::Source& s : sources) {
+    cumulative += s.weight;
+    const bool train = split == Split::kTrain;
+    const double fraction = std::min(1.0, cumulative);
+    segments_.push_back({train ? s.train_begin : s.val_begin,
+                         (train ? s.train_size : s.val_size) - seq_len,
+                         fraction >= 1.0 ? UINT64_MAX
+                                         : static_cast<uint64_t>(std::ldexp(fraction, 64))});
+  }
+  segments_.back().below = UINT64_MAX;
 }
 
 uint64_t BatchSampler::NextWord() { return Mix(key_ + (state_.draws++) * kGolden); }
 
 int64_t BatchSampler::NextOffset() {
+  // With several sources, one word picks the source by weight.
+  const Segment* segment = &segments_[0];
+  if (segments_.size() > 1) {
+    const uint64_t pick = NextWord();
+    for (const Segment& s : segments_) {
+      segment = &s;
+      if (pick < s.below) break;
+    }
+  }
   // Lemire's multiply-shift maps one 64-bit word onto [0, n). Without the rejection step its bias
-  // is below n / 2^64 (< 1e-10 for any corpus), and every offset costs exactly one word, so
-  // draws == batches * batch_size on every rank: rank 0's checkpointed state restores them all.
+  // is below n / 2^64 (< 1e-10 for any corpus), and every offset costs a fixed number of words,
+  // so draws is the same on every rank: rank 0's checkpointed state restores them all.
   const auto product =
-      static_cast<unsigned __int128>(NextWord()) * static_cast<uint64_t>(num_windows_);
-  return static_cast<int64_t>(product >> 64);
+      static_cast<unsigned __int128>(NextWord()) * static_cast<uint64_t>(segment->windows);
+  return segment->begin + static_cast<int64_t>(product >> 64);
 }
 
 std::vector<int64_t> BatchSampler::NextStarts() {

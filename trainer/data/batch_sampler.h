@@ -28,7 +28,9 @@ absl::StatusOr<Batch> MakeBatch(const TokenDataset& dataset, Split split,
                                 const std::vector<int64_t>& starts, int64_t seq_len);
 
 // Samples batch_size window offsets uniformly (with replacement) from the split's stride-1
-// windows, like the reference's shuffled DataLoader over every offset. The stream is a
+// windows, like the reference's shuffled DataLoader over every offset. With several sources, each
+// window first picks a source with probability equal to its weight, then a window inside it (a
+// window never spans two sources). The stream is a
 // counter-based generator keyed by (seed, rank): its whole position is the small State below, so
 // a checkpoint restores it exactly and each data-parallel rank draws a different stream.
 class BatchSampler {
@@ -36,15 +38,16 @@ class BatchSampler {
   struct State {
     int64_t seed = 0;
     int64_t rank = 0;
-    uint64_t draws = 0;   // 64-bit words consumed: always batches * batch_size, on every rank
+    // 64-bit words consumed: batches * batch_size * (1 with one source, else 2), on every rank.
+    uint64_t draws = 0;
     int64_t batches = 0;  // batches produced so far (for logging and sanity checks)
     bool operator==(const State& o) const {
       return seed == o.seed && rank == o.rank && draws == o.draws && batches == o.batches;
     }
   };
 
-  // InvalidArgument (naming model.seq_len / train.batch_size / data.path) when seq_len or
-  // batch_size is < 1 or the split holds no full window.
+  // InvalidArgument (naming model.seq_len / train.batch_size / data.path / data.sources) when
+  // seq_len or batch_size is < 1 or the split (or a source of it) holds no full window.
   static absl::StatusOr<BatchSampler> Create(const TokenDataset& dataset, Split split,
                                              int64_t seq_len, int64_t batch_size, int64_t seed,
                                              int64_t rank);
@@ -74,6 +77,12 @@ class BatchSampler {
   int64_t num_windows_;
   uint64_t key_;  // derived from (seed, rank)
   State state_;
+  struct Segment {
+    int64_t begin;      // first token of the source in the split
+    int64_t windows;    // its stride-1 windows
+    uint64_t below;     // a draw below this (and above the previous segment's) picks it
+  };
+  std::vector<Segment> segments_;
 };
 
 }  // namespace gauntlet

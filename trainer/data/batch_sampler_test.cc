@@ -118,5 +118,37 @@ TEST(BatchSamplerTest, RejectsBadArgumentsNamingTheField) {
             absl::StatusCode::kOutOfRange);
 }
 
+TEST(BatchSamplerTest, MixtureDrawsSourcesByWeightAndNeverSpansThem) {
+  absl::StatusOr<TokenDataset> ds = testing::OpenMixtureDataset(
+      {{std::string(20000, 'a'), 1.0}, {std::string(5000, 'b'), 3.0}}, 20, 0.2);
+  ASSERT_TRUE(ds.ok()) << ds.status();
+  const TokenDataset::Source& b = ds->sources()[1];
+  const int64_t seq_len = 16;
+  absl::StatusOr<BatchSampler> sampler = BatchSampler::Create(*ds, Split::kTrain, seq_len, 64, 5, 0);
+  ASSERT_TRUE(sampler.ok()) << sampler.status();
+  int from_b = 0, total = 0;
+  for (int i = 0; i < 200; ++i) {
+    for (int64_t start : sampler->NextStarts()) {
+      const bool in_b = start >= b.train_begin;
+      from_b += in_b;
+      ++total;
+      // The whole window (seq_len + 1 tokens) stays inside its source.
+      if (in_b) {
+        EXPECT_LE(start + seq_len + 1, b.train_begin + b.train_size);
+      } else {
+        EXPECT_LE(start + seq_len + 1, b.train_begin);
+      }
+    }
+  }
+  // Weight 3 of 4 although source b holds a fifth of the tokens: 9600 of 12800 expected, and a
+  // binomial's standard deviation here is 49.
+  EXPECT_NEAR(from_b, 0.75 * total, 250);
+  EXPECT_EQ(sampler->state().draws, static_cast<uint64_t>(2 * total));
+
+  // A source too short for one window is named.
+  EXPECT_THAT(BatchSampler::Create(*ds, Split::kVal, 2000, 1, 0, 0).status().message(),
+              HasSubstr("data.sources[1]"));
+}
+
 }  // namespace
 }  // namespace gauntlet

@@ -84,6 +84,52 @@ std::string RandomText(size_t n, unsigned seed, const std::string& alphabet) {
   return text;
 }
 
+std::string WordText(size_t n, unsigned seed) {
+  static const char* kWords[] = {"the",    "of",     "and",    "to",       "in",    "a",
+                                 "is",     "that",   "for",    "it",       "as",    "with",
+                                 "kernel", "memory", "process", "function", "value", "return",
+                                 "python", "module", "system", "package",  "debian", "thread",
+                                 "lord",   "unto",   "shall",  "thee",     "data",  "2024"};
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<size_t> word(0, sizeof(kWords) / sizeof(kWords[0]) - 1);
+  std::uniform_int_distribution<int> line_words(3, 14);
+  std::string text;
+  while (text.size() < n) {
+    const int k = line_words(gen);
+    for (int i = 0; i < k; ++i) {
+      if (i > 0) text += ' ';
+      text += kWords[word(gen)];
+    }
+    text += gen() % 7 == 0 ? ".\n\n" : ".\n";
+  }
+  return text;
+}
+
+absl::StatusOr<TokenDataset> OpenMixtureDataset(
+    const std::vector<std::pair<std::string, double>>& text_and_weight, int documents,
+    double val_fraction) {
+  const std::string dir = MakeTempDir();
+  v1::DataSpec spec;
+  spec.set_cache_dir(dir + "/cache");
+  spec.set_tokenizer("char");
+  spec.set_split("document");
+  spec.set_val_fraction(val_fraction);
+  for (size_t s = 0; s < text_and_weight.size(); ++s) {
+    const std::string& text = text_and_weight[s].first;
+    const std::string root = absl::StrCat(dir, "/source", s);
+    const size_t per_doc = text.size() / documents;
+    for (int d = 0; d < documents; ++d) {
+      const size_t end = d + 1 == documents ? text.size() : (d + 1) * per_doc;
+      WriteFile(absl::StrCat(root, "/doc", d, ".txt"), text.substr(d * per_doc, end - d * per_doc));
+    }
+    v1::DataSource* source = spec.add_sources();
+    source->set_name(absl::StrCat("source", s));
+    source->set_path(root);
+    source->set_weight(text_and_weight[s].second);
+  }
+  return TokenDataset::Open(spec);
+}
+
 absl::StatusOr<TokenDataset> OpenTextDataset(const std::string& text, const std::string& tokenizer,
                                              double val_fraction) {
   const std::string dir = MakeTempDir();
@@ -97,13 +143,16 @@ absl::StatusOr<TokenDataset> OpenTextDataset(const std::string& text, const std:
 }
 
 absl::StatusOr<std::string> TinyShakespearePath() {
-  const char* shared = std::getenv("GAUNTLET_SHARED");
-  if (shared == nullptr || *shared == '\0') {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* workspace = std::getenv("TEST_WORKSPACE");
+  const std::string path = absl::StrCat(
+      srcdir != nullptr ? srcdir : ".", "/", workspace != nullptr ? workspace : "gauntlet",
+      "/data/tinyshakespeare/input.txt");
+  if (!std::filesystem::exists(path)) {
     return absl::FailedPreconditionError(
-        "GAUNTLET_SHARED is unset: run with --test_env=GAUNTLET_SHARED=<abs path of shared/> "
-        "(scripts/test.sh does)");
+        absl::StrCat(path, " is missing: add \"//data:tinyshakespeare\" to the test's data"));
   }
-  return absl::StrCat(shared, "/data/tinyshakespeare/input.txt");
+  return path;
 }
 
 }  // namespace testing

@@ -29,14 +29,24 @@ absl::Status WriteTarball(const std::string& path,
 // A deterministic pseudo-random text of `n` bytes over a small alphabet.
 std::string RandomText(size_t n, unsigned seed, const std::string& alphabet);
 
+// Deterministic English-like text of about `n` bytes: lines of words drawn from a small list
+// (what a subword tokenizer can learn pieces from).
+std::string WordText(size_t n, unsigned seed);
+
+// A mixture of text corpora: one directory per source of `documents` files each, with weights;
+// document split. Opens it with its own cache dir.
+absl::StatusOr<TokenDataset> OpenMixtureDataset(
+    const std::vector<std::pair<std::string, double>>& text_and_weight, int documents,
+    double val_fraction = 0.1);
+
 // Writes `text` as a corpus file in a fresh directory and opens it with its own cache dir (torch
 // tests cannot build a v1::DataSpec themselves: see token_dataset.h).
 absl::StatusOr<TokenDataset> OpenTextDataset(const std::string& text,
                                              const std::string& tokenizer = "char",
                                              double val_fraction = 0.1);
 
-// $GAUNTLET_SHARED/data/tinyshakespeare/input.txt; an error saying how to set the variable
-// when it is unset.
+// The repository's data/tinyshakespeare/input.txt in the test's runfiles; an error naming the
+// missing data dependency when the test does not declare it.
 absl::StatusOr<std::string> TinyShakespearePath();
 
 }  // namespace testing

@@ -1,12 +1,15 @@
 #ifndef GAUNTLET_TRAINER_DATA_TOKEN_DATASET_H_
 #define GAUNTLET_TRAINER_DATA_TOKEN_DATASET_H_
 
-// A tokenized corpus, cached on disk and memory-mapped, split by position into train and val.
-// Torch-free: batch_sampler.h turns windows into tensors.
+// A tokenized corpus (one source or a weighted mixture), cached on disk and memory-mapped, split
+// into train and val by position or by document. Torch-free: batch_sampler.h turns windows into
+// tensors.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -26,15 +29,38 @@ const char* SplitName(Split split);
 // $HOME/.cache/gauntlet/tokens.
 std::string ResolveCacheDir(const v1::DataSpec& spec);
 
+struct OpenOptions {
+  // Encoding threads when the cache is built; 0 = every core.
+  int num_threads = 0;
+  // Called now and then with the phase ("hash", "train-tokenizer", "tokenize", "assemble"), the
+  // corpus bytes done in it and the total (0 when unknown).
+  std::function<void(const char* phase, int64_t done, int64_t total)> progress;
+};
+
 class TokenDataset {
  public:
-  // Reads the corpus (ReadCorpus), hashes it with the tokenizer kind, and maps
-  // <cache_dir>/<sha256>.tokens, building it first when absent or invalid. The build writes a
-  // temporary file and renames it into place, so concurrent ranks and trials never see a partial
+  // One corpus of the dataset: its tokens are [train_begin, train_begin + train_size) of the
+  // train split and [val_begin, val_begin + val_size) of the val split.
+  struct Source {
+    std::string name;
+    double weight = 1;  // normalised over the sources
+    int64_t train_begin = 0, train_size = 0, val_begin = 0, val_size = 0;
+    int64_t train_documents = 0, val_documents = 0;
+  };
+
+  // Streams the corpus (ForEachDocumentPiece) to hash it with the tokenizer options and maps
+  // <cache_dir>/<sha256>.tokens, building it first when absent or invalid: documents are split
+  // into train and val (data.split), tokenized on every core with bounded memory, and written as
+  // every source's train tokens followed by every source's val tokens. A bpe/unigram model is
+  // trained on a deterministic sample of training lines and cached as <cache_dir>/<sha256>.model
+  // (keyed by corpus and options), unless data.tokenizer_model names one. Files are written to a
+  // temporary name and renamed into place, so concurrent ranks and trials never see a partial
   // file (at worst several build the same bytes and the last rename wins).
-  // Errors: those of ReadCorpus; InvalidArgument naming data.tokenizer / data.val_fraction;
-  // Internal/Unavailable naming the cache path when it cannot be written or mapped.
-  static absl::StatusOr<TokenDataset> Open(const v1::DataSpec& spec);
+  // Errors: those of ForEachDocumentPiece; InvalidArgument naming data.tokenizer,
+  // data.vocab_size, data.val_fraction, data.split or data.sources; Internal/Unavailable naming
+  // the cache path when it cannot be written or mapped.
+  static absl::StatusOr<TokenDataset> Open(const v1::DataSpec& spec,
+                                           const OpenOptions& options = {});
 
   // Cheap to copy: copies share the read-only mapping.
   TokenDataset(const TokenDataset&) = default;
@@ -44,8 +70,8 @@ class TokenDataset {
 
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   int64_t vocab_size() const { return tokenizer_->vocab_size(); }
-  // Token counts: train is the first floor((1 - val_fraction) * N) tokens, val the rest (the
-  // reference scripts' split).
+  // Token counts. With one source and the position split, train is the first
+  // floor((1 - val_fraction) * N) tokens and val the rest (the reference scripts' split).
   int64_t size(Split split) const { return split == Split::kTrain ? train_size_ : val_size_; }
   int64_t train_size() const { return train_size_; }
   int64_t val_size() const { return val_size_; }
@@ -64,7 +90,13 @@ class TokenDataset {
   // InvalidArgument naming data.path, the split and model.seq_len.
   absl::Status CheckWindow(Split split, int64_t seq_len) const;
 
-  // sha256 of (format version, tokenizer kind, corpus bytes): the cache key.
+  // The sources, in spec order (one for a spec with `path`).
+  const std::vector<Source>& sources() const { return *sources_; }
+  // Tokens of the training split per epoch of the most-sampled source: training on T tokens
+  // covers max over sources of (weight * T / train_size) epochs of some source.
+  double EpochsFor(int64_t tokens) const;
+
+  // sha256 of (format version, tokenizer, split options, documents): the cache key.
   const std::string& content_hash() const { return content_hash_; }
   const std::string& cache_path() const { return cache_path_; }
   const std::string& corpus_path() const { return corpus_path_; }
@@ -77,6 +109,7 @@ class TokenDataset {
 
   std::shared_ptr<const Mapping> mapping_;
   std::shared_ptr<const Tokenizer> tokenizer_;
+  std::shared_ptr<const std::vector<Source>> sources_;
   const uint8_t* tokens_ = nullptr;  // into mapping_
   int token_bytes_ = 2;
   int64_t train_size_ = 0;

@@ -2,13 +2,16 @@
 
 #include <fstream>
 #include <sstream>
+#include <unordered_map>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "trainer/data/atomic_file.h"
+#include "trainer/data/sentencepiece_adapter.h"
 
 namespace gauntlet {
 namespace {
@@ -94,31 +97,132 @@ Tokenizer::Tokenizer(Kind kind, std::vector<uint32_t> code_points)
   }
 }
 
-Tokenizer Tokenizer::Char(std::string_view corpus) {
-  std::vector<bool> seen(kMaxCodePoint + 1, false);
-  for (size_t i = 0; i < corpus.size();) seen[NextCodePoint(corpus, i)] = true;
+CharVocabularyBuilder::CharVocabularyBuilder() : seen_(kMaxCodePoint + 1, false) {}
+
+void CharVocabularyBuilder::Add(std::string_view text) {
+  for (size_t i = 0; i < text.size();) seen_[NextCodePoint(text, i)] = true;
+}
+
+Tokenizer CharVocabularyBuilder::Build() const {
   std::vector<uint32_t> code_points;
   for (uint32_t cp = 0; cp <= kMaxCodePoint; ++cp) {
-    if (seen[cp]) code_points.push_back(cp);
+    if (seen_[cp]) code_points.push_back(cp);
   }
-  return Tokenizer(Kind::kChar, std::move(code_points));
+  return Tokenizer(Tokenizer::Kind::kChar, std::move(code_points));
+}
+
+Tokenizer Tokenizer::Char(std::string_view corpus) {
+  CharVocabularyBuilder builder;
+  builder.Add(corpus);
+  return builder.Build();
 }
 
 Tokenizer Tokenizer::Byte() { return Tokenizer(Kind::kByte, {}); }
 
+absl::StatusOr<Tokenizer> Tokenizer::TrainSubword(const std::vector<std::string>& lines,
+                                                  const SubwordOptions& options) {
+  if (options.model_type != "bpe" && options.model_type != "unigram") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.tokenizer: subword model must be bpe or unigram, got ", options.model_type));
+  }
+  if (lines.empty()) {
+    return absl::InvalidArgumentError("data.tokenizer: no text to train the subword model on");
+  }
+  // Exact round trip and chunk-independent encoding (a piece never spans '\n'), reproducible.
+  const std::vector<std::pair<std::string, std::string>> args = {
+      {"model_type", options.model_type},
+      {"vocab_size", absl::StrCat(options.vocab_size)},
+      {"normalization_rule_name", "identity"},
+      {"add_dummy_prefix", "false"},
+      {"remove_extra_whitespaces", "false"},
+      {"allow_whitespace_only_pieces", "true"},
+      {"split_digits", "true"},
+      {"byte_fallback", "true"},
+      {"character_coverage", "0.9999"},
+      {"max_sentence_length", "16384"},
+      {"input_sentence_size", "0"},
+      {"shuffle_input_sentence", "false"},
+      // Fixed, not the machine's core count: the model records it, and the same sample must give
+      // the same model bytes (hence the same cache keys) on every machine.
+      {"num_threads", "4"},
+      {"unk_id", "0"},
+      {"eos_id", "1"},
+      {"bos_id", "-1"},
+      {"pad_id", "-1"},
+      {"minloglevel", "2"},
+  };
+  std::string model, error;
+  if (!spm::Train(lines, args, &model, &error)) {
+    return absl::InvalidArgumentError(absl::StrCat("data.vocab_size: SentencePiece ",
+                                                   options.model_type, " training with vocab_size ",
+                                                   options.vocab_size, " failed: ", error));
+  }
+  return FromSentencePieceModel(std::move(model));
+}
+
+absl::StatusOr<Tokenizer> Tokenizer::FromSentencePieceModel(std::string model_proto) {
+  std::string error;
+  std::shared_ptr<const spm::Model> processor = spm::Model::Load(model_proto, &error);
+  if (processor == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("not a SentencePiece model: ", error));
+  }
+  Tokenizer tokenizer(Kind::kSubword, {});
+  tokenizer.model_proto_ = std::move(model_proto);
+  tokenizer.eos_id_ = processor->eos_id();
+  tokenizer.processor_ = std::move(processor);
+  return tokenizer;
+}
+
 absl::StatusOr<Tokenizer::Kind> Tokenizer::ParseKind(std::string_view name) {
   if (name.empty() || name == "char") return Kind::kChar;
   if (name == "byte") return Kind::kByte;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "data.tokenizer: must be \"char\" or \"byte\", got \"", std::string(name), "\""));
+  if (name == "bpe" || name == "unigram") return Kind::kSubword;
+  return absl::InvalidArgumentError(
+      absl::StrCat("data.tokenizer: must be \"char\", \"byte\", \"bpe\" or \"unigram\", got \"",
+                   std::string(name), "\""));
+}
+
+std::string_view Tokenizer::kind_name() const {
+  switch (kind_) {
+    case Kind::kChar:
+      return "char";
+    case Kind::kByte:
+      return "byte";
+    case Kind::kSubword:
+      break;
+  }
+  return "subword";
 }
 
 int64_t Tokenizer::vocab_size() const {
+  if (kind_ == Kind::kSubword) return processor_->size();
   return kind_ == Kind::kByte ? 256 : static_cast<int64_t>(code_points_.size());
 }
 
 absl::Status Tokenizer::EncodeStream(
     std::string_view text, absl::FunctionRef<void(const uint32_t* ids, size_t n)> sink) const {
+  if (kind_ == Kind::kSubword) {
+    // SentencePiece's cost grows with its input, so encode line-aligned pieces of ~64 KiB. No
+    // piece spans '\n' (the model never saw one), so the ids are those of the whole text.
+    constexpr size_t kChunk = 64 << 10;
+    std::vector<int> ids;
+    std::vector<uint32_t> block;
+    for (size_t begin = 0; begin < text.size();) {
+      size_t end = std::min(text.size(), begin + kChunk);
+      if (end < text.size()) {
+        const size_t newline = text.rfind('\n', end - 1);
+        if (newline != std::string_view::npos && newline >= begin) end = newline + 1;
+      }
+      std::string error;
+      if (!processor_->Encode(text.substr(begin, end - begin), &ids, &error)) {
+        return absl::InternalError(absl::StrCat("SentencePiece: ", error));
+      }
+      block.assign(ids.begin(), ids.end());
+      if (!block.empty()) sink(block.data(), block.size());
+      begin = end;
+    }
+    return absl::OkStatus();
+  }
   constexpr size_t kBlock = 4096;
   uint32_t block[kBlock];
   size_t n = 0;
@@ -156,6 +260,23 @@ absl::StatusOr<std::vector<uint32_t>> Tokenizer::Encode(std::string_view text) c
 }
 
 absl::StatusOr<std::string> Tokenizer::Decode(const std::vector<uint32_t>& ids) const {
+  if (kind_ == Kind::kSubword) {
+    std::vector<int> pieces;
+    pieces.reserve(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] >= vocab_size()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("token id ", ids[i], " at index ", i, " is >= vocab_size ", vocab_size()));
+      }
+      pieces.push_back(static_cast<int>(ids[i]));
+    }
+    std::string text;
+    std::string error;
+    if (!processor_->Decode(pieces, &text, &error)) {
+      return absl::InternalError(absl::StrCat("SentencePiece: ", error));
+    }
+    return text;
+  }
   std::string text;
   text.reserve(ids.size());
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -173,6 +294,10 @@ absl::StatusOr<std::string> Tokenizer::Decode(const std::vector<uint32_t>& ids) 
 }
 
 std::string Tokenizer::Serialize() const {
+  if (kind_ == Kind::kSubword) {
+    return absl::StrCat(kMagic, "\nkind subword\nvocab_size ", vocab_size(), "\nmodel_bytes ",
+                        model_proto_.size(), "\n", model_proto_);
+  }
   std::string out = absl::StrCat(kMagic, "\nkind ", std::string(kind_name()), "\nvocab_size ",
                                  vocab_size(), "\n");
   for (uint32_t cp : code_points_) absl::StrAppendFormat(&out, "%x\n", cp);
@@ -180,6 +305,35 @@ std::string Tokenizer::Serialize() const {
 }
 
 absl::StatusOr<Tokenizer> Tokenizer::Deserialize(std::string_view text) {
+  const std::string subword_head = absl::StrCat(kMagic, "\nkind subword\n");
+  if (text.substr(0, subword_head.size()) == subword_head) {
+    // "vocab_size N\nmodel_bytes M\n" then M raw bytes.
+    std::string_view rest = text.substr(subword_head.size());
+    int64_t size = 0, bytes = 0;
+    const size_t l1 = rest.find('\n');
+    const size_t l2 = l1 == std::string_view::npos ? l1 : rest.find('\n', l1 + 1);
+    absl::string_view size_line(rest.data(), l1 == std::string_view::npos ? 0 : l1);
+    absl::string_view bytes_line =
+        l2 == std::string_view::npos ? absl::string_view()
+                                     : absl::string_view(rest.data() + l1 + 1, l2 - l1 - 1);
+    if (l2 == std::string_view::npos || !absl::ConsumePrefix(&size_line, "vocab_size ") ||
+        !absl::SimpleAtoi(size_line, &size) || !absl::ConsumePrefix(&bytes_line, "model_bytes ") ||
+        !absl::SimpleAtoi(bytes_line, &bytes) ||
+        static_cast<int64_t>(rest.size() - l2 - 1) != bytes) {
+      return absl::InvalidArgumentError(
+          "malformed tokenizer file: a subword tokenizer needs vocab_size, model_bytes and the "
+          "model");
+    }
+    absl::StatusOr<Tokenizer> tokenizer =
+        FromSentencePieceModel(std::string(rest.substr(l2 + 1)));
+    if (!tokenizer.ok()) return tokenizer.status();
+    if (tokenizer->vocab_size() != size) {
+      return absl::InvalidArgumentError(absl::StrCat("malformed tokenizer file: vocab_size ", size,
+                                                     " but the model has ",
+                                                     tokenizer->vocab_size(), " pieces"));
+    }
+    return tokenizer;
+  }
   std::vector<absl::string_view> lines =
       absl::StrSplit(absl::string_view(text.data(), text.size()), '\n');
   if (!lines.empty() && lines.back().empty()) lines.pop_back();
@@ -192,7 +346,7 @@ absl::StatusOr<Tokenizer> Tokenizer::Deserialize(std::string_view text) {
   if (!absl::ConsumePrefix(&kind_name, "kind "))
     return bad(std::string("line 2 must be \"kind <char|byte>\""));
   absl::StatusOr<Kind> kind = ParseKind(std::string_view(kind_name.data(), kind_name.size()));
-  if (!kind.ok() || kind_name.empty()) return bad(absl::StrCat("unknown kind \"", kind_name, "\""));
+  if (!kind.ok() || kind_name.empty() || *kind == Kind::kSubword) return bad(absl::StrCat("unknown kind \"", kind_name, "\""));
   absl::string_view size_text = lines[2];
   int64_t size = 0;
   if (!absl::ConsumePrefix(&size_text, "vocab_size ") || !absl::SimpleAtoi(size_text, &size)) {

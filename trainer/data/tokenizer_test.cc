@@ -116,7 +116,89 @@ TEST(TokenizerTest, LoadRejectsMalformedFiles) {
 TEST(TokenizerTest, ParseKindNamesTheField) {
   EXPECT_EQ(*Tokenizer::ParseKind(""), Tokenizer::Kind::kChar);
   EXPECT_EQ(*Tokenizer::ParseKind("byte"), Tokenizer::Kind::kByte);
-  EXPECT_THAT(Tokenizer::ParseKind("bpe").status().message(), HasSubstr("data.tokenizer"));
+  EXPECT_EQ(*Tokenizer::ParseKind("bpe"), Tokenizer::Kind::kSubword);
+  EXPECT_EQ(*Tokenizer::ParseKind("unigram"), Tokenizer::Kind::kSubword);
+  EXPECT_THAT(Tokenizer::ParseKind("gpt2").status().message(), HasSubstr("data.tokenizer"));
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) {
+    if (nl > start) lines.push_back(text.substr(start, nl - start));
+  }
+  return lines;
+}
+
+class SubwordTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SubwordTest, TrainingIsDeterministicAndRoundTripsExactly) {
+  const std::vector<std::string> lines = Lines(testing::WordText(100000, 3));
+  SubwordOptions options;
+  options.model_type = GetParam();
+  options.vocab_size = 320;
+  absl::StatusOr<Tokenizer> a = Tokenizer::TrainSubword(lines, options);
+  ASSERT_TRUE(a.ok()) << a.status();
+  absl::StatusOr<Tokenizer> b = Tokenizer::TrainSubword(lines, options);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(a->model_proto() == b->model_proto()) << "same sample, different model bytes";
+  EXPECT_EQ(a->kind(), Tokenizer::Kind::kSubword);
+  EXPECT_EQ(a->vocab_size(), 320);
+  EXPECT_EQ(a->eos_id(), 1);
+
+  // Exact round trip, whitespace, newlines, digits and unseen characters (byte fallback) included.
+  const std::string text =
+      "the kernel  returns\n\n\tindented value 12345 naïve 日本語 {x[0]}; \r\nend ";
+  absl::StatusOr<std::vector<uint32_t>> ids = a->Encode(text);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(*a->Decode(*ids), text);
+  // Learned pieces compress the text well below the byte tokenizer's one token per byte.
+  const std::string seen = testing::WordText(20000, 99);
+  EXPECT_LT(a->Encode(seen)->size(), seen.size() * 7 / 10);
+
+  // Serialize/Deserialize and Save/Load keep the model, hence the ids.
+  absl::StatusOr<Tokenizer> copy = Tokenizer::Deserialize(a->Serialize());
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  EXPECT_TRUE(*copy == *a);
+  EXPECT_EQ(*copy->Encode(text), *ids);
+  const std::string dir = testing::MakeTempDir();
+  ASSERT_TRUE(a->Save(dir + "/tok").ok());
+  EXPECT_EQ(*Tokenizer::Load(dir + "/tok")->Encode(text), *ids);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, SubwordTest, ::testing::Values("bpe", "unigram"));
+
+TEST(SubwordTest, EncodeStreamMatchesWholeTextAcrossChunks) {
+  SubwordOptions options;
+  options.vocab_size = 300;
+  absl::StatusOr<Tokenizer> t = Tokenizer::TrainSubword(Lines(testing::WordText(50000, 5)), options);
+  ASSERT_TRUE(t.ok()) << t.status();
+  // > 64 KiB, so EncodeStream cuts it into line-aligned chunks.
+  const std::string text = testing::WordText(300000, 6);
+  std::vector<uint32_t> streamed;
+  ASSERT_TRUE(t->EncodeStream(text, [&](const uint32_t* ids, size_t n) {
+                 streamed.insert(streamed.end(), ids, ids + n);
+               }).ok());
+  EXPECT_EQ(*t->Decode(streamed), text);
+  // Piece by piece (cut after newlines) gives the same ids as one call per line.
+  std::vector<uint32_t> per_line;
+  size_t start = 0;
+  for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) {
+    std::vector<uint32_t> ids = *t->Encode(text.substr(start, nl + 1 - start));
+    per_line.insert(per_line.end(), ids.begin(), ids.end());
+  }
+  EXPECT_EQ(streamed, per_line);
+}
+
+TEST(SubwordTest, ErrorsNameTheField) {
+  SubwordOptions options;
+  options.vocab_size = 100;  // below the 256 byte pieces
+  EXPECT_THAT(Tokenizer::TrainSubword(Lines(testing::WordText(5000, 1)), options).status().message(),
+              HasSubstr("data.vocab_size"));
+  options.model_type = "wordpiece";
+  EXPECT_THAT(Tokenizer::TrainSubword({"a b"}, options).status().message(),
+              HasSubstr("data.tokenizer"));
+  EXPECT_FALSE(Tokenizer::FromSentencePieceModel("not a model").ok());
 }
 
 }  // namespace

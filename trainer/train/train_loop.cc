@@ -356,6 +356,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     metric("val_loss_native", r->val_loss_native);
     metric("val_bits_per_token", r->bits_per_token);
     metric("eval_seconds", eval_seconds);
+    metric("epochs", dataset->EpochsFor(tokens));
     return absl::OkStatus();
   };
   // Rank 0 writes; every rank reaches the same decision, so no one waits on it.
@@ -579,6 +580,8 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
   summary.set_params(num_params);
   summary.set_steps(step);
   summary.set_tokens(tokens);
+  summary.set_epochs(dataset->EpochsFor(tokens));
+  summary.set_train_split_tokens(dataset->train_size());
   summary.set_train_seconds(train_seconds);
   summary.set_eval_seconds(eval_seconds);
   summary.set_checkpoint_seconds(checkpoint_seconds);
