@@ -41,7 +41,7 @@ int Fail(const absl::Status& status, EventWriter* events) {
   std::cerr << "error: " << reason << std::endl;
   if (events != nullptr) {
     v1::TrainerEvent event;
-    event.mutable_error()->set_exit_code(static_cast<int>(code));
+    event.mutable_error()->set_exit_code(static_cast<v1::TrainerExitCode>(code));
     event.mutable_error()->set_reason(reason);
     (void)events->Write(event);
   }

@@ -55,4 +55,11 @@ absl::Status GrpcCoordinatorClient::ReportLogs(const v1::ReportLogsRequest& requ
   return FromGrpcStatus(stub_->ReportLogs(&context, request, &response));
 }
 
+absl::Status GrpcCoordinatorClient::Deregister(const v1::DeregisterRequest& request) {
+  grpc::ClientContext context;
+  Prepare(&context);
+  v1::DeregisterResponse response;
+  return FromGrpcStatus(stub_->Deregister(&context, request, &response));
+}
+
 }  // namespace gauntlet::worker

@@ -22,6 +22,7 @@ class CoordinatorClient {
   virtual absl::Status ReportMetrics(const v1::ReportMetricsRequest& request) = 0;
   virtual absl::Status ReportTrialExit(const v1::ReportTrialExitRequest& request) = 0;
   virtual absl::Status ReportLogs(const v1::ReportLogsRequest& request) = 0;
+  virtual absl::Status Deregister(const v1::DeregisterRequest& request) = 0;
 };
 
 // gRPC implementation. The channel reconnects on its own; every call has a deadline so a hung
@@ -37,6 +38,7 @@ class GrpcCoordinatorClient : public CoordinatorClient {
   absl::Status ReportMetrics(const v1::ReportMetricsRequest& request) override;
   absl::Status ReportTrialExit(const v1::ReportTrialExitRequest& request) override;
   absl::Status ReportLogs(const v1::ReportLogsRequest& request) override;
+  absl::Status Deregister(const v1::DeregisterRequest& request) override;
 
  private:
   void Prepare(grpc::ClientContext* context) const;

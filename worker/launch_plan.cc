@@ -75,9 +75,15 @@ absl::StatusOr<GangPlan> PlanLaunch(const v1::LaunchTrial& launch, const LaunchC
   plan.attempt = launch.attempt();
   plan.run_dir = absl::StrCat(config.work_dir, "/", launch.trial_id());
   plan.attempt_dir = absl::StrCat(plan.run_dir, "/attempt-", launch.attempt());
-  plan.spec_path = absl::StrCat(plan.run_dir, "/trial.yaml");
+  // Per attempt: a stale attempt's trainer re-reading its spec never sees the next one's.
+  plan.spec_path = absl::StrCat(plan.attempt_dir, "/trial.yaml");
+  plan.checkpoint_dir =
+      absl::StrCat(config.checkpoint_store.empty() ? absl::StrCat(config.work_dir, "/checkpoints")
+                                                   : config.checkpoint_store,
+                   "/", launch.trial_id());
+  plan.fence_path = absl::StrCat(plan.checkpoint_dir, "/fence");
   plan.spec = launch.spec();
-  plan.spec.set_run_dir(plan.run_dir);
+  plan.spec.set_run_dir(plan.checkpoint_dir);
   const std::string& data_path = plan.spec.data().path();
   if (!data_path.empty() && data_path[0] != '/' && !config.data_root.empty()) {
     plan.spec.mutable_data()->set_path(absl::StrCat(config.data_root, "/", data_path));
@@ -85,12 +91,13 @@ absl::StatusOr<GangPlan> PlanLaunch(const v1::LaunchTrial& launch, const LaunchC
   const bool hosts_rank0 = slice.first_rank() == 0;
   if (hosts_rank0) plan.events_path = absl::StrCat(plan.attempt_dir, "/events.jsonl");
 
-  const std::string& device_kind = plan.spec.resources().device();
-  const bool gpu = device_kind == "gpu" || (device_kind.empty() && config.has_gpus);
-  if (!device_kind.empty() && device_kind != "gpu" && device_kind != "cpu") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "launch.spec.resources.device must be gpu or cpu, got '", device_kind, "'"));
+  // The scheduler decided the kind once; the trainer is told it, never guesses it.
+  if (placement.device_kind() != v1::DEVICE_KIND_GPU &&
+      placement.device_kind() != v1::DEVICE_KIND_CPU) {
+    return absl::InvalidArgumentError("launch.placement.device_kind: must be GPU or CPU");
   }
+  const bool gpu = placement.device_kind() == v1::DEVICE_KIND_GPU;
+  plan.spec.mutable_resources()->set_device(gpu ? "gpu" : "cpu");
 
   std::vector<std::string> inherited;
   bool has_nvls = false;

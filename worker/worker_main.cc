@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -18,7 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/spec_yaml.h"
-#include "worker/clock.h"
+#include "common/clock.h"
 #include "worker/coordinator_client.h"
 #include "worker/gpu_inventory.h"
 #include "worker/process_launcher.h"
@@ -39,6 +40,17 @@ ABSL_FLAG(int, rendezvous_port_base, 29500, "First port for rank-0 rendezvous on
 ABSL_FLAG(std::string, auth_token_file, "", "File holding the coordinator's bearer token");
 ABSL_FLAG(double, heartbeat_seconds, 0, "Heartbeat interval (0: as the coordinator says)");
 ABSL_FLAG(double, kill_grace_seconds, 10, "SIGTERM-to-SIGKILL grace when stopping a gang");
+ABSL_FLAG(std::string, checkpoint_store, "",
+          "Directory for trial checkpoints (<dir>/<trial>); default <work_dir>/checkpoints. "
+          "Point every worker at one shared mount (and set --checkpoint_store_shared) so a "
+          "restart on another worker resumes from the last checkpoint");
+ABSL_FLAG(bool, checkpoint_store_shared, false,
+          "--checkpoint_store is mounted by every worker (restarts elsewhere can resume)");
+ABSL_FLAG(double, max_backoff_seconds, 30,
+          "Longest reconnect backoff (also capped at a quarter of the coordinator's lease)");
+ABSL_FLAG(int, max_auth_failures, 5,
+          "Exit non-zero after this many heartbeats in a row refused for bad credentials "
+          "(0: never)");
 
 namespace {
 
@@ -104,9 +116,23 @@ int main(int argc, char** argv) {
   inventory.set_rendezvous_port_base(port_base);
 
   options.launch.work_dir = work_dir;
+  const std::string checkpoint_store = absl::GetFlag(FLAGS_checkpoint_store).empty()
+                                           ? work_dir + "/checkpoints"
+                                           : absl::GetFlag(FLAGS_checkpoint_store);
+  if (checkpoint_store[0] != '/') {
+    return Fail("--checkpoint_store must be an absolute path, got '" + checkpoint_store + "'");
+  }
+  options.launch.checkpoint_store = checkpoint_store;
+  inventory.set_checkpoint_store(checkpoint_store);
+  inventory.set_checkpoint_store_shared(absl::GetFlag(FLAGS_checkpoint_store_shared));
+  if (std::error_code error; !std::filesystem::create_directories(work_dir, error) && error) {
+    return Fail("--work_dir " + work_dir + ": " + error.message());
+  }
+  options.record_path = work_dir + "/agent-record.pb";
+  options.max_backoff = absl::Seconds(absl::GetFlag(FLAGS_max_backoff_seconds));
+  options.max_auth_failures = absl::GetFlag(FLAGS_max_auth_failures);
   options.launch.trainer_path = trainer;
   options.launch.data_root = absl::GetFlag(FLAGS_data_root);
-  options.launch.has_gpus = !gpus->empty();
   if (cpu_slots > 0) {
     options.launch.threads_per_cpu_rank =
         std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)) / cpu_slots);
@@ -136,8 +162,9 @@ int main(int argc, char** argv) {
                                      grpc::InsecureChannelCredentials());
   gauntlet::worker::GrpcCoordinatorClient client(channel, token);
   gauntlet::worker::PosixProcessLauncher launcher;
-  gauntlet::worker::RealClock clock;
+  gauntlet::RealClock clock;
   gauntlet::worker::WorkerAgent agent(std::move(options), &client, &launcher);
+  agent.AdoptOrphans();
 
   std::atomic<bool> stop{false};
   std::thread signal_thread([&] {
@@ -149,5 +176,9 @@ int main(int argc, char** argv) {
   signal_thread.detach();
   agent.Run(&clock, absl::Milliseconds(100), [&] { return stop.load(); },
             absl::Seconds(absl::GetFlag(FLAGS_kill_grace_seconds)) + absl::Seconds(5));
+  if (!agent.fatal().ok()) {
+    std::cerr << "worker: FATAL: " << agent.fatal().message() << std::endl;
+    return 3;
+  }
   return 0;
 }
