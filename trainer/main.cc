@@ -114,6 +114,9 @@ int Main() {
   if (const char* trial = std::getenv("GAUNTLET_TRIAL_ID"); trial != nullptr) {
     options.trial_id = trial;
   }
+  if (const char* attempt = std::getenv("GAUNTLET_ATTEMPT"); attempt != nullptr) {
+    options.attempt = std::atoi(attempt);
+  }
   TrainerSinks sinks;
   if (env->rank == 0) {
     sinks.log = &std::cout;

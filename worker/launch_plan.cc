@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace gauntlet::worker {
 namespace {
@@ -19,6 +20,16 @@ const std::set<std::string>& OwnedVariables() {
       "CUDA_VISIBLE_DEVICES", "GAUNTLET_EVENTS_FILE", "GAUNTLET_TRIAL_ID",
       "GAUNTLET_ATTEMPT", "GROUP_RANK"};
   return *vars;
+}
+
+// Whether `path` is one of `roots` or lies under one (lexically; ".." is refused separately).
+bool UnderAny(const std::string& path, const std::vector<std::string>& roots) {
+  if (path.empty() || path[0] != '/') return true;  // relative: resolved inside a root
+  for (std::string root : roots) {
+    while (root.size() > 1 && root.back() == '/') root.pop_back();
+    if (!root.empty() && (path == root || absl::StartsWith(path, root + "/"))) return true;
+  }
+  return false;
 }
 
 std::string VariableName(const std::string& entry) { return entry.substr(0, entry.find('=')); }
@@ -85,8 +96,32 @@ absl::StatusOr<GangPlan> PlanLaunch(const v1::LaunchTrial& launch, const LaunchC
   plan.spec = launch.spec();
   plan.spec.set_run_dir(plan.checkpoint_dir);
   const std::string& data_path = plan.spec.data().path();
+  for (absl::string_view part : absl::StrSplit(data_path, '/')) {
+    if (part == "..") {
+      return absl::InvalidArgumentError("launch.spec.data.path: must not contain \"..\"");
+    }
+  }
   if (!data_path.empty() && data_path[0] != '/' && !config.data_root.empty()) {
     plan.spec.mutable_data()->set_path(absl::StrCat(config.data_root, "/", data_path));
+  } else if (!data_path.empty() && data_path[0] == '/' && !config.data_root.empty()) {
+    // Confined to this worker's data roots: a spec cannot make the trainer read /etc/shadow.
+    std::vector<std::string> roots = config.extra_data_roots;
+    roots.push_back(config.data_root);
+    if (!UnderAny(data_path, roots)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "launch.spec.data.path: ", data_path.substr(0, 200),
+          " is outside this worker's data roots (--data_root ", config.data_root,
+          ", --extra_data_roots ", absl::StrJoin(config.extra_data_roots, ","), ")"));
+    }
+  }
+  if (const std::string& cache = plan.spec.data().cache_dir(); !cache.empty()) {
+    std::vector<std::string> roots = config.cache_roots;
+    roots.push_back(config.work_dir);
+    if (!UnderAny(cache, roots) || absl::StrContains(cache, "..")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "launch.spec.data.cache_dir: ", cache.substr(0, 200),
+          " is outside this worker's --work_dir and --cache_roots"));
+    }
   }
   const bool hosts_rank0 = slice.first_rank() == 0;
   if (hosts_rank0) plan.events_path = absl::StrCat(plan.attempt_dir, "/events.jsonl");

@@ -15,6 +15,11 @@ struct LaunchConfig {
   std::string trainer_path;
   // Relative data paths resolve here; empty leaves them relative to the worker's cwd.
   std::string data_root;
+  // Absolute data paths must lie under data_root or one of these (e.g. /usr/src for a kernel
+  // tarball); a spec naming anything else is refused.
+  std::vector<std::string> extra_data_roots;
+  // An absolute data.cache_dir must lie under work_dir or one of these.
+  std::vector<std::string> cache_roots;
   // Checkpoints live in <checkpoint_store>/<trial>; empty: <work_dir>/checkpoints (local).
   std::string checkpoint_store;
   // The worker's own environment ("KEY=VALUE"); trainers inherit it plus the rank variables.

@@ -97,10 +97,23 @@ TEST(PlanLaunchTest, RankZeroGetsTheEventsFileAndSpecIsResolved) {
   EXPECT_EQ(PlanLaunch(launch, shared)->spec.run_dir(), "/mnt/ckpt/exp-1-0");
 }
 
+TEST(PlanLaunchTest, DataPathsAreConfinedToTheDataRoots) {
+  v1::LaunchTrial launch = TwoNodeLaunch();
+  for (const char* bad : {"/etc/shadow", "/dataset/x", "../etc/shadow", "a/../../b"}) {
+    launch.mutable_spec()->mutable_data()->set_path(bad);
+    auto plan = PlanLaunch(launch, Config());
+    ASSERT_FALSE(plan.ok()) << bad;
+    EXPECT_NE(plan.status().message().find("launch.spec.data.path"), std::string::npos);
+  }
+  launch.mutable_spec()->mutable_data()->set_path("/data/sub/x.txt");
+  EXPECT_TRUE(PlanLaunch(launch, Config()).ok());
+}
+
 TEST(PlanLaunchTest, AbsoluteDataPathAndOperatorNvlsSettingAreKept) {
   v1::LaunchTrial launch = TwoNodeLaunch();
   launch.mutable_spec()->mutable_data()->set_path("/corpus/x.txt");
   LaunchConfig config = Config();
+  config.extra_data_roots = {"/corpus/"};
   config.base_env.push_back("NCCL_NVLS_ENABLE=1");
   auto plan = PlanLaunch(launch, config);
   ASSERT_TRUE(plan.ok());

@@ -426,7 +426,11 @@ void WorkerAgent::Launch(const v1::LaunchTrial& launch, absl::Time now) {
 
   absl::StatusOr<GangPlan> plan = PlanLaunch(launch, options_.launch);
   if (!plan.ok()) {
+    // The action itself is unusable here (a path outside this worker's data roots, ...): the
+    // spec's fault, not the worker's, and the same spec fails the same way anywhere.
     fail(plan.status());
+    g.launch_failed = false;
+    g.launch_error_code = v1::TRAINER_EXIT_BAD_SPEC;
     Finalize(g);
     return;
   }

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -36,6 +37,10 @@ ABSL_FLAG(std::string, gpus, "auto", "GPUs to offer: auto, none, or indices like
 ABSL_FLAG(std::string, work_dir, "/var/lib/gauntlet-worker", "Per-trial run directories");
 ABSL_FLAG(std::string, trainer, "", "Path of the trainer binary");
 ABSL_FLAG(std::string, data_root, "", "Relative data paths in specs resolve against this dir");
+ABSL_FLAG(std::vector<std::string>, extra_data_roots, {},
+          "More directories absolute data paths may name (comma-separated), besides --data_root");
+ABSL_FLAG(std::vector<std::string>, cache_roots, {},
+          "Directories an absolute data.cache_dir may name (comma-separated), besides --work_dir");
 ABSL_FLAG(int, rendezvous_port_base, 29500, "First port for rank-0 rendezvous on this host");
 ABSL_FLAG(std::string, auth_token_file, "", "File holding the coordinator's bearer token");
 ABSL_FLAG(double, heartbeat_seconds, 0, "Heartbeat interval (0: as the coordinator says)");
@@ -133,6 +138,8 @@ int main(int argc, char** argv) {
   options.max_auth_failures = absl::GetFlag(FLAGS_max_auth_failures);
   options.launch.trainer_path = trainer;
   options.launch.data_root = absl::GetFlag(FLAGS_data_root);
+  options.launch.extra_data_roots = absl::GetFlag(FLAGS_extra_data_roots);
+  options.launch.cache_roots = absl::GetFlag(FLAGS_cache_roots);
   if (cpu_slots > 0) {
     options.launch.threads_per_cpu_rank =
         std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)) / cpu_slots);

@@ -21,6 +21,9 @@ struct TrainerOptions {
   // Reduce gradients through the bucketer even at world size 1 (exercises NCCL on one GPU).
   bool force_ddp = false;
   std::string trial_id;  // copied into MetricPoint.trial_id
+  // The fencing token (GAUNTLET_ATTEMPT): the trainer stops, writing nothing, once another
+  // attempt owns spec.run_dir (fence.h). 0: not run by a worker, never fenced.
+  int attempt = 0;
 };
 
 // Where rank 0 reports; both null on other ranks.
