@@ -112,7 +112,8 @@ bool LooksLikeExperimentId(const std::string& name) {
 
 // The system's own trees are never a corpus or a cache: refused before any worker sees them.
 void NotSystem(const std::string& field, const std::string& path, Checker& c) {
-  for (const char* system : {"/proc", "/sys", "/dev", "/etc", "/run", "/boot", "/root", "/"}) {
+  // Kernel interfaces, devices and configuration; home directories may well hold data roots.
+  for (const char* system : {"/proc", "/sys", "/dev", "/etc", "/"}) {
     if (path == system || (std::string(system) != "/" &&
                            absl::StartsWith(path, absl::StrCat(system, "/")))) {
       c.Fail(field, absl::StrCat("must be under the workers' data or cache roots, not ", system,

@@ -17,6 +17,7 @@ namespace {
 
 constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 500;
+constexpr size_t kMaxPageBytes = 2 << 20;
 // The metric point a worker forwards from TrainerStarted: the step an attempt resumed from.
 constexpr char kResumedFromStep[] = "resumed_from_step";
 
@@ -146,10 +147,15 @@ absl::StatusOr<v1::Experiment> Controller::Submit(const v1::SubmitExperimentRequ
     view = lifecycle_.View(**created, true, true);
   }
   // The reply stays small whatever the experiment's size: the rest is a GetExperiment away.
-  if (view.trials_size() > options_.max_trials_per_page) {
-    view.mutable_trials()->DeleteSubrange(options_.max_trials_per_page,
-                                          view.trials_size() - options_.max_trials_per_page);
-    view.set_next_trial_page_token(absl::StrCat(options_.max_trials_per_page));
+  int keep = 0;
+  size_t bytes = view.spec_yaml().size() + view.spec().ByteSizeLong();
+  while (keep < view.trials_size() && keep < options_.max_trials_per_page &&
+         (keep == 0 || bytes + view.trials(keep).ByteSizeLong() <= kMaxPageBytes)) {
+    bytes += view.trials(keep++).ByteSizeLong();
+  }
+  if (keep < view.trials_size()) {
+    view.mutable_trials()->DeleteSubrange(keep, view.trials_size() - keep);
+    view.set_next_trial_page_token(absl::StrCat(keep));
   }
   return view;
 }
@@ -175,8 +181,15 @@ absl::StatusOr<v1::Experiment> Controller::Get(const v1::GetExperimentRequest& r
   v1::Experiment page = **experiment;
   page.clear_trials();
   const auto& trials = (*experiment)->trials();
-  const int end = std::min(trials.size(), first + page_size);
-  for (int i = first; i < end; ++i) *page.add_trials() = trials[i];
+  // A page ends at page_size trials or kMaxPageBytes, whichever comes first (at least one
+  // trial), so no response nears the client's 4 MB limit however large the trial specs are.
+  int end = first;
+  size_t bytes = 0;
+  while (end < trials.size() && end < first + page_size &&
+         (end == first || bytes + trials[end].ByteSizeLong() <= kMaxPageBytes)) {
+    bytes += trials[end].ByteSizeLong();
+    *page.add_trials() = trials[end++];
+  }
   v1::Experiment view = lifecycle_.View(page, true, request.include_transitions());
   view.set_state(lifecycle_.State(page.id()));
   view.clear_trial_counts();

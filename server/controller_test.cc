@@ -644,5 +644,55 @@ TEST_F(ControllerTest, LogsAreStoredPerTrialAndRank) {
             absl::StatusCode::kNotFound);
 }
 
+TEST_F(ControllerTest, NanAndOutOfMemoryAreNotRetriedAndAbadWorkerIsExcluded) {
+  Submit(book_.Add("classes", {"a", "b", "c"}, {1}, 1, 1, /*max_restarts=*/3));
+  Beat("w1", 3);
+  Tick();
+  Beat("w1", 3, {Process("exp-1-0", 1, v1::PROCESS_STATE_RUNNING),
+                 Process("exp-1-1", 1, v1::PROCESS_STATE_RUNNING)});
+  ASSERT_TRUE(Exit("w1", "exp-1-0", 1, v1::TRAINER_EXIT_NON_FINITE).ok());
+  ASSERT_TRUE(Exit("w1", "exp-1-1", 1, v1::TRAINER_EXIT_OUT_OF_MEMORY).ok());
+  EXPECT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_FAILED);
+  EXPECT_THAT(GetTrial("exp-1-0").status_message(), HasSubstr("TRAINER_EXIT_NON_FINITE"));
+  EXPECT_EQ(GetTrial("exp-1-1").state(), v1::TRIAL_STATE_FAILED);
+  // The third trial cannot even start on w1, three times (ControllerOptions: 3 in a row).
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    Tick();
+    ASSERT_EQ(GetTrial("exp-1-2").placement().slices(0).worker_id(), "w1");
+    ASSERT_TRUE(Exit("w1", "exp-1-2", attempt, 1, nullptr, /*launch_failed=*/true).ok());
+  }
+  Beat("w2", 1);
+  Tick();
+  // w1 is unhealthy now: the retry goes to w2 although w1 has three free devices.
+  EXPECT_EQ(GetTrial("exp-1-2").placement().slices(0).worker_id(), "w2");
+}
+
+TEST_F(ControllerTest, DeregisterRequeuesAtOnceAndGetPagesTrials) {
+  Submit(book_.Add("pages", {"a", "b", "c"}, {1, 2}));
+  Beat("w1", 1);
+  Tick();
+  ASSERT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_SCHEDULED);
+  v1::DeregisterRequest bye;
+  bye.set_worker_id("w1");
+  ASSERT_TRUE(controller_->Deregister(bye).ok());
+  const v1::Trial moved = GetTrial("exp-1-0");
+  EXPECT_EQ(moved.state(), v1::TRIAL_STATE_PENDING);
+  EXPECT_THAT(moved.status_message(), HasSubstr("worker w1 shut down"));
+
+  v1::GetExperimentRequest get;
+  get.set_experiment("pages");
+  get.set_trial_page_size(4);
+  auto first = controller_->Get(get);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->trials_size(), 4);
+  EXPECT_EQ(first->trial_counts().at("pending"), 6);  // counts cover every trial
+  get.set_trial_page_token(first->next_trial_page_token());
+  auto second = controller_->Get(get);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->trials_size(), 2);
+  EXPECT_EQ(second->trials(0).id(), "exp-1-4");
+  EXPECT_TRUE(second->next_trial_page_token().empty());
+}
+
 }  // namespace
 }  // namespace gauntlet

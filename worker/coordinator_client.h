@@ -32,7 +32,8 @@ class GrpcCoordinatorClient : public CoordinatorClient {
  public:
   // `auth_token` empty: no authorization metadata.
   GrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel, std::string auth_token,
-                        absl::Duration timeout = absl::Seconds(5));
+                        absl::Duration timeout = absl::Seconds(5),
+                        absl::Duration heartbeat_timeout = absl::Seconds(1));
 
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request) override;
   absl::Status ReportMetrics(const v1::ReportMetricsRequest& request) override;
@@ -46,6 +47,7 @@ class GrpcCoordinatorClient : public CoordinatorClient {
   std::unique_ptr<v1::WorkerService::Stub> stub_;
   std::string auth_token_;
   absl::Duration timeout_;
+  absl::Duration heartbeat_timeout_;
 };
 
 }  // namespace gauntlet::worker
