@@ -86,8 +86,7 @@ absl::StatusOr<GangPlan> PlanLaunch(const v1::LaunchTrial& launch, const LaunchC
   plan.attempt = launch.attempt();
   plan.run_dir = absl::StrCat(config.work_dir, "/", launch.trial_id());
   plan.attempt_dir = absl::StrCat(plan.run_dir, "/attempt-", launch.attempt());
-  // Per attempt: a stale attempt's trainer re-reading its spec never sees the next one's.
-  plan.spec_path = absl::StrCat(plan.attempt_dir, "/trial.yaml");
+  plan.spec_path = absl::StrCat(plan.run_dir, "/trial.yaml");
   plan.checkpoint_dir =
       absl::StrCat(config.checkpoint_store.empty() ? absl::StrCat(config.work_dir, "/checkpoints")
                                                    : config.checkpoint_store,

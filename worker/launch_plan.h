@@ -47,7 +47,7 @@ struct GangPlan {
   // work_dir/<trial>: this worker's files of the trial (spec, attempt dirs with logs).
   std::string run_dir;
   std::string attempt_dir;
-  // run_dir/attempt-<n>/trial.yaml
+  // run_dir/trial.yaml
   std::string spec_path;
   // <checkpoint store>/<trial>: the trainer's run_dir, shared by every attempt so a restart
   // resumes from its checkpoints.

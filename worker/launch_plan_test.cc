@@ -74,8 +74,8 @@ TEST(PlanLaunchTest, TorchrunEnvironmentForEachLocalRank) {
   EXPECT_EQ(r.dir, "/w/exp-1-0/attempt-2/rank-3");
   EXPECT_EQ(r.process.working_dir, r.dir);
   EXPECT_EQ(r.process.stderr_path, "/w/exp-1-0/attempt-2/rank-3/stderr.log");
-  EXPECT_EQ(r.process.argv, (std::vector<std::string>{"/bin/trainer", "--spec",
-                                                      "/w/exp-1-0/attempt-2/trial.yaml"}));
+  EXPECT_EQ(r.process.argv,
+            (std::vector<std::string>{"/bin/trainer", "--spec", "/w/exp-1-0/trial.yaml"}));
 }
 
 TEST(PlanLaunchTest, RankZeroGetsTheEventsFileAndSpecIsResolved) {

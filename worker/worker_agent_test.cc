@@ -229,7 +229,7 @@ TEST_F(WorkerAgentTest, LaunchesEachRankAndWritesTheResolvedSpec) {
   EXPECT_EQ(launcher_.Env(1, "RANK"), "1");
   EXPECT_EQ(launcher_.Env(0, "GAUNTLET_EVENTS_FILE"), Events());
   EXPECT_EQ(launcher_.launched[1].working_dir, AttemptDir() + "/rank-1");
-  const std::string spec = Read(AttemptDir() + "/trial.yaml");
+  const std::string spec = Read(work_dir_ + "/exp-1-0/trial.yaml");
   EXPECT_NE(spec.find("/data/tiny.txt"), std::string::npos) << spec;
   // The trainer's run_dir is the trial's checkpoint directory, owned by this attempt.
   EXPECT_NE(spec.find(work_dir_ + "/checkpoints/exp-1-0\""), std::string::npos) << spec;
@@ -405,7 +405,7 @@ TEST_F(WorkerAgentTest, NewAttemptSupersedesTheOldOne) {
   ASSERT_EQ(launcher_.launched.size(), 4u);
   EXPECT_EQ(launcher_.launched[2].working_dir, AttemptDir(2) + "/rank-0");
   // Same checkpoint dir for every attempt (the trainer resumes from it), now owned by attempt 2.
-  const std::string spec2 = Read(AttemptDir(2) + "/trial.yaml");
+  const std::string spec2 = Read(work_dir_ + "/exp-1-0/trial.yaml");
   EXPECT_NE(spec2.find(work_dir_ + "/checkpoints/exp-1-0\""), std::string::npos) << spec2;
   EXPECT_EQ(Read(work_dir_ + "/checkpoints/exp-1-0/fence"), "2\n");
 
