@@ -9,7 +9,7 @@
 #     source scripts/device_env.sh && bash bench/side_by_side.sh
 #   CPU dry run of the plumbing (tiny models, no GPU):
 #     DEVICE=cpu SIZE=tiny MODES=eager TRAINER_BENCH=bazel-bin/bench/trainer_bench \
-#       DATA=../shared/data/tinyshakespeare/input.txt bash bench/side_by_side.sh
+#       DATA=data/tinyshakespeare/input.txt bash bench/side_by_side.sh
 #
 # Compiles (max-autotune above all) take minutes when cold. Inductor's and Triton's caches live in
 # CACHE_DIR (default bench/.inductor-cache, git-ignored, so it survives between calls while the

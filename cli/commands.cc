@@ -201,14 +201,27 @@ int List(Session& s, const Args& args) {
   return kExitOk;
 }
 
+// The whole experiment, page by page: each response stays small however many trials it has.
 absl::StatusOr<v1::Experiment> GetExperiment(Session& s, const std::string& id) {
   v1::GetExperimentRequest request;
   request.set_experiment(id);
   v1::Experiment experiment;
-  grpc::ClientContext context;
-  s.Prepare(&context);
-  grpc::Status status = s.stub().GetExperiment(&context, request, &experiment);
-  if (!status.ok()) return FromGrpcStatus(status);
+  do {
+    v1::Experiment page;
+    grpc::ClientContext context;
+    s.Prepare(&context);
+    grpc::Status status = s.stub().GetExperiment(&context, request, &page);
+    if (!status.ok()) return FromGrpcStatus(status);
+    // Later pages of the same experiment are asked for by id: a name could be reused meanwhile.
+    request.set_experiment(page.id());
+    request.set_trial_page_token(page.next_trial_page_token());
+    if (experiment.id().empty()) {
+      experiment = std::move(page);
+    } else {
+      for (v1::Trial& trial : *page.mutable_trials()) *experiment.add_trials() = std::move(trial);
+    }
+  } while (!request.trial_page_token().empty());
+  experiment.clear_next_trial_page_token();
   return experiment;
 }
 

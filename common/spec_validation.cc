@@ -44,6 +44,17 @@ class Checker {
   void AtLeast(const std::string& field, T value, T min) {
     if (!(value >= min)) Fail(field, absl::StrCat("must be >= ", min, " (got ", value, ")"));
   }
+  // Upper bounds: far above any real trial, low enough that nothing downstream overflows or
+  // tries to allocate the impossible.
+  void AtMost(const std::string& field, double value, double max) {
+    auto text = [](double v) {
+      return v == std::floor(v) && std::fabs(v) < 1e15 ? absl::StrCat(static_cast<int64_t>(v))
+                                                       : Num(v);
+    };
+    if (!(value <= max)) {
+      Fail(field, absl::StrCat("must be <= ", text(max), " (got ", text(value), ")"));
+    }
+  }
   void Positive(const std::string& field, double value) {
     if (!(value > 0)) Fail(field, absl::StrCat("must be > 0 (got ", Num(value), ")"));
   }
@@ -62,7 +73,8 @@ class Checker {
              const std::vector<std::string>& allowed) {
     if (std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
       Fail(field,
-           absl::StrCat("must be one of ", absl::StrJoin(allowed, ", "), " (got \"", value, "\")"));
+           absl::StrCat("must be one of ", absl::StrJoin(allowed, ", "), " (got \"",
+                        Truncated(value, 64), "\")"));
     }
   }
   // Paths end up in filesystem calls and in a YAML file the trainer reads back: refuse control
@@ -93,14 +105,32 @@ bool ValidName(const std::string& name) {
 
 constexpr char kNameRule[] = "must match [a-z0-9][a-z0-9._-]* and be at most 63 characters";
 
-void CheckCorpusPath(const std::string& field, const std::string& path, Checker& c) {
-  c.SanePath(field, path);
-  if (!path.empty() && path[0] != '/') {
-    // Relative paths resolve against the coordinator's --data_root; never let them leave it.
-    for (absl::string_view part : absl::StrSplit(path, '/')) {
-      if (part == "..") c.Fail(field, "a relative path must not contain \"..\"");
+bool LooksLikeExperimentId(const std::string& name) {
+  if (!absl::StartsWith(name, "exp-") || name.size() == 4) return false;
+  return std::all_of(name.begin() + 4, name.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// The system's own trees are never a corpus or a cache: refused before any worker sees them.
+void NotSystem(const std::string& field, const std::string& path, Checker& c) {
+  // Kernel interfaces, devices and configuration; home directories may well hold data roots.
+  for (const char* system : {"/proc", "/sys", "/dev", "/etc", "/"}) {
+    if (path == system || (std::string(system) != "/" &&
+                           absl::StartsWith(path, absl::StrCat(system, "/")))) {
+      c.Fail(field, absl::StrCat("must be under the workers' data or cache roots, not ", system,
+                                 " (got \"", Truncated(path, 80), "\")"));
     }
   }
+}
+
+void CheckCorpusPath(const std::string& field, const std::string& path, Checker& c) {
+  c.SanePath(field, path);
+  // Relative paths resolve against each worker's --data_root, and a worker refuses a resolved
+  // path outside its data roots; ".." would leave them, and the system's own trees are never a
+  // corpus.
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part == "..") c.Fail(field, "must not contain \"..\"");
+  }
+  NotSystem(field, path, c);
 }
 
 void CheckSuffixes(const std::string& field,
@@ -141,6 +171,12 @@ void CheckData(const v1::DataSpec& data, Checker& c) {
            absl::StrCat("must be in (0, 1) (got ", Num(data.val_fraction()), ")"));
   }
   c.SanePath("data.cache_dir", data.cache_dir());
+  // A relative cache dir resolves inside the trainer's working directory (the worker's work
+  // dir); a worker refuses an absolute one outside its --work_dir and --cache_roots.
+  for (absl::string_view part : absl::StrSplit(data.cache_dir(), '/')) {
+    if (part == "..") c.Fail("data.cache_dir", "must not contain \"..\"");
+  }
+  NotSystem("data.cache_dir", data.cache_dir(), c);
   CheckSuffixes("data.include_suffixes", data.include_suffixes(), c);
   c.AtLeast<int64_t>("data.max_bytes", data.max_bytes(), 0);
   std::set<std::string> names;
@@ -170,6 +206,11 @@ void CheckModel(const v1::ModelSpec& model, Checker& c) {
   }
   c.OneOf("model.arch", model.arch(), KnownArchs());
   c.OneOf("model.size", model.size(), KnownSizes());
+  if (model.has_d_model()) c.AtMost("model.d_model", model.d_model(), 65536);
+  if (model.has_n_layers()) c.AtMost("model.n_layers", model.n_layers(), 1024);
+  if (model.has_n_heads()) c.AtMost("model.n_heads", model.n_heads(), 1024);
+  if (model.has_seq_len()) c.AtMost("model.seq_len", model.seq_len(), 1 << 20);
+  if (model.has_d_ff()) c.AtMost("model.d_ff", model.d_ff(), 1 << 20);
   if (!c.status().ok()) return;
   // Named size + overrides; dimension rules (heads divide d_model, even head width, ...) live
   // with the model code. The real vocabulary is unknown until the corpus is tokenized.
@@ -178,10 +219,18 @@ void CheckModel(const v1::ModelSpec& model, Checker& c) {
 
 void CheckTrain(const v1::TrainSpec& train, Checker& c) {
   c.AtLeast<int32_t>("train.batch_size", train.batch_size(), 1);
+  c.AtMost("train.batch_size", train.batch_size(), 65536);
   c.AtLeast<int32_t>("train.grad_accum_steps", train.grad_accum_steps(), 1);
+  c.AtMost("train.grad_accum_steps", train.grad_accum_steps(), 65536);
   const v1::OptimizerSpec& opt = train.optimizer();
   c.OneOf("train.optimizer.name", opt.name(), {"adamw"});
   c.Positive("train.optimizer.lr", opt.lr());
+  c.AtMost("train.optimizer.lr", opt.lr(), 10);
+  c.AtMost("train.optimizer.eps", opt.eps(), 1);
+  c.AtMost("train.optimizer.weight_decay", opt.weight_decay(), 10);
+  c.AtMost("train.schedule.warmup_steps", train.schedule().warmup_steps(), 1e12);
+  c.AtMost("train.grad_clip", train.grad_clip(), 1e6);
+  c.AtMost("train.bucket_mib", train.bucket_mib(), 65536);
   c.InRange("train.optimizer.beta1", opt.beta1(), 0, 1, false);
   c.InRange("train.optimizer.beta2", opt.beta2(), 0, 1, false);
   c.Positive("train.optimizer.eps", opt.eps());
@@ -200,12 +249,15 @@ void CheckBudget(const v1::BudgetSpec& budget, Checker& c) {
   switch (budget.limit_case()) {
     case v1::BudgetSpec::kSteps:
       c.AtLeast<int64_t>("budget.steps", budget.steps(), 1);
+      c.AtMost("budget.steps", budget.steps(), 1e12);
       break;
     case v1::BudgetSpec::kTokens:
       c.AtLeast<int64_t>("budget.tokens", budget.tokens(), 1);
+      c.AtMost("budget.tokens", budget.tokens(), 1e15);
       break;
     case v1::BudgetSpec::kSeconds:
       c.Positive("budget.seconds", budget.seconds());
+      c.AtMost("budget.seconds", budget.seconds(), 30 * 86400);  // 30 days
       break;
     case v1::BudgetSpec::LIMIT_NOT_SET:
       c.Fail("budget", "exactly one of steps, tokens, seconds is required");
@@ -219,6 +271,10 @@ void CheckEval(const v1::EvalSpec& eval, Checker& c) {
   c.NonNegative("eval.every_seconds", eval.every_seconds());
   c.AtLeast<int64_t>("eval.max_tokens", eval.max_tokens(), 0);
   c.AtLeast<int32_t>("eval.batch_size", eval.batch_size(), 1);
+  c.AtMost("eval.batch_size", eval.batch_size(), 65536);
+  c.AtMost("eval.every_seconds", eval.every_seconds(), 30 * 86400);
+  c.AtMost("eval.seed_batches", eval.seed_batches(), 1e6);
+  c.AtMost("eval.seed_final_batches", eval.seed_final_batches(), 1e6);
   c.AtLeast<int32_t>("eval.seed_batches", eval.seed_batches(), 1);
   c.AtLeast<int32_t>("eval.seed_final_batches", eval.seed_final_batches(), 1);
 }
@@ -226,6 +282,7 @@ void CheckEval(const v1::EvalSpec& eval, Checker& c) {
 void CheckResources(const v1::ResourceSpec& resources, Checker& c) {
   c.AtLeast<int32_t>("resources.gpus_per_trial", resources.gpus_per_trial(), 1);
   c.AtLeast<int32_t>("resources.max_nodes", resources.max_nodes(), 1);
+  c.AtMost("resources.gpus_per_trial", resources.gpus_per_trial(), 4096);
   if (resources.max_nodes() > resources.gpus_per_trial()) {
     c.Fail("resources.max_nodes",
            absl::StrCat("must be <= resources.gpus_per_trial (", resources.gpus_per_trial(),
@@ -238,6 +295,7 @@ void CheckResources(const v1::ResourceSpec& resources, Checker& c) {
 void CheckCheckpoint(const v1::CheckpointSpec& checkpoint, Checker& c) {
   c.AtLeast<int64_t>("checkpoint.every_steps", checkpoint.every_steps(), 0);
   c.AtLeast<int32_t>("checkpoint.keep_last", checkpoint.keep_last(), 1);
+  c.AtMost("checkpoint.keep_last", checkpoint.keep_last(), 1000);
 }
 
 // Fields the coordinator sets per trial; an experiment must not set them.
@@ -295,9 +353,18 @@ absl::Status ValidateTrialSpec(const v1::TrialSpec& spec, const std::string& pat
 
 absl::Status ValidateExperimentSpec(const v1::ExperimentSpec& spec) {
   if (!ValidName(spec.name())) {
-    return FieldError("name", spec.name().empty()
-                                  ? std::string("required")
-                                  : absl::StrCat(kNameRule, " (got \"", spec.name(), "\")"));
+    return FieldError("name", spec.name().empty() ? std::string("required")
+                                                  : absl::StrCat(kNameRule, " (got \"",
+                                                                 Truncated(spec.name(), 64), "\")"));
+  }
+  // Commands take an id or a name: a name shaped like an id could hit another experiment.
+  if (LooksLikeExperimentId(spec.name())) {
+    return FieldError("name", absl::StrCat("must not look like an experiment id (exp-<n>), got \"",
+                                           spec.name(), "\""));
+  }
+  if (spec.max_restarts() > 100) {
+    return FieldError("max_restarts",
+                      absl::StrCat("must be <= 100 (got ", spec.max_restarts(), ")"));
   }
   if (absl::Status s = CheckNoPerTrialFields(spec.base(), ""); !s.ok()) return s;
   if (spec.variants_size() == 0) return FieldError("variants", "at least one variant is required");
@@ -309,7 +376,8 @@ absl::Status ValidateExperimentSpec(const v1::ExperimentSpec& spec) {
       return FieldError(prefix + "name",
                         variant.name().empty()
                             ? std::string("required")
-                            : absl::StrCat(kNameRule, " (got \"", variant.name(), "\")"));
+                            : absl::StrCat(kNameRule, " (got \"", Truncated(variant.name(), 64),
+                                           "\")"));
     }
     if (auto [it, inserted] = variant_index.emplace(variant.name(), i); !inserted) {
       return FieldError(prefix + "name", absl::StrCat("duplicate variant name \"", variant.name(),
@@ -324,7 +392,8 @@ absl::Status ValidateExperimentSpec(const v1::ExperimentSpec& spec) {
   }
   if (variant_index.count(spec.baseline()) == 0) {
     return FieldError("baseline",
-                      absl::StrCat("must name a variant (got \"", spec.baseline(), "\")"));
+                      absl::StrCat("must name a variant (got \"", Truncated(spec.baseline(), 64),
+                                   "\")"));
   }
   if (spec.seeds_size() == 0) return FieldError("seeds", "at least one seed is required");
   std::set<int64_t> seeds;

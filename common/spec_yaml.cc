@@ -30,13 +30,145 @@ std::vector<std::string> TrialKeys() {
   return keys;
 }
 
+// Input limits. A spec is a page of YAML; these are far above any real one and far below what
+// would hurt the coordinator (memory, response size, time).
+constexpr size_t kMaxSpecBytes = 256 << 10;
+// Scalar bytes with every alias expanded where it is used: YAML anchors let a small text stand
+// for an enormous document ("billion laughs"; 100 aliases of a 1 MB anchor).
+constexpr int64_t kMaxExpandedBytes = 1 << 20;
+constexpr int64_t kMaxNodes = 50000;
+constexpr int kMaxDepth = 32;
+constexpr size_t kMaxScalarBytes = 4096;
+
+// Line and column (1-based, in bytes) of byte `offset` of `text`.
+YAML::Mark MarkAt(std::string_view text, size_t offset) {
+  YAML::Mark mark;
+  mark.pos = static_cast<int>(offset);
+  mark.line = 0;
+  mark.column = 0;
+  for (size_t i = 0; i < offset; ++i) {
+    if (text[i] == '\n') {
+      ++mark.line;
+      mark.column = 0;
+    } else {
+      ++mark.column;
+    }
+  }
+  return mark;
+}
+
+// Offset of the first byte that is not part of well-formed UTF-8 (no overlongs, surrogates or
+// code points above U+10FFFF), or npos.
+size_t FirstInvalidUtf8(std::string_view text) {
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = s[i];
+    int len;
+    uint32_t cp;
+    if (c < 0x80) {
+      if (c == 0) return i;  // NUL is valid UTF-8 but never valid YAML text
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return i;
+    }
+    if (i + len > n) return i;
+    for (int k = 1; k < len; ++k) {
+      if ((s[i + k] & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += len;
+  }
+  return std::string_view::npos;
+}
+
+absl::Status CheckText(std::string_view text) {
+  if (text.size() > kMaxSpecBytes) {
+    return YamlError(YAML::Mark(), "", absl::StrCat("the spec is ", text.size(),
+                                                    " bytes; at most ", kMaxSpecBytes));
+  }
+  if (size_t bad = FirstInvalidUtf8(text); bad != std::string_view::npos) {
+    return YamlError(MarkAt(text, bad), "",
+                     absl::StrCat("not valid UTF-8 text (byte 0x",
+                                  absl::Hex(static_cast<unsigned char>(text[bad]),
+                                            absl::kZeroPad2),
+                                  ")"));
+  }
+  return absl::OkStatus();
+}
+
+struct TreeBudget {
+  int64_t nodes = 0;
+  int64_t bytes = 0;
+};
+
+// Walks the document as the parser will see it (aliases expanded), stopping at the first limit.
+absl::Status CheckTree(const YAML::Node& node, int depth, TreeBudget& budget) {
+  if (++budget.nodes > kMaxNodes) {
+    return YamlError(node.Mark(), "", absl::StrCat("more than ", kMaxNodes,
+                                                   " YAML nodes (aliases counted where used)"));
+  }
+  if (depth > kMaxDepth) {
+    return YamlError(node.Mark(), "", absl::StrCat("nested deeper than ", kMaxDepth, " levels"));
+  }
+  const std::string& tag = node.Tag();
+  // "?" plain, "!" quoted; anything else was written explicitly and would be silently ignored.
+  if (!tag.empty() && tag != "?" && tag != "!") {
+    return YamlError(node.Mark(), "",
+                     absl::StrCat("explicit YAML tags are not supported (", Truncated(tag, 40),
+                                  ")"));
+  }
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      if (node.Scalar().size() > kMaxScalarBytes) {
+        return YamlError(node.Mark(), "", absl::StrCat("a value of ", node.Scalar().size(),
+                                                       " bytes; at most ", kMaxScalarBytes));
+      }
+      budget.bytes += node.Scalar().size();
+      if (budget.bytes > kMaxExpandedBytes) {
+        return YamlError(node.Mark(), "",
+                         absl::StrCat("the spec expands to more than ", kMaxExpandedBytes,
+                                      " bytes of values (aliases counted where used)"));
+      }
+      return absl::OkStatus();
+    case YAML::NodeType::Sequence:
+      for (const YAML::Node& child : node) {
+        if (absl::Status s = CheckTree(child, depth + 1, budget); !s.ok()) return s;
+      }
+      return absl::OkStatus();
+    case YAML::NodeType::Map:
+      for (auto it = node.begin(); it != node.end(); ++it) {
+        if (absl::Status s = CheckTree(it->first, depth + 1, budget); !s.ok()) return s;
+        if (absl::Status s = CheckTree(it->second, depth + 1, budget); !s.ok()) return s;
+      }
+      return absl::OkStatus();
+    default:
+      return absl::OkStatus();
+  }
+}
+
 absl::StatusOr<YAML::Node> LoadYaml(std::string_view text) {
+  if (absl::Status s = CheckText(text); !s.ok()) return s;
   try {
     YAML::Node root = YAML::Load(std::string(text));
     if (!root.IsDefined() || root.IsNull()) {
       return YamlError(YAML::Mark(), "", "the spec is empty");
     }
     if (!root.IsMap()) return YamlError(root.Mark(), "", "the spec must be a YAML map");
+    TreeBudget budget;
+    if (absl::Status s = CheckTree(root, 0, budget); !s.ok()) return s;
     return root;
   } catch (const YAML::Exception& e) {
     return YamlError(e.mark, "", absl::StrCat("invalid YAML: ", e.msg));

@@ -435,9 +435,16 @@ std::string FormatMark(const YAML::Mark& mark) {
   return absl::StrCat("line ", mark.line + 1, ", column ", mark.column + 1, ": ");
 }
 
+std::string Truncated(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  return absl::StrCat(std::string(text.substr(0, max_bytes)), "... (", text.size(), " bytes)");
+}
+
 absl::Status YamlError(const YAML::Mark& mark, std::string_view path, std::string_view detail) {
-  return absl::InvalidArgumentError(absl::StrCat(FormatMark(mark), std::string(path),
-                                                 path.empty() ? "" : ": ", std::string(detail)));
+  // Bounded whatever the input: a message quoting a 3 MB value would exceed gRPC's trailer limit
+  // and reach the client as "Stream removed" instead of INVALID_ARGUMENT.
+  return absl::InvalidArgumentError(absl::StrCat(FormatMark(mark), Truncated(path, 200),
+                                                 path.empty() ? "" : ": ", Truncated(detail, 400)));
 }
 
 absl::Status YamlToField(const FieldDescriptor& field, const YAML::Node& value,

@@ -50,6 +50,10 @@ std::string ParentPath(std::string_view path);
 // "line L, column C: " (1-based) for a mark, or "" for a null mark.
 std::string FormatMark(const YAML::Mark& mark);
 
+// `text`, or its first `max_bytes` bytes and its length when longer: for quoting user input in
+// error messages.
+std::string Truncated(std::string_view text, size_t max_bytes);
+
 // InvalidArgument "line L, column C: path: detail" (the path part omitted when empty).
 absl::Status YamlError(const YAML::Mark& mark, std::string_view path, std::string_view detail);
 

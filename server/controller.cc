@@ -3,14 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
-#include <optional>
+#include <set>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "google/protobuf/util/json_util.h"
 #include "server/compare.h"
 #include "server/trial_state.h"
 
@@ -19,9 +17,9 @@ namespace {
 
 constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 500;
-
-// Trainer exit codes that a restart cannot fix (see ReportTrialExitRequest.exit_code).
-bool Retryable(int exit_code) { return exit_code != 2 && exit_code != 3; }
+constexpr size_t kMaxPageBytes = 2 << 20;
+// The metric point a worker forwards from TrainerStarted: the step an attempt resumed from.
+constexpr char kResumedFromStep[] = "resumed_from_step";
 
 double Unix(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
 
@@ -29,7 +27,6 @@ bool Live(v1::TrialState state) {
   return state == v1::TRIAL_STATE_SCHEDULED || state == v1::TRIAL_STATE_RUNNING;
 }
 
-// Index of `worker_id`'s slice in the placement, or -1.
 int SliceOf(const v1::Placement& placement, const std::string& worker_id) {
   for (int i = 0; i < placement.slices_size(); ++i) {
     if (placement.slices(i).worker_id() == worker_id) return i;
@@ -37,24 +34,10 @@ int SliceOf(const v1::Placement& placement, const std::string& worker_id) {
   return -1;
 }
 
-int DevicesOf(const v1::Trial& trial) {
-  const auto& r = trial.spec().resources();
-  return r.has_gpus_per_trial() ? r.gpus_per_trial() : 1;
-}
-
-int MaxNodesOf(const v1::Trial& trial) {
-  const auto& r = trial.spec().resources();
-  return r.has_max_nodes() ? r.max_nodes() : 1;
-}
-
-// Time the trial last entered PENDING (its creation when it never left).
-double PendingSince(const v1::Trial& trial) {
-  for (int i = trial.transitions_size() - 1; i >= 0; --i) {
-    if (trial.transitions(i).to() == v1::TRIAL_STATE_PENDING) {
-      return trial.transitions(i).unix_time();
-    }
-  }
-  return trial.created_unix_time();
+// At most the first 80 bytes of a value a client sent, for error messages.
+std::string Quote(const std::string& value) {
+  return value.size() <= 80 ? value : absl::StrCat(value.substr(0, 80), "... (", value.size(),
+                                                   " bytes)");
 }
 
 absl::Status ValidateInventory(const v1::WorkerInventory& inventory) {
@@ -90,165 +73,16 @@ Controller::Controller(Store* store, CoordinatorMetrics* metrics, const Clock* c
       metrics_(metrics),
       clock_(clock),
       compiler_(std::move(compiler)),
-      options_(options) {}
+      options_(options),
+      registry_(WorkerRegistryOptions{options.lease, options.unhealthy_after_failures,
+                                      options.unhealthy_for}),
+      lifecycle_(store, metrics, &registry_, &hub_) {}
 
 absl::Status Controller::Recover() {
-  absl::StatusOr<std::vector<v1::Experiment>> loaded = store_->LoadExperiments();
-  if (!loaded.ok()) return loaded.status();
-  absl::StatusOr<std::map<std::string, std::string>> summaries = store_->LoadSummaries();
-  if (!summaries.ok()) return summaries.status();
-
   absl::MutexLock lock(&mu_);
-  const absl::Time now = clock_->Now();
-  for (v1::Experiment& experiment : *loaded) {
-    int64_t sequence = 0;
-    if (!absl::SimpleAtoi(absl::string_view(experiment.id()).substr(4), &sequence)) {
-      return absl::DataLossError("store: malformed experiment id " + experiment.id());
-    }
-    next_sequence_ = std::max(next_sequence_, sequence + 1);
-    sequence_[experiment.id()] = sequence;
-    id_by_name_[experiment.spec().name()] = experiment.id();
-    for (int i = 0; i < experiment.trials_size(); ++i) {
-      const v1::Trial& trial = experiment.trials(i);
-      trials_[trial.id()] = {experiment.id(), i};
-      if (!Live(trial.state())) continue;
-      for (const v1::PlacementSlice& slice : trial.placement().slices()) {
-        WorkerRecord& worker = workers_[slice.worker_id()];
-        worker.last_heartbeat = now;
-      }
-    }
-    experiments_[experiment.id()] = std::move(experiment);
-  }
-  for (const auto& [trial_id, json] : *summaries) {
-    v1::TrainerSummary summary;
-    if (google::protobuf::util::JsonStringToMessage(json, &summary).ok()) {
-      summaries_[trial_id] = summary;
-    }
-  }
-  RefreshGauges();
+  if (absl::Status status = lifecycle_.Recover(clock_->Now()); !status.ok()) return status;
+  RefreshGauges(clock_->Now());
   return absl::OkStatus();
-}
-
-v1::Trial* Controller::FindTrial(const std::string& trial_id) {
-  auto it = trials_.find(trial_id);
-  if (it == trials_.end()) return nullptr;
-  return experiments_[it->second.experiment_id].mutable_trials(it->second.index);
-}
-
-v1::Experiment* Controller::FindExperiment(const std::string& id_or_name) {
-  auto it = experiments_.find(id_or_name);
-  if (it != experiments_.end()) return &it->second;
-  auto by_name = id_by_name_.find(id_or_name);
-  if (by_name != id_by_name_.end()) return &experiments_[by_name->second];
-  return nullptr;
-}
-
-int Controller::MaxRestarts(const v1::Trial& trial) const {
-  const v1::ExperimentSpec& spec = experiments_.at(trial.experiment_id()).spec();
-  return spec.has_max_restarts() ? spec.max_restarts() : 1;
-}
-
-absl::Status Controller::Transition(v1::Trial& trial, v1::TrialState to, absl::Time now,
-                                    const std::string& reason,
-                                    const std::function<void(v1::Trial&)>& mutate) {
-  v1::Trial next = trial;
-  if (absl::Status status = ApplyTransition(next, to, now, reason); !status.ok()) return status;
-  if (mutate) mutate(next);
-  // Written before it is acted on: memory changes only after the store accepted it.
-  if (absl::Status status = store_->SaveTrial(next, &next.transitions(next.transitions_size() - 1));
-      !status.ok()) {
-    return status;
-  }
-  const v1::TrialState from = trial.state();
-  trial = std::move(next);
-  running_slices_.erase(trial.id());
-  if (to == v1::TRIAL_STATE_SCHEDULED) {
-    metrics_->ObserveSchedulingLatency(std::max(0.0, Unix(now) - PendingSince(trial)));
-  }
-  if (to == v1::TRIAL_STATE_PENDING && Live(from)) metrics_->IncrementRestarts();
-  Publish(trial);
-  return absl::OkStatus();
-}
-
-absl::Status Controller::RestartOrFail(v1::Trial& trial, absl::Time now, const std::string& reason,
-                                       bool retryable, int exit_code) {
-  const auto record_exit = [exit_code](v1::Trial& t) {
-    if (exit_code != 0) t.set_exit_code(exit_code);
-  };
-  const int restarts_used = trial.attempt() - 1;
-  if (retryable && restarts_used < MaxRestarts(trial)) {
-    return Transition(trial, v1::TRIAL_STATE_PENDING, now,
-                      absl::StrCat(reason, "; restarting (attempt ", trial.attempt() + 1,
-                                   ", resumes from its last checkpoint)"),
-                      record_exit);
-  }
-  return Transition(trial, v1::TRIAL_STATE_FAILED, now,
-                    retryable ? absl::StrCat(reason, "; no restarts left (max_restarts ",
-                                             MaxRestarts(trial), ")")
-                              : absl::StrCat(reason, " (not retried)"),
-                    record_exit);
-}
-
-absl::Status Controller::HandleExit(v1::Trial& trial, const std::string& worker_id, int exit_code,
-                                    const std::string& reason, absl::Time now) {
-  if (exit_code == 0) {
-    // Rank 0's slice decides success: it evaluates, writes the summary and the last checkpoint.
-    if (SliceOf(trial.placement(), worker_id) != 0) return absl::OkStatus();
-    if (trial.state() == v1::TRIAL_STATE_SCHEDULED) {
-      // It finished before a heartbeat reported it RUNNING; the table has no shortcut.
-      if (absl::Status s = Transition(trial, v1::TRIAL_STATE_RUNNING, now, "ranks started");
-          !s.ok()) {
-        return s;
-      }
-    }
-    return Transition(trial, v1::TRIAL_STATE_COMPLETED, now, "completed",
-                      [](v1::Trial& t) { t.set_exit_code(0); });
-  }
-  // Any failing rank fails the whole gang; the other slices are stopped at their next heartbeat.
-  return RestartOrFail(trial, now,
-                       absl::StrCat("exit code ", exit_code, " on worker ", worker_id,
-                                    reason.empty() ? "" : ": ", reason),
-                       Retryable(exit_code), exit_code);
-}
-
-void Controller::Publish(const v1::Trial& trial) {
-  auto it = watchers_.find(trial.experiment_id());
-  if (it == watchers_.end()) return;
-  const v1::Experiment& experiment = experiments_.at(trial.experiment_id());
-  const v1::ExperimentState state = DeriveExperimentState(experiment);
-  const bool finished = state == v1::EXPERIMENT_STATE_COMPLETED ||
-                        state == v1::EXPERIMENT_STATE_FAILED ||
-                        state == v1::EXPERIMENT_STATE_CANCELED;
-  v1::WatchEvent update;
-  *update.mutable_trial_update() = trial;
-  v1::WatchEvent end;
-  if (finished) *end.mutable_finished() = View(experiment, true, false);
-  for (const std::weak_ptr<WatchQueue>& weak : it->second) {
-    if (std::shared_ptr<WatchQueue> queue = weak.lock()) {
-      queue->Push(update);
-      if (finished) {
-        queue->Push(end);
-        queue->Close();
-      }
-    }
-  }
-  if (finished) watchers_.erase(it);
-}
-
-v1::Experiment Controller::View(const v1::Experiment& experiment, bool include_spec,
-                                bool include_transitions) const {
-  v1::Experiment view = experiment;
-  view.set_state(DeriveExperimentState(experiment));
-  auto& counts = *view.mutable_trial_counts();
-  for (v1::Trial& trial : *view.mutable_trials()) {
-    ++counts[TrialStateName(trial.state())];
-    if (!include_spec) trial.clear_spec();
-    if (!include_transitions) trial.clear_transitions();
-  }
-  if (!include_spec) {
-    view.clear_spec_yaml();
-  }
-  return view;
 }
 
 absl::StatusOr<v1::Experiment> Controller::Submit(const v1::SubmitExperimentRequest& request) {
@@ -263,12 +97,13 @@ absl::StatusOr<v1::Experiment> Controller::Submit(const v1::SubmitExperimentRequ
 
   absl::MutexLock lock(&mu_);
   const std::string& name = compiled->spec.name();
-  if (auto it = id_by_name_.find(name); it != id_by_name_.end()) {
+  if (std::string id; lifecycle_.NameTaken(name, &id)) {
     return absl::AlreadyExistsError(
-        absl::StrCat("name: an experiment named '", name, "' already exists (", it->second, ")"));
+        absl::StrCat("name: an experiment named '", name, "' already exists (", id, ")"));
   }
+  const absl::Time now = clock_->Now();
   // A gang larger than the registered cluster could ever hold is refused now, not queued forever.
-  ClusterSnapshot cluster = Snapshot();
+  const ClusterSnapshot cluster = registry_.Snapshot(now);
   if (!cluster.workers.empty()) {
     for (const v1::Trial& trial : compiled->trials) {
       const DeviceKind kind = ResolveDeviceKind(trial.spec().resources().device(), cluster);
@@ -277,58 +112,90 @@ absl::StatusOr<v1::Experiment> Controller::Submit(const v1::SubmitExperimentRequ
         largest = std::max(largest, kind == DeviceKind::kGpu ? static_cast<int>(w.gpus.size())
                                                              : w.cpu_slots);
       }
-      if (DevicesOf(trial) > MaxNodesOf(trial) * largest) {
+      const auto& resources = trial.spec().resources();
+      if (resources.gpus_per_trial() > resources.max_nodes() * largest) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "resources.gpus_per_trial: variant '", trial.variant(), "' needs ", DevicesOf(trial),
-            " ", kind == DeviceKind::kGpu ? "gpu" : "cpu", " devices but can get at most ",
-            MaxNodesOf(trial) * largest, " (max_nodes ", MaxNodesOf(trial),
-            " x largest registered worker's ", largest, ")"));
+            "resources.gpus_per_trial: variant '", trial.variant(), "' needs ",
+            resources.gpus_per_trial(), " ", kind == DeviceKind::kGpu ? "gpu" : "cpu",
+            " devices but can get at most ", resources.max_nodes() * largest, " (max_nodes ",
+            resources.max_nodes(), " x largest registered worker's ", largest, ")"));
       }
     }
   }
 
-  const absl::Time now = clock_->Now();
-  const int64_t sequence = next_sequence_;
   v1::Experiment experiment;
-  experiment.set_id(request.dry_run() ? "" : absl::StrCat("exp-", sequence));
   *experiment.mutable_spec() = compiled->spec;
   experiment.set_spec_yaml(request.spec_yaml());
   experiment.set_created_unix_time(Unix(now));
-  for (size_t i = 0; i < compiled->trials.size(); ++i) {
+  for (v1::Trial& compiled_trial : compiled->trials) {
     v1::Trial& trial = *experiment.add_trials();
-    trial = compiled->trials[i];
-    trial.set_id(absl::StrCat(experiment.id(), "-", i));
-    trial.set_experiment_id(experiment.id());
+    trial = std::move(compiled_trial);
     trial.set_state(v1::TRIAL_STATE_PENDING);
     trial.set_attempt(1);
     trial.set_created_unix_time(Unix(now));
     trial.set_status_message("waiting for the scheduler");
   }
-  if (request.dry_run()) return View(experiment, true, true);
-
-  if (absl::Status status = store_->CreateExperiment(experiment); !status.ok()) return status;
-  ++next_sequence_;
-  sequence_[experiment.id()] = sequence;
-  id_by_name_[name] = experiment.id();
-  for (int i = 0; i < experiment.trials_size(); ++i) {
-    trials_[experiment.trials(i).id()] = {experiment.id(), i};
+  v1::Experiment view;
+  if (request.dry_run()) {
+    for (int i = 0; i < experiment.trials_size(); ++i) {
+      experiment.mutable_trials(i)->set_id(absl::StrCat("-", i));
+    }
+    view = lifecycle_.View(experiment, true, true);
+  } else {
+    absl::StatusOr<const v1::Experiment*> created = lifecycle_.Create(std::move(experiment));
+    if (!created.ok()) return created.status();
+    view = lifecycle_.View(**created, true, true);
   }
-  const std::string id = experiment.id();
-  experiments_[id] = std::move(experiment);
-  RefreshGauges();
-  return View(experiments_[id], true, true);
+  // The reply stays small whatever the experiment's size: the rest is a GetExperiment away.
+  int keep = 0;
+  size_t bytes = view.spec_yaml().size() + view.spec().ByteSizeLong();
+  while (keep < view.trials_size() && keep < options_.max_trials_per_page &&
+         (keep == 0 || bytes + view.trials(keep).ByteSizeLong() <= kMaxPageBytes)) {
+    bytes += view.trials(keep++).ByteSizeLong();
+  }
+  if (keep < view.trials_size()) {
+    view.mutable_trials()->DeleteSubrange(keep, view.trials_size() - keep);
+    view.set_next_trial_page_token(absl::StrCat(keep));
+  }
+  return view;
 }
 
 absl::StatusOr<v1::Experiment> Controller::Get(const v1::GetExperimentRequest& request) {
-  if (request.experiment().empty()) {
-    return absl::InvalidArgumentError("experiment: required (an experiment id or name)");
+  if (request.trial_page_size() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("trial_page_size: must be >= 0, got ", request.trial_page_size()));
+  }
+  const int page_size = request.trial_page_size() == 0
+                            ? options_.max_trials_per_page
+                            : std::min(request.trial_page_size(), options_.max_trials_per_page);
+  int first = 0;
+  if (!request.trial_page_token().empty() &&
+      (!absl::SimpleAtoi(request.trial_page_token(), &first) || first < 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("trial_page_token: malformed '", Quote(request.trial_page_token()), "'"));
   }
   absl::MutexLock lock(&mu_);
-  const v1::Experiment* experiment = FindExperiment(request.experiment());
-  if (experiment == nullptr) {
-    return absl::NotFoundError(absl::StrCat("experiment '", request.experiment(), "' not found"));
+  absl::StatusOr<v1::Experiment*> experiment = lifecycle_.Lookup(request.experiment());
+  if (!experiment.ok()) return experiment.status();
+  // Only the page is copied: a 10,000-trial experiment costs one page, not all of it.
+  v1::Experiment page = **experiment;
+  page.clear_trials();
+  const auto& trials = (*experiment)->trials();
+  // A page ends at page_size trials or kMaxPageBytes, whichever comes first (at least one
+  // trial), so no response nears the client's 4 MB limit however large the trial specs are.
+  int end = first;
+  size_t bytes = 0;
+  while (end < trials.size() && end < first + page_size &&
+         (end == first || bytes + trials[end].ByteSizeLong() <= kMaxPageBytes)) {
+    bytes += trials[end].ByteSizeLong();
+    *page.add_trials() = trials[end++];
   }
-  return View(*experiment, true, request.include_transitions());
+  v1::Experiment view = lifecycle_.View(page, true, request.include_transitions());
+  view.set_state(lifecycle_.State(page.id()));
+  view.clear_trial_counts();
+  for (const v1::Trial& trial : trials) ++(*view.mutable_trial_counts())[TrialStateName(trial.state())];
+  if (end < trials.size()) view.set_next_trial_page_token(absl::StrCat(end));
+  return view;
 }
 
 absl::StatusOr<v1::ListExperimentsResponse> Controller::List(
@@ -344,7 +211,7 @@ absl::StatusOr<v1::ListExperimentsResponse> Controller::List(
   if (!request.page_token().empty() &&
       (!absl::SimpleAtoi(request.page_token(), &before) || before <= 0)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("page_token: malformed '", request.page_token(), "'"));
+        absl::StrCat("page_token: malformed '", Quote(request.page_token()), "'"));
   }
   for (int i = 0; i < request.states_size(); ++i) {
     if (!v1::ExperimentState_IsValid(request.states(i)) ||
@@ -357,20 +224,19 @@ absl::StatusOr<v1::ListExperimentsResponse> Controller::List(
 
   absl::MutexLock lock(&mu_);
   std::vector<std::pair<int64_t, const v1::Experiment*>> order;
-  for (const auto& [id, experiment] : experiments_) {
-    const int64_t sequence = sequence_[id];
+  for (const auto& [id, experiment] : lifecycle_.experiments()) {
+    const int64_t sequence = lifecycle_.Sequence(id);
     if (sequence >= before) continue;
     if (!absl::StartsWith(experiment.spec().name(), request.name_prefix())) continue;
-    if (!states.empty() && !states.count(DeriveExperimentState(experiment))) continue;
+    if (!states.empty() && !states.count(lifecycle_.State(id))) continue;
     order.push_back({sequence, &experiment});
   }
   std::sort(order.begin(), order.end(),
             [](const auto& a, const auto& b) { return a.first > b.first; });
   v1::ListExperimentsResponse response;
   for (size_t i = 0; i < order.size() && i < static_cast<size_t>(page_size); ++i) {
-    v1::Experiment* view = response.add_experiments();
-    *view = View(*order[i].second, false, false);
     // Spec summary stays (name, variants...) but the YAML and trial specs are left out.
+    *response.add_experiments() = lifecycle_.View(*order[i].second, false, false);
   }
   if (order.size() > static_cast<size_t>(page_size)) {
     response.set_next_page_token(absl::StrCat(order[page_size - 1].first));
@@ -379,54 +245,48 @@ absl::StatusOr<v1::ListExperimentsResponse> Controller::List(
 }
 
 absl::StatusOr<v1::Experiment> Controller::Cancel(const v1::CancelExperimentRequest& request) {
-  if (request.experiment().empty()) {
-    return absl::InvalidArgumentError("experiment: required (an experiment id or name)");
-  }
   absl::MutexLock lock(&mu_);
-  v1::Experiment* experiment = FindExperiment(request.experiment());
-  if (experiment == nullptr) {
-    return absl::NotFoundError(absl::StrCat("experiment '", request.experiment(), "' not found"));
-  }
-  const v1::ExperimentState state = DeriveExperimentState(*experiment);
+  absl::StatusOr<v1::Experiment*> experiment = lifecycle_.Lookup(request.experiment());
+  if (!experiment.ok()) return experiment.status();
+  const v1::ExperimentState state = lifecycle_.State((*experiment)->id());
   if (state != v1::EXPERIMENT_STATE_PENDING && state != v1::EXPERIMENT_STATE_RUNNING) {
-    return absl::FailedPreconditionError(absl::StrCat("experiment ", experiment->id(),
+    return absl::FailedPreconditionError(absl::StrCat("experiment ", (*experiment)->id(),
                                                       " already finished (",
                                                       ExperimentStateName(state), ")"));
   }
   const std::string reason =
-      request.reason().empty() ? "canceled" : absl::StrCat("canceled: ", request.reason());
+      request.reason().empty() ? "canceled" : absl::StrCat("canceled: ", Quote(request.reason()));
   const absl::Time now = clock_->Now();
   // Workers stop the running gangs at their next heartbeat: their trial is no longer live.
-  for (v1::Trial& trial : *experiment->mutable_trials()) {
+  for (v1::Trial& trial : *(*experiment)->mutable_trials()) {
     if (IsTerminal(trial.state())) continue;
-    if (absl::Status status = Transition(trial, v1::TRIAL_STATE_CANCELED, now, reason);
+    if (absl::Status status = lifecycle_.Transition(trial, v1::TRIAL_STATE_CANCELED, now, reason);
         !status.ok()) {
       return status;
     }
   }
-  RefreshGauges();
-  return View(*experiment, true, false);
+  v1::GetExperimentRequest get;
+  get.set_experiment((*experiment)->id());
+  mu_.Unlock();
+  absl::StatusOr<v1::Experiment> view = Get(get);
+  mu_.Lock();
+  return view;
 }
 
 absl::StatusOr<v1::CompareExperimentResponse> Controller::Compare(
     const v1::CompareExperimentRequest& request) {
-  if (request.experiment().empty()) {
-    return absl::InvalidArgumentError("experiment: required (an experiment id or name)");
-  }
   v1::Experiment experiment;
   std::vector<TrialResult> results;
   {
     absl::MutexLock lock(&mu_);
-    const v1::Experiment* found = FindExperiment(request.experiment());
-    if (found == nullptr) {
-      return absl::NotFoundError(absl::StrCat("experiment '", request.experiment(), "' not found"));
-    }
-    experiment = *found;
+    absl::StatusOr<v1::Experiment*> found = lifecycle_.Lookup(request.experiment());
+    if (!found.ok()) return found.status();
+    experiment = **found;
     for (const v1::Trial& trial : experiment.trials()) {
       TrialResult& result = results.emplace_back();
       result.trial = trial;
-      if (auto it = summaries_.find(trial.id()); it != summaries_.end()) {
-        result.summary = it->second;
+      if (const v1::TrainerSummary* summary = lifecycle_.Summary(trial.id())) {
+        result.summary = *summary;
       }
     }
   }
@@ -442,39 +302,28 @@ absl::StatusOr<v1::CompareExperimentResponse> Controller::Compare(
 
 absl::StatusOr<std::shared_ptr<WatchQueue>> Controller::Watch(
     const v1::WatchExperimentRequest& request, v1::Experiment* snapshot) {
-  if (request.experiment().empty()) {
-    return absl::InvalidArgumentError("experiment: required (an experiment id or name)");
-  }
   absl::MutexLock lock(&mu_);
-  const v1::Experiment* experiment = FindExperiment(request.experiment());
-  if (experiment == nullptr) {
-    return absl::NotFoundError(absl::StrCat("experiment '", request.experiment(), "' not found"));
-  }
-  *snapshot = View(*experiment, true, false);
-  auto queue = std::make_shared<WatchQueue>(request.include_metrics());
+  absl::StatusOr<v1::Experiment*> experiment = lifecycle_.Lookup(request.experiment());
+  if (!experiment.ok()) return experiment.status();
+  *snapshot = lifecycle_.View(**experiment, true, false);
   const v1::ExperimentState state = snapshot->state();
   if (state != v1::EXPERIMENT_STATE_PENDING && state != v1::EXPERIMENT_STATE_RUNNING) {
+    auto queue = std::make_shared<WatchQueue>(request.include_metrics());
     v1::WatchEvent end;
     *end.mutable_finished() = *snapshot;
     queue->Push(std::move(end));
     queue->Close();
     return queue;
   }
-  auto& list = watchers_[experiment->id()];
-  // Drop streams that have gone away.
-  list.erase(std::remove_if(list.begin(), list.end(),
-                            [](const std::weak_ptr<WatchQueue>& w) { return w.expired(); }),
-             list.end());
-  list.push_back(queue);
-  return queue;
+  return hub_.Add((*experiment)->id(), request.include_metrics());
 }
 
 absl::StatusOr<std::vector<StoredLogChunk>> Controller::ReadLogs(const std::string& trial_id,
                                                                  int rank, int64_t after_id) {
   {
     absl::MutexLock lock(&mu_);
-    if (FindTrial(trial_id) == nullptr) {
-      return absl::NotFoundError(absl::StrCat("trial '", trial_id, "' not found"));
+    if (lifecycle_.FindTrial(trial_id) == nullptr) {
+      return absl::NotFoundError(absl::StrCat("trial '", Quote(trial_id), "' not found"));
     }
   }
   return store_->ReadLogs(trial_id, rank, after_id);
@@ -482,8 +331,10 @@ absl::StatusOr<std::vector<StoredLogChunk>> Controller::ReadLogs(const std::stri
 
 absl::StatusOr<bool> Controller::TrialFinished(const std::string& trial_id) {
   absl::MutexLock lock(&mu_);
-  const v1::Trial* trial = FindTrial(trial_id);
-  if (trial == nullptr) return absl::NotFoundError(absl::StrCat("trial '", trial_id, "' not found"));
+  const v1::Trial* trial = lifecycle_.FindTrial(trial_id);
+  if (trial == nullptr) {
+    return absl::NotFoundError(absl::StrCat("trial '", Quote(trial_id), "' not found"));
+  }
   return IsTerminal(trial->state());
 }
 
@@ -496,18 +347,25 @@ int64_t Controller::AwaitLogs(int64_t seen_version, absl::Duration timeout) {
   return logs_version_;
 }
 
+v1::LaunchTrial Controller::LaunchOf(const v1::Trial& trial, int slice) const {
+  v1::LaunchTrial launch;
+  launch.set_trial_id(trial.id());
+  launch.set_attempt(trial.attempt());
+  *launch.mutable_spec() = trial.spec();
+  *launch.mutable_placement() = trial.placement();
+  launch.set_slice_index(slice);
+  launch.set_world_size(trial.spec().resources().gpus_per_trial());
+  return launch;
+}
+
 absl::StatusOr<v1::HeartbeatResponse> Controller::Heartbeat(const v1::HeartbeatRequest& request) {
+  // Stamped on arrival: time spent waiting for the lock is not the worker's silence.
+  const absl::Time arrival = clock_->Now();
   if (request.worker_id().empty()) return absl::InvalidArgumentError("worker_id: required");
   if (absl::Status status = ValidateInventory(request.inventory()); !status.ok()) return status;
   absl::MutexLock lock(&mu_);
-  const absl::Time now = clock_->Now();
   const std::string& worker_id = request.worker_id();
-  WorkerRecord& worker = workers_[worker_id];
-  worker.inventory = request.inventory();
-  if (worker.inventory.address().empty()) worker.inventory.set_address(worker.inventory.hostname());
-  worker.last_heartbeat = now;
-  worker.alive = true;
-  worker.has_inventory = true;
+  registry_.Heartbeat(worker_id, request.inventory(), arrival);
 
   v1::HeartbeatResponse response;
   response.set_lease_seconds(absl::ToDoubleSeconds(options_.lease));
@@ -515,7 +373,7 @@ absl::StatusOr<v1::HeartbeatResponse> Controller::Heartbeat(const v1::HeartbeatR
   std::set<std::pair<std::string, int>> reported;
   for (const v1::ProcessStatus& process : request.processes()) {
     reported.insert({process.trial_id(), process.attempt()});
-    v1::Trial* trial = FindTrial(process.trial_id());
+    v1::Trial* trial = lifecycle_.FindTrial(process.trial_id());
     const bool ours = trial != nullptr && Live(trial->state()) &&
                       trial->attempt() == process.attempt() &&
                       SliceOf(trial->placement(), worker_id) >= 0;
@@ -534,39 +392,48 @@ absl::StatusOr<v1::HeartbeatResponse> Controller::Heartbeat(const v1::HeartbeatR
       }
       continue;
     }
-    absl::Status status;
-    if (process.state() == v1::PROCESS_STATE_EXITED) {
-      status = HandleExit(*trial, worker_id, process.exit_code(), process.reason(), now);
-    } else if (process.state() == v1::PROCESS_STATE_RUNNING &&
-               trial->state() == v1::TRIAL_STATE_SCHEDULED) {
-      std::set<std::string>& running = running_slices_[trial->id()];
-      running.insert(worker_id);
-      if (static_cast<int>(running.size()) == trial->placement().slices_size()) {
-        status = Transition(*trial, v1::TRIAL_STATE_RUNNING, now, "all ranks running");
+    // Exits are not acted on here: they arrive through ReportTrialExit, after the gang's last
+    // metrics and logs, so nobody sees a finished trial with its final points missing.
+    if (process.state() != v1::PROCESS_STATE_RUNNING) continue;
+    registry_.RecordLaunchSuccess(worker_id);
+    const bool all_running = lifecycle_.SliceRunning(*trial, worker_id);
+    if (all_running && trial->state() == v1::TRIAL_STATE_SCHEDULED) {
+      if (absl::Status status =
+              lifecycle_.Transition(*trial, v1::TRIAL_STATE_RUNNING, arrival, "all ranks running");
+          !status.ok()) {
+        return status;
       }
     }
-    if (!status.ok()) return status;
   }
-  // Launches are repeated until the worker reports the gang; workers dedupe on (trial, attempt).
-  for (const auto& [trial_id, ref] : trials_) {
-    const v1::Trial& trial = experiments_[ref.experiment_id].trials(ref.index);
-    if (trial.state() != v1::TRIAL_STATE_SCHEDULED) continue;
-    const int slice = SliceOf(trial.placement(), worker_id);
-    if (slice < 0 || reported.count({trial.id(), trial.attempt()})) continue;
-    v1::LaunchTrial* launch = response.add_actions()->mutable_launch();
-    launch->set_trial_id(trial.id());
-    launch->set_attempt(trial.attempt());
-    *launch->mutable_spec() = trial.spec();
-    *launch->mutable_placement() = trial.placement();
-    launch->set_slice_index(slice);
-    launch->set_world_size(DevicesOf(trial));
+  // This worker's share of live placements, not every trial: launches are repeated until the
+  // worker reports the gang (workers dedupe on trial and attempt), and a gang the worker once
+  // reported running but no longer lists is gone (its agent restarted).
+  for (const std::string& trial_id : registry_.TrialsOn(worker_id)) {
+    v1::Trial* trial = lifecycle_.FindTrial(trial_id);
+    if (trial == nullptr || reported.count({trial->id(), trial->attempt()})) continue;
+    const int slice = SliceOf(trial->placement(), worker_id);
+    const bool seen_running = lifecycle_.IsSliceRunning(trial_id, worker_id);
+    if (trial->state() == v1::TRIAL_STATE_SCHEDULED && !seen_running) {
+      *response.add_actions()->mutable_launch() = LaunchOf(*trial, slice);
+    } else if (seen_running || (trial->state() == v1::TRIAL_STATE_RUNNING && slice == 0)) {
+      // Rank 0's slice of a RUNNING trial is listed until its exit was reported, even across a
+      // coordinator restart; other slices may have finished cleanly, so only a slice this
+      // process saw running counts.
+      if (absl::Status status = lifecycle_.RestartOrFail(
+              *trial, arrival,
+              absl::StrCat("worker ", worker_id, " no longer runs attempt ", trial->attempt(),
+                           " (its agent restarted)"),
+              /*retryable=*/true, 0);
+          !status.ok()) {
+        return status;
+      }
+    }
   }
-  RefreshGauges();
   return response;
 }
 
 absl::Status Controller::ReportMetrics(const v1::ReportMetricsRequest& request,
-                                     v1::ReportMetricsResponse* response) {
+                                       v1::ReportMetricsResponse* response) {
   if (request.worker_id().empty()) return absl::InvalidArgumentError("worker_id: required");
   absl::MutexLock lock(&mu_);
   std::vector<v1::MetricPoint> accepted;
@@ -574,10 +441,11 @@ absl::Status Controller::ReportMetrics(const v1::ReportMetricsRequest& request,
   std::vector<std::string> rejected;
   for (int i = 0; i < request.points_size(); ++i) {
     const v1::MetricPoint& point = request.points(i);
-    const std::string where = absl::StrCat("points[", i, "] (", point.name(), ")");
-    const v1::Trial* trial = FindTrial(point.trial_id());
+    const std::string where = absl::StrCat("points[", i, "] (", Quote(point.name()), ")");
+    const v1::Trial* trial = lifecycle_.FindTrial(point.trial_id());
     if (trial == nullptr) {
-      rejected.push_back(absl::StrCat(where, ": trial_id: unknown trial '", point.trial_id(), "'"));
+      rejected.push_back(
+          absl::StrCat(where, ": trial_id: unknown trial '", Quote(point.trial_id()), "'"));
       continue;
     }
     if (point.name().empty()) {
@@ -600,13 +468,20 @@ absl::Status Controller::ReportMetrics(const v1::ReportMetricsRequest& request,
     accepted.push_back(point);
     auto [it, inserted] = updated.try_emplace(trial->id(), *trial);
     v1::Trial& next = it->second;
+    if (point.name() == kResumedFromStep) {
+      // What the restart cost: the failed attempt's last step minus where this one resumed.
+      const int64_t resumed = static_cast<int64_t>(point.value());
+      next.set_steps_lost(next.steps_lost() + std::max<int64_t>(0, next.latest_step() - resumed));
+      next.set_latest_step(resumed);
+      continue;
+    }
     (*next.mutable_latest_metrics())[point.name()] = point.value();
     next.set_latest_step(std::max(next.latest_step(), point.step()));
   }
   if (!rejected.empty()) {
-    std::cerr << "coordinator: ReportMetrics from " << request.worker_id() << ": rejected "
-              << rejected.size() << " of " << request.points_size() << " points, first: "
-              << rejected.front() << std::endl;
+    std::cerr << "coordinator: ReportMetrics from " << Quote(request.worker_id()) << ": rejected "
+              << rejected.size() << " of " << request.points_size()
+              << " points, first: " << rejected.front() << std::endl;
   }
   if (response != nullptr) {
     for (std::string& r : rejected) response->add_rejected(std::move(r));
@@ -616,20 +491,14 @@ absl::Status Controller::ReportMetrics(const v1::ReportMetricsRequest& request,
   for (const auto& entry : updated) trials.push_back(&entry.second);
   if (absl::Status status = store_->SaveMetrics(accepted, trials); !status.ok()) return status;
 
-  for (auto& [id, next] : updated) *FindTrial(id) = std::move(next);
+  for (auto& [id, next] : updated) *lifecycle_.FindTrial(id) = std::move(next);
   // Gauges are set here, synchronously, so the next scrape already sees the point.
   for (const v1::MetricPoint& point : accepted) {
-    const v1::Trial& trial = *FindTrial(point.trial_id());
+    const v1::Trial& trial = *lifecycle_.FindTrial(point.trial_id());
     metrics_->ObserveTrialMetric({trial.experiment_id(), trial.id(), trial.variant(),
                                   trial.spec().model().arch(), absl::StrCat(trial.seed())},
                                  point);
-    auto watchers = watchers_.find(trial.experiment_id());
-    if (watchers == watchers_.end()) continue;
-    v1::WatchEvent event;
-    *event.mutable_metric() = point;
-    for (const auto& weak : watchers->second) {
-      if (auto queue = weak.lock()) queue->Push(event);
-    }
+    hub_.Metric(trial.experiment_id(), point);
   }
   metrics_->AddMetricPoints(static_cast<int>(accepted.size()));
   return absl::OkStatus();
@@ -638,42 +507,24 @@ absl::Status Controller::ReportMetrics(const v1::ReportMetricsRequest& request,
 absl::Status Controller::ReportTrialExit(const v1::ReportTrialExitRequest& request) {
   if (request.worker_id().empty()) return absl::InvalidArgumentError("worker_id: required");
   if (request.trial_id().empty()) return absl::InvalidArgumentError("trial_id: required");
-  // An unreadable summary must not cost the exit itself: the exit is applied, then reported.
-  std::optional<v1::TrainerSummary> summary;
-  absl::Status summary_error;
-  if (!request.summary_json().empty()) {
-    google::protobuf::util::JsonParseOptions options;
-    options.ignore_unknown_fields = true;  // a newer trainer may add fields
-    summary.emplace();
-    if (auto status =
-            google::protobuf::util::JsonStringToMessage(request.summary_json(), &*summary, options);
-        !status.ok()) {
-      summary.reset();
-      summary_error = absl::InvalidArgumentError(absl::StrCat(
-          "summary_json: not a TrainerSummary (the exit was recorded without it): ",
-          status.ToString()));
-    }
-  }
   absl::MutexLock lock(&mu_);
-  v1::Trial* trial = FindTrial(request.trial_id());
+  v1::Trial* trial = lifecycle_.FindTrial(request.trial_id());
   if (trial == nullptr) {
-    return absl::NotFoundError(absl::StrCat("trial_id: unknown trial '", request.trial_id(), "'"));
+    return absl::NotFoundError(
+        absl::StrCat("trial_id: unknown trial '", Quote(request.trial_id()), "'"));
   }
   if (request.attempt() != trial->attempt()) return absl::OkStatus();  // a stale gang
-  // The summary is kept even when the exit already arrived through a heartbeat.
-  if (summary.has_value() && request.exit_code() == 0) {
-    std::string json;
-    (void)google::protobuf::util::MessageToJsonString(*summary, &json);
-    if (absl::Status status = store_->SaveSummary(trial->id(), json); !status.ok()) return status;
-    summaries_[trial->id()] = *summary;
+  const absl::Time now = clock_->Now();
+  // Stored before the exit is applied: whoever sees COMPLETED can read the summary.
+  if (request.has_summary() && request.exit_code() == 0) {
+    if (absl::Status s = lifecycle_.SaveSummary(trial->id(), request.summary()); !s.ok()) return s;
   }
   if (!Live(trial->state()) || SliceOf(trial->placement(), request.worker_id()) < 0) {
-    return summary_error;
+    return absl::OkStatus();
   }
-  absl::Status status =
-      HandleExit(*trial, request.worker_id(), request.exit_code(), request.reason(), clock_->Now());
-  RefreshGauges();
-  return status.ok() ? summary_error : status;
+  if (request.launch_failed()) registry_.RecordLaunchFailure(request.worker_id(), now);
+  return lifecycle_.HandleExit(*trial, request.worker_id(), request.exit_code(),
+                               Quote(request.reason()), now);
 }
 
 absl::Status Controller::ReportLogs(const v1::ReportLogsRequest& request) {
@@ -682,9 +533,9 @@ absl::Status Controller::ReportLogs(const v1::ReportLogsRequest& request) {
     absl::MutexLock lock(&mu_);
     for (int i = 0; i < request.chunks_size(); ++i) {
       const v1::LogChunk& chunk = request.chunks(i);
-      if (FindTrial(chunk.trial_id()) == nullptr) {
-        return absl::NotFoundError(
-            absl::StrCat("chunks[", i, "].trial_id: unknown trial '", chunk.trial_id(), "'"));
+      if (lifecycle_.FindTrial(chunk.trial_id()) == nullptr) {
+        return absl::NotFoundError(absl::StrCat("chunks[", i, "].trial_id: unknown trial '",
+                                                Quote(chunk.trial_id()), "'"));
       }
       if (chunk.rank() < 0) {
         return absl::InvalidArgumentError(absl::StrCat("chunks[", i, "].rank: must be >= 0"));
@@ -699,123 +550,67 @@ absl::Status Controller::ReportLogs(const v1::ReportLogsRequest& request) {
   return absl::OkStatus();
 }
 
-ClusterSnapshot Controller::Snapshot() const {
-  ClusterSnapshot cluster;
-  std::map<std::string, size_t> index;
-  for (const auto& [id, worker] : workers_) {
-    if (!worker.alive || !worker.has_inventory) continue;
-    WorkerSnapshot& w = cluster.workers.emplace_back();
-    w.id = id;
-    w.address = worker.inventory.address();
-    for (const v1::GpuInfo& gpu : worker.inventory.gpus()) w.gpus.push_back(gpu.index());
-    w.cpu_slots = worker.inventory.cpu_slots();
-    w.rendezvous_port_base = worker.inventory.rendezvous_port_base();
-    index[id] = cluster.workers.size() - 1;
-  }
-  for (const auto& [trial_id, ref] : trials_) {
-    const v1::Trial& trial = experiments_.at(ref.experiment_id).trials(ref.index);
-    if (!Live(trial.state())) continue;
-    const bool cpu = ResolveDeviceKind(trial.spec().resources().device(), cluster) ==
-                     DeviceKind::kCpu;
-    for (int s = 0; s < trial.placement().slices_size(); ++s) {
-      const v1::PlacementSlice& slice = trial.placement().slices(s);
-      auto it = index.find(slice.worker_id());
-      if (it == index.end()) continue;
-      WorkerSnapshot& w = cluster.workers[it->second];
-      for (int device : slice.devices()) (cpu ? w.busy_cpu_slots : w.busy_gpus).insert(device);
-      if (s == 0) w.busy_ports.insert(trial.placement().master_port());
-    }
-  }
-  return cluster;
+absl::Status Controller::Deregister(const v1::DeregisterRequest& request) {
+  if (request.worker_id().empty()) return absl::InvalidArgumentError("worker_id: required");
+  absl::MutexLock lock(&mu_);
+  std::cerr << "coordinator: worker " << Quote(request.worker_id()) << " deregistered"
+            << (request.reason().empty() ? "" : ": ") << Quote(request.reason()) << std::endl;
+  registry_.Deregister(request.worker_id());
+  return lifecycle_.LoseWorker(request.worker_id(),
+                               absl::StrCat("worker ", request.worker_id(), " shut down"),
+                               clock_->Now());
 }
 
 void Controller::Schedule(absl::Time now) {
-  std::vector<PendingTrial> pending;
-  for (const auto& [trial_id, ref] : trials_) {
-    const v1::Experiment& experiment = experiments_.at(ref.experiment_id);
-    const v1::Trial& trial = experiment.trials(ref.index);
-    if (trial.state() != v1::TRIAL_STATE_PENDING) continue;
-    PendingTrial& p = pending.emplace_back();
-    p.id = trial.id();
-    p.priority = experiment.spec().priority();
-    // FIFO across experiments, then trial order within one.
-    p.sequence = sequence_.at(ref.experiment_id) * 1000000 + ref.index;
-    p.devices = DevicesOf(trial);
-    p.max_nodes = MaxNodesOf(trial);
-    p.device = trial.spec().resources().device();
-  }
-  if (pending.empty()) return;
-  ScheduleResult result = gauntlet::Schedule(Snapshot(), std::move(pending));
+  if (lifecycle_.pending_count() == 0) return;
+  last_schedule_ = now;
+  ScheduleResult result = gauntlet::Schedule(registry_.Snapshot(now), lifecycle_.Pending());
   for (auto& [trial_id, placement] : result.placements) {
-    v1::Trial* trial = FindTrial(trial_id);
-    absl::Status status =
-        Transition(*trial, v1::TRIAL_STATE_SCHEDULED, now,
-                   absl::StrCat("placed on ", placement.slices_size(), " worker(s)"),
-                   [&placement](v1::Trial& t) { *t.mutable_placement() = placement; });
+    v1::Trial* trial = lifecycle_.FindTrial(trial_id);
+    absl::Status status = lifecycle_.Transition(
+        *trial, v1::TRIAL_STATE_SCHEDULED, now,
+        absl::StrCat("placed on ", placement.slices_size(), " worker(s)"),
+        [&placement](v1::Trial& t) { *t.mutable_placement() = placement; });
     if (!status.ok()) {
+      schedule_again_ = true;
       std::cerr << "coordinator: cannot schedule " << trial_id << ": " << status << std::endl;
     }
   }
-  for (const auto& [trial_id, why] : result.waiting) {
-    v1::Trial* trial = FindTrial(trial_id);
-    if (trial->status_message() == why) continue;
-    v1::Trial next = *trial;
-    next.set_status_message(why);
-    if (store_->SaveTrial(next, nullptr).ok()) *trial = std::move(next);
-  }
-}
-
-void Controller::ExpireLeases(absl::Time now) {
-  for (auto& [worker_id, worker] : workers_) {
-    if (!worker.alive || now - worker.last_heartbeat <= options_.lease) continue;
-    worker.alive = false;
-    std::cerr << "coordinator: worker " << worker_id << " lost (no heartbeat for "
-              << absl::FormatDuration(now - worker.last_heartbeat) << ")" << std::endl;
-    for (const auto& [trial_id, ref] : trials_) {
-      v1::Trial* trial = experiments_[ref.experiment_id].mutable_trials(ref.index);
-      if (!Live(trial->state()) || SliceOf(trial->placement(), worker_id) < 0) continue;
-      absl::Status status =
-          RestartOrFail(*trial, now, absl::StrCat("worker ", worker_id, " lost"), true, 0);
-      if (!status.ok()) {
-        // The lease is re-checked next tick; the trial keeps its state until the write succeeds.
-        worker.alive = true;
-        std::cerr << "coordinator: " << status << std::endl;
-      }
-    }
-  }
+  for (const auto& [trial_id, why] : result.waiting) lifecycle_.SetWaiting(trial_id, why);
 }
 
 void Controller::Tick(absl::Time now) {
   absl::MutexLock lock(&mu_);
-  ExpireLeases(now);
-  Schedule(now);
-  RefreshGauges();
-}
-
-void Controller::RefreshGauges() {
-  std::map<std::string, int> experiment_counts, trial_counts;
-  int pending = 0;
-  for (const auto& [id, experiment] : experiments_) {
-    ++experiment_counts[ExperimentStateName(DeriveExperimentState(experiment))];
-    for (const v1::Trial& trial : experiment.trials()) {
-      ++trial_counts[TrialStateName(trial.state())];
-      if (trial.state() == v1::TRIAL_STATE_PENDING) ++pending;
+  for (const std::string& worker_id : registry_.ExpireLeases(now)) {
+    absl::Status status =
+        lifecycle_.LoseWorker(worker_id, absl::StrCat("worker ", worker_id, " lost"), now);
+    if (!status.ok()) {
+      // The lease is re-checked next tick; the trials keep their state until the write succeeds.
+      registry_.Revive(worker_id);
+      std::cerr << "coordinator: " << status << std::endl;
     }
   }
-  metrics_->SetExperimentCounts(experiment_counts);
-  metrics_->SetTrialCounts(trial_counts);
-  metrics_->SetQueueDepth(pending);
-  int alive = 0, lost = 0;
-  for (const auto& [id, worker] : workers_) (worker.alive ? alive : lost)++;
-  metrics_->SetWorkerCounts(alive, lost);
-  int gpu_total = 0, gpu_busy = 0, cpu_total = 0, cpu_busy = 0;
-  for (const WorkerSnapshot& w : Snapshot().workers) {
-    gpu_total += w.gpus.size();
-    gpu_busy += w.busy_gpus.size();
-    cpu_total += w.cpu_slots;
-    cpu_busy += w.busy_cpu_slots.size();
+  // Event-driven: a pass only when a trial became pending or capacity may have grown (plus a
+  // slow safety net, e.g. for a worker whose unhealthy period ended).
+  const bool new_pending = lifecycle_.TakeNewPending();
+  const bool capacity = registry_.TakeCapacityChanged();
+  if (new_pending || capacity || std::exchange(schedule_again_, false) ||
+      now - last_schedule_ >= options_.schedule_every) {
+    Schedule(now);
   }
-  metrics_->SetDeviceCounts(gpu_total - gpu_busy, gpu_busy, cpu_total - cpu_busy, cpu_busy);
+  for (const std::string& id : lifecycle_.TakeFinishedBefore(now - options_.finished_series_retention)) {
+    metrics_->RemoveExperiment(id);
+  }
+  RefreshGauges(now);
+}
+
+void Controller::RefreshGauges(absl::Time now) {
+  metrics_->SetExperimentCounts(lifecycle_.ExperimentCounts());
+  metrics_->SetTrialCounts(lifecycle_.TrialCounts());
+  metrics_->SetQueueDepth(static_cast<int>(lifecycle_.pending_count()));
+  const WorkerRegistry::Counts counts = registry_.GetCounts(now);
+  metrics_->SetWorkerCounts(counts.alive, counts.lost);
+  metrics_->SetDeviceCounts(counts.gpu_free, counts.gpu_busy, counts.cpu_free, counts.cpu_busy);
 }
 
 }  // namespace gauntlet

@@ -3,9 +3,7 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,14 +12,16 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "gauntlet/v1/coordinator.pb.h"
 #include "gauntlet/v1/trainer.pb.h"
 #include "gauntlet/v1/worker.pb.h"
-#include "server/clock.h"
 #include "server/metrics.h"
-#include "server/scheduler.h"
 #include "server/store.h"
+#include "server/trial_lifecycle.h"
+#include "server/watch_hub.h"
 #include "server/watch_queue.h"
+#include "server/worker_registry.h"
 
 namespace gauntlet {
 
@@ -39,12 +39,20 @@ struct ControllerOptions {
   absl::Duration lease = absl::Seconds(15);
   // What heartbeat replies ask workers to use.
   absl::Duration heartbeat_interval = absl::Seconds(2);
+  int unhealthy_after_failures = 3;
+  absl::Duration unhealthy_for = absl::Minutes(5);
+  // A scheduling pass runs when something changed, and at least this often.
+  absl::Duration schedule_every = absl::Seconds(5);
+  // Per-trial Prometheus series of a finished experiment are dropped after this long.
+  absl::Duration finished_series_retention = absl::Minutes(10);
+  // GetExperiment returns at most this many trials per page.
+  int max_trials_per_page = 1000;
 };
 
-// The coordinator's control plane: experiments, trials, the worker registry and the scheduling
-// loop. RPC handlers call the request methods; a driver calls Tick(now) periodically (tests call
-// it directly, so nothing here sleeps). Every trial transition is written to the Store before
-// memory, metrics or watchers see it; a failed write leaves the state as it was.
+// The coordinator's control plane behind one facade: RPC handlers call the request methods; a
+// driver calls Tick(now) periodically (tests call it directly, so nothing here sleeps). The jobs
+// live in three parts: TrialLifecycle (experiments, trials, transitions), WorkerRegistry (leases,
+// health, device bookings) and WatchHub (watch streams).
 class Controller {
  public:
   Controller(Store* store, CoordinatorMetrics* metrics, const Clock* clock, SpecCompiler compiler,
@@ -79,48 +87,16 @@ class Controller {
                              v1::ReportMetricsResponse* response = nullptr);
   absl::Status ReportTrialExit(const v1::ReportTrialExitRequest& request);
   absl::Status ReportLogs(const v1::ReportLogsRequest& request);
+  absl::Status Deregister(const v1::DeregisterRequest& request);
 
-  // One control-loop step: expires worker leases, then places pending trials.
+  // One control-loop step: expires worker leases, places pending trials when something changed,
+  // refreshes the gauges and ages out finished experiments' series.
   void Tick(absl::Time now);
 
  private:
-  struct WorkerRecord {
-    v1::WorkerInventory inventory;
-    absl::Time last_heartbeat;
-    bool alive = true;
-    // False for placeholders made by Recover until the worker heartbeats.
-    bool has_inventory = false;
-  };
-  struct TrialRef {
-    std::string experiment_id;
-    int index = 0;
-  };
-
-  v1::Trial* FindTrial(const std::string& trial_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  v1::Experiment* FindExperiment(const std::string& id_or_name)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Persists, then applies, one transition (plus `mutate`, applied to the trial before saving).
-  absl::Status Transition(v1::Trial& trial, v1::TrialState to, absl::Time now,
-                          const std::string& reason,
-                          const std::function<void(v1::Trial&)>& mutate = nullptr)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A gang failed (exit_code != 0) or lost a worker (exit_code 0): back to PENDING if it is
-  // retryable and restarts remain, else FAILED.
-  absl::Status RestartOrFail(v1::Trial& trial, absl::Time now, const std::string& reason,
-                             bool retryable, int exit_code) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status HandleExit(v1::Trial& trial, const std::string& worker_id, int exit_code,
-                          const std::string& reason, absl::Time now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // After a trial changed: watchers, and the experiment's end.
-  void Publish(const v1::Trial& trial) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  ClusterSnapshot Snapshot() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Schedule(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ExpireLeases(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RefreshGauges() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The experiment as clients see it: derived state and counts filled in.
-  v1::Experiment View(const v1::Experiment& experiment, bool include_spec,
-                      bool include_transitions) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  int MaxRestarts(const v1::Trial& trial) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RefreshGauges(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::LaunchTrial LaunchOf(const v1::Trial& trial, int slice) const;
 
   Store* const store_;
   CoordinatorMetrics* const metrics_;
@@ -129,18 +105,12 @@ class Controller {
   const ControllerOptions options_;
 
   absl::Mutex mu_;
-  std::map<std::string, v1::Experiment> experiments_ ABSL_GUARDED_BY(mu_);
-  // Submission order: experiment id -> sequence number (the n of "exp-<n>").
-  std::map<std::string, int64_t> sequence_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, std::string> id_by_name_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, TrialRef> trials_ ABSL_GUARDED_BY(mu_);
-  int64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 1;
-  std::map<std::string, WorkerRecord> workers_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, v1::TrainerSummary> summaries_ ABSL_GUARDED_BY(mu_);
-  // trial id -> workers whose slice reported RUNNING for the current attempt.
-  std::map<std::string, std::set<std::string>> running_slices_ ABSL_GUARDED_BY(mu_);
-  // experiment id -> open watch streams.
-  std::map<std::string, std::vector<std::weak_ptr<WatchQueue>>> watchers_ ABSL_GUARDED_BY(mu_);
+  WorkerRegistry registry_ ABSL_GUARDED_BY(mu_);
+  WatchHub hub_;
+  TrialLifecycle lifecycle_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_schedule_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // A placement the store refused: the next tick tries again.
+  bool schedule_again_ ABSL_GUARDED_BY(mu_) = false;
 
   absl::Mutex logs_mu_;
   int64_t logs_version_ ABSL_GUARDED_BY(logs_mu_) = 0;

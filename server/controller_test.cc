@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/metric_family.h"
+#include "common/testing/fake_clock.h"
 #include "server/sqlite_store.h"
 
 namespace gauntlet {
@@ -35,8 +36,8 @@ class FlakyStore final : public Store {
                            const std::vector<const v1::Trial*>& t) override {
     return real_->SaveMetrics(p, t);
   }
-  absl::Status SaveSummary(const std::string& id, const std::string& json) override {
-    return real_->SaveSummary(id, json);
+  absl::Status SaveSummary(const std::string& id, const v1::TrainerSummary& summary) override {
+    return real_->SaveSummary(id, summary);
   }
   absl::Status AppendLogs(const std::vector<v1::LogChunk>& c) override {
     return real_->AppendLogs(c);
@@ -44,7 +45,7 @@ class FlakyStore final : public Store {
   absl::StatusOr<std::vector<v1::Experiment>> LoadExperiments() override {
     return real_->LoadExperiments();
   }
-  absl::StatusOr<std::map<std::string, std::string>> LoadSummaries() override {
+  absl::StatusOr<std::map<std::string, v1::TrainerSummary>> LoadSummaries() override {
     return real_->LoadSummaries();
   }
   absl::StatusOr<std::vector<v1::MetricPoint>> LoadMetrics(const std::string& id,
@@ -180,13 +181,14 @@ class ControllerTest : public ::testing::Test {
   }
 
   absl::Status Exit(const std::string& worker, const std::string& trial, int attempt, int code,
-                    const std::string& summary_json = "") {
+                    const v1::TrainerSummary* summary = nullptr, bool launch_failed = false) {
     v1::ReportTrialExitRequest request;
     request.set_worker_id(worker);
     request.set_trial_id(trial);
     request.set_attempt(attempt);
     request.set_exit_code(code);
-    request.set_summary_json(summary_json);
+    if (summary != nullptr) *request.mutable_summary() = *summary;
+    request.set_launch_failed(launch_failed);
     return controller_->ReportTrialExit(request);
   }
 
@@ -329,10 +331,12 @@ TEST_F(ControllerTest, LifecycleToCompletedWithMetricsAndCompare) {
   EXPECT_EQ(GetTrial("exp-1-1").latest_metrics().at("val_loss"), 2.0);
   EXPECT_EQ(GetTrial("exp-1-1").latest_step(), 20);
 
-  ASSERT_TRUE(Exit("w1", "exp-1-1", 1, 0,
-                   R"({"params": "1234", "finalValLoss": 1.9, "tokensPerSecond": 500,
-                       "trainSeconds": 10, "futureField": 1})")
-                  .ok());
+  v1::TrainerSummary summary;
+  summary.set_params(1234);
+  summary.set_final_val_loss(1.9);
+  summary.set_tokens_per_second(500);
+  summary.set_train_seconds(10);
+  ASSERT_TRUE(Exit("w1", "exp-1-1", 1, 0, &summary).ok());
   v1::Trial done = GetTrial("exp-1-1");
   EXPECT_EQ(done.state(), v1::TRIAL_STATE_COMPLETED);
   EXPECT_GT(done.finished_unix_time(), 0);
@@ -471,7 +475,8 @@ TEST_F(ControllerTest, RestartRecoversStateAndAdoptsRunningGangs) {
   Start();  // a new process over the same database file
   const v1::Experiment after = Get("exp-1");
   EXPECT_EQ(after.DebugString(), before.DebugString());
-  // The worker re-reports exp-1-0 and something unknown; exp-1-1 it no longer runs.
+  // The worker re-reports exp-1-0 and something unknown; exp-1-1 it no longer runs, so it is
+  // requeued at once instead of staying RUNNING with its device booked.
   v1::HeartbeatResponse reply =
       Beat("w1", 2, {Process("exp-1-0", 1, v1::PROCESS_STATE_RUNNING),
                      Process("exp-7-0", 1, v1::PROCESS_STATE_RUNNING)});
@@ -479,6 +484,10 @@ TEST_F(ControllerTest, RestartRecoversStateAndAdoptsRunningGangs) {
   EXPECT_EQ(reply.actions(0).stop().trial_id(), "exp-7-0");
   EXPECT_EQ(reply.actions(0).stop().reason(), "unknown trial");
   EXPECT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_RUNNING);
+  const v1::Trial gone = GetTrial("exp-1-1");
+  EXPECT_EQ(gone.state(), v1::TRIAL_STATE_PENDING);
+  EXPECT_EQ(gone.attempt(), 2);
+  EXPECT_THAT(gone.status_message(), HasSubstr("no longer runs attempt 1"));
   // New ids continue after the recovered ones.
   EXPECT_EQ(Submit(book_.Add("next", {"std"}, {1})).id(), "exp-2");
 }
@@ -520,23 +529,9 @@ TEST_F(ControllerTest, BadRequestsNameTheField) {
   beat.mutable_inventory()->add_gpus()->set_index(0);
   beat.mutable_inventory()->add_gpus()->set_index(0);
   EXPECT_THAT(controller_->Heartbeat(beat).status().message(), HasSubstr("inventory.gpus[1].index"));
-  Submit(book_.Add("m", {"std"}, {1}));
-  EXPECT_EQ(Exit("w1", "exp-1-0", 1, 0, "{not json").code(), absl::StatusCode::kInvalidArgument);
   v1::ListExperimentsRequest list;
   list.set_page_token("abc");
   EXPECT_THAT(controller_->List(list).status().message(), HasSubstr("page_token"));
-}
-
-TEST_F(ControllerTest, AnUnreadableSummaryIsReportedButTheExitIsStillApplied) {
-  Submit(book_.Add("s", {"std"}, {1}));
-  Beat("w1", 1);
-  Tick();
-  Beat("w1", 1, {Process("exp-1-0", 1, v1::PROCESS_STATE_RUNNING)});
-  ASSERT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_RUNNING);
-  const absl::Status status = Exit("w1", "exp-1-0", 1, 0, "{not json");
-  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(status.message(), HasSubstr("summary_json"));
-  EXPECT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_COMPLETED);
 }
 
 TEST_F(ControllerTest, BadMetricPointsAreNamedAndTheRestOfTheBatchIsKept) {
@@ -647,6 +642,56 @@ TEST_F(ControllerTest, LogsAreStoredPerTrialAndRank) {
   EXPECT_EQ((*logs)[0].chunk.text(), "step 1/10 | loss 4.2\n");
   EXPECT_EQ(controller_->ReadLogs("exp-2-0", 0, 0).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST_F(ControllerTest, NanAndOutOfMemoryAreNotRetriedAndAbadWorkerIsExcluded) {
+  Submit(book_.Add("classes", {"a", "b", "c"}, {1}, 1, 1, /*max_restarts=*/3));
+  Beat("w1", 3);
+  Tick();
+  Beat("w1", 3, {Process("exp-1-0", 1, v1::PROCESS_STATE_RUNNING),
+                 Process("exp-1-1", 1, v1::PROCESS_STATE_RUNNING)});
+  ASSERT_TRUE(Exit("w1", "exp-1-0", 1, v1::TRAINER_EXIT_NON_FINITE).ok());
+  ASSERT_TRUE(Exit("w1", "exp-1-1", 1, v1::TRAINER_EXIT_OUT_OF_MEMORY).ok());
+  EXPECT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_FAILED);
+  EXPECT_THAT(GetTrial("exp-1-0").status_message(), HasSubstr("TRAINER_EXIT_NON_FINITE"));
+  EXPECT_EQ(GetTrial("exp-1-1").state(), v1::TRIAL_STATE_FAILED);
+  // The third trial cannot even start on w1, three times (ControllerOptions: 3 in a row).
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    Tick();
+    ASSERT_EQ(GetTrial("exp-1-2").placement().slices(0).worker_id(), "w1");
+    ASSERT_TRUE(Exit("w1", "exp-1-2", attempt, 1, nullptr, /*launch_failed=*/true).ok());
+  }
+  Beat("w2", 1);
+  Tick();
+  // w1 is unhealthy now: the retry goes to w2 although w1 has three free devices.
+  EXPECT_EQ(GetTrial("exp-1-2").placement().slices(0).worker_id(), "w2");
+}
+
+TEST_F(ControllerTest, DeregisterRequeuesAtOnceAndGetPagesTrials) {
+  Submit(book_.Add("pages", {"a", "b", "c"}, {1, 2}));
+  Beat("w1", 1);
+  Tick();
+  ASSERT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_SCHEDULED);
+  v1::DeregisterRequest bye;
+  bye.set_worker_id("w1");
+  ASSERT_TRUE(controller_->Deregister(bye).ok());
+  const v1::Trial moved = GetTrial("exp-1-0");
+  EXPECT_EQ(moved.state(), v1::TRIAL_STATE_PENDING);
+  EXPECT_THAT(moved.status_message(), HasSubstr("worker w1 shut down"));
+
+  v1::GetExperimentRequest get;
+  get.set_experiment("pages");
+  get.set_trial_page_size(4);
+  auto first = controller_->Get(get);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->trials_size(), 4);
+  EXPECT_EQ(first->trial_counts().at("pending"), 6);  // counts cover every trial
+  get.set_trial_page_token(first->next_trial_page_token());
+  auto second = controller_->Get(get);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->trials_size(), 2);
+  EXPECT_EQ(second->trials(0).id(), "exp-1-4");
+  EXPECT_TRUE(second->next_trial_page_token().empty());
 }
 
 }  // namespace

@@ -175,7 +175,7 @@ class CoordinatorApiTest(unittest.TestCase):
                        "stepsPerSecond": 10.0, "finalValLoss": loss, "finalTrainLoss": loss}
             call(self.coordinator, "WorkerService/ReportTrialExit",
                  {"workerId": "w1", "trialId": trial, "attempt": 1, "exitCode": 0,
-                  "summaryJson": json.dumps(summary)})
+                  "summary": summary})
         self.assertEqual(self.get("exp-1")["state"], "EXPERIMENT_STATE_COMPLETED")
 
         table = call(self.coordinator, "Coordinator/CompareExperiment", {"experiment": "ci-tiny"})

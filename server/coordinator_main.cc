@@ -1,6 +1,7 @@
 // The Gauntlet coordinator: serves the Coordinator and WorkerService APIs, the standard gRPC
 // health service and server reflection, exports Prometheus metrics, runs the control loop, and
 // exits cleanly on SIGTERM/SIGINT.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +14,7 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -20,7 +22,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "prometheus/exposer.h"
-#include "server/clock.h"
+#include "common/clock.h"
 #include "server/controller.h"
 #include "server/coordinator_service.h"
 #include "server/health_service.h"
@@ -33,13 +35,20 @@
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:50051", "gRPC listen address (port 0 picks a free one)");
 ABSL_FLAG(std::string, port_file, "", "If set, the bound gRPC port is written here once serving");
-ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
-          "Prometheus /metrics listen address (port 0 picks a free one)");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "Prometheus /metrics listen address (port 0 picks a free one). Loopback by default: "
+          "/metrics is plain HTTP, so expose it (0.0.0.0:9464) only on a trusted network");
 ABSL_FLAG(std::string, metrics_port_file, "",
           "If set, the bound /metrics port is written here once serving");
 ABSL_FLAG(std::string, db, "/var/lib/gauntlet/gauntlet.db", "SQLite database file");
 ABSL_FLAG(double, lease_seconds, 15, "A worker silent for this long is lost");
 ABSL_FLAG(double, heartbeat_interval_seconds, 2, "Heartbeat interval asked of workers");
+ABSL_FLAG(int, unhealthy_after_failures, 3,
+          "Consecutive failed launches after which a worker gets no trials for a while");
+ABSL_FLAG(double, unhealthy_seconds, 300, "How long an unhealthy worker gets no trials");
+ABSL_FLAG(int, max_rpc_threads, 64,
+          "Bound on the gRPC server's threads: a burst of clients queues instead of growing "
+          "the coordinator to thousands of threads");
 ABSL_FLAG(std::string, auth_token_file, "",
           "If set, every Coordinator and WorkerService RPC must carry "
           "'authorization: Bearer <token>' with the token in this file");
@@ -101,6 +110,8 @@ int main(int argc, char** argv) {
   gauntlet::ControllerOptions options;
   options.lease = absl::Seconds(lease_seconds);
   options.heartbeat_interval = absl::Seconds(interval_seconds);
+  options.unhealthy_after_failures = absl::GetFlag(FLAGS_unhealthy_after_failures);
+  options.unhealthy_for = absl::Seconds(absl::GetFlag(FLAGS_unhealthy_seconds));
   gauntlet::Controller controller(store->get(), &metrics, &clock,
                                   gauntlet::CompileExperimentYaml, options);
   if (absl::Status status = controller.Recover(); !status.ok()) {
@@ -113,6 +124,9 @@ int main(int argc, char** argv) {
   gauntlet::HealthService health;
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  grpc::ResourceQuota quota("coordinator");
+  quota.SetMaxThreads(std::max(4, absl::GetFlag(FLAGS_max_rpc_threads)));
+  builder.SetResourceQuota(quota);
   int bound_port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(),
                            &bound_port);

@@ -99,6 +99,18 @@ ScheduleResult Schedule(const ClusterSnapshot& cluster, std::vector<PendingTrial
     return result;
   }
   std::vector<WorkerSnapshot> workers = cluster.workers;
+  // Free devices per kind and worker, computed once and kept up to date as trials are placed, so
+  // a pass costs O(workers) per trial that can be placed and O(1) per trial that cannot.
+  std::map<DeviceKind, std::vector<std::vector<int>>> free;
+  std::map<DeviceKind, int> total_free, largest_free;
+  for (DeviceKind kind : {DeviceKind::kGpu, DeviceKind::kCpu}) {
+    for (const WorkerSnapshot& worker : workers) {
+      free[kind].push_back(FreeDevices(worker, kind));
+      const int n = static_cast<int>(free[kind].back().size());
+      total_free[kind] += n;
+      largest_free[kind] = std::max(largest_free[kind], n);
+    }
+  }
   // Per kind: the priority of the first trial that could not be placed (blocks lower ones).
   std::map<DeviceKind, std::pair<int, std::string>> blocked;
 
@@ -110,14 +122,13 @@ ScheduleResult Schedule(const ClusterSnapshot& cluster, std::vector<PendingTrial
           absl::StrCat("waiting behind higher-priority trial ", block->second.second);
       continue;
     }
-    std::vector<std::vector<int>> free;
-    int largest_free = 0;
-    for (const WorkerSnapshot& worker : workers) {
-      free.push_back(FreeDevices(worker, kind));
-      largest_free = std::max(largest_free, static_cast<int>(free.back().size()));
+    const int max_nodes = std::max(1, trial.max_nodes);
+    std::vector<std::pair<size_t, int>> slices;
+    // The short-cut: too few free devices of its kind anywhere, so no worker needs looking at.
+    if (trial.devices <= total_free[kind] &&
+        (max_nodes > 1 || trial.devices <= largest_free[kind])) {
+      slices = ChooseSlices(workers, free[kind], trial.devices, max_nodes);
     }
-    std::vector<std::pair<size_t, int>> slices =
-        ChooseSlices(workers, free, trial.devices, std::max(1, trial.max_nodes));
     const int port = slices.empty() ? -1 : FreePort(workers[slices.front().first]);
     if (slices.empty() || port < 0) {
       result.waiting[trial.id] =
@@ -125,24 +136,32 @@ ScheduleResult Schedule(const ClusterSnapshot& cluster, std::vector<PendingTrial
               ? absl::StrCat("no free rendezvous port on worker ",
                              workers[slices.front().first].id)
               : absl::StrCat("waiting for ", trial.devices, " free ", KindName(kind),
-                             " device(s) on at most ", std::max(1, trial.max_nodes),
-                             " worker(s); most free on one worker: ", largest_free);
+                             " device(s) on at most ", max_nodes,
+                             " worker(s); most free on one worker: ", largest_free[kind]);
       blocked.emplace(kind, std::make_pair(trial.priority, trial.id));
       continue;
     }
     v1::Placement placement;
+    placement.set_device_kind(kind == DeviceKind::kGpu ? v1::DEVICE_KIND_GPU : v1::DEVICE_KIND_CPU);
     int rank = 0;
     for (const auto& [w, count] : slices) {
       WorkerSnapshot& worker = workers[w];
+      std::vector<int>& worker_free = free[kind][w];
       v1::PlacementSlice* slice = placement.add_slices();
       slice->set_worker_id(worker.id);
       slice->set_first_rank(rank);
       for (int i = 0; i < count; ++i) {
-        const int device = free[w][i];
+        const int device = worker_free[i];
         slice->add_devices(device);
         (kind == DeviceKind::kGpu ? worker.busy_gpus : worker.busy_cpu_slots).insert(device);
       }
+      worker_free.erase(worker_free.begin(), worker_free.begin() + count);
+      total_free[kind] -= count;
       rank += count;
+    }
+    largest_free[kind] = 0;
+    for (const std::vector<int>& f : free[kind]) {
+      largest_free[kind] = std::max(largest_free[kind], static_cast<int>(f.size()));
     }
     WorkerSnapshot& master = workers[slices.front().first];
     placement.set_master_addr(master.address);

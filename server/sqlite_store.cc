@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
 
 namespace gauntlet {
 namespace {
@@ -169,9 +170,18 @@ absl::Status SqliteStore::Exec(const char* sql) {
 template <typename Body>
 absl::Status SqliteStore::InTransaction(Body body) {
   if (absl::Status status = Exec("BEGIN IMMEDIATE;"); !status.ok()) return status;
+  // Rolled back on every way out, an exception (std::bad_alloc) included: a transaction left
+  // open would refuse every later write with "cannot start a transaction within a transaction".
+  struct Rollback {
+    SqliteStore* store;
+    bool armed = true;
+    ~Rollback() {
+      if (armed) store->Exec("ROLLBACK;").IgnoreError();
+    }
+  } rollback{this};
   absl::Status status = body();
   if (status.ok()) status = Exec("COMMIT;");
-  if (!status.ok()) Exec("ROLLBACK;").IgnoreError();
+  if (status.ok()) rollback.armed = false;
   return status;
 }
 
@@ -242,7 +252,11 @@ absl::Status SqliteStore::SaveMetrics(const std::vector<v1::MetricPoint>& points
   });
 }
 
-absl::Status SqliteStore::SaveSummary(const std::string& trial_id, const std::string& json) {
+absl::Status SqliteStore::SaveSummary(const std::string& trial_id,
+                                      const v1::TrainerSummary& summary) {
+  // Kept as JSON so the table stays readable with the sqlite3 shell.
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(summary, &json);  // a proto always prints
   absl::MutexLock lock(&mu_);
   Statement stmt(db_, "INSERT OR REPLACE INTO summaries(trial_id, json) VALUES(?,?)");
   stmt.Bind(1, trial_id).Bind(2, json);
@@ -314,12 +328,20 @@ absl::StatusOr<std::vector<v1::Experiment>> SqliteStore::LoadExperiments() {
   return experiments;
 }
 
-absl::StatusOr<std::map<std::string, std::string>> SqliteStore::LoadSummaries() {
+absl::StatusOr<std::map<std::string, v1::TrainerSummary>> SqliteStore::LoadSummaries() {
   absl::MutexLock lock(&mu_);
-  std::map<std::string, std::string> summaries;
+  std::map<std::string, v1::TrainerSummary> summaries;
   Statement stmt(db_, "SELECT trial_id, json FROM summaries");
   int rc;
-  while ((rc = stmt.Step()) == SQLITE_ROW) summaries[stmt.Text(0)] = stmt.Text(1);
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;  // written by a newer coordinator
+  while ((rc = stmt.Step()) == SQLITE_ROW) {
+    v1::TrainerSummary summary;
+    if (!google::protobuf::util::JsonStringToMessage(stmt.Text(1), &summary, options).ok()) {
+      return absl::DataLossError(absl::StrCat("store: unreadable summary of ", stmt.Text(0)));
+    }
+    summaries[stmt.Text(0)] = std::move(summary);
+  }
   if (rc != SQLITE_DONE) return SqliteError(db_, "load summaries");
   return summaries;
 }

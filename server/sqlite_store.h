@@ -24,10 +24,11 @@ class SqliteStore final : public Store {
   absl::Status SaveTrial(const v1::Trial& trial, const v1::TrialTransition* transition) override;
   absl::Status SaveMetrics(const std::vector<v1::MetricPoint>& points,
                            const std::vector<const v1::Trial*>& trials) override;
-  absl::Status SaveSummary(const std::string& trial_id, const std::string& json) override;
+  absl::Status SaveSummary(const std::string& trial_id,
+                           const v1::TrainerSummary& summary) override;
   absl::Status AppendLogs(const std::vector<v1::LogChunk>& chunks) override;
   absl::StatusOr<std::vector<v1::Experiment>> LoadExperiments() override;
-  absl::StatusOr<std::map<std::string, std::string>> LoadSummaries() override;
+  absl::StatusOr<std::map<std::string, v1::TrainerSummary>> LoadSummaries() override;
   absl::StatusOr<std::vector<v1::MetricPoint>> LoadMetrics(const std::string& trial_id,
                                                            const std::string& name) override;
   absl::StatusOr<std::vector<StoredLogChunk>> ReadLogs(const std::string& trial_id, int rank,

@@ -51,7 +51,9 @@ TEST(SqliteStoreTest, SurvivesReopen) {
     point.set_train_seconds(3.0);
     (*trial.mutable_latest_metrics())["val_loss"] = 2.5;
     ASSERT_TRUE((*store)->SaveMetrics({point}, {&trial}).ok());
-    ASSERT_TRUE((*store)->SaveSummary(trial.id(), "{\"steps\": 10}").ok());
+    v1::TrainerSummary summary;
+    summary.set_steps(10);
+    ASSERT_TRUE((*store)->SaveSummary(trial.id(), summary).ok());
     v1::LogChunk chunk;
     chunk.set_trial_id(trial.id());
     chunk.set_text("step 1\n");
@@ -77,7 +79,7 @@ TEST(SqliteStoreTest, SurvivesReopen) {
   ASSERT_EQ(points->size(), 1u);
   EXPECT_EQ((*points)[0].step(), 10);
   EXPECT_EQ((*points)[0].train_seconds(), 3.0);
-  EXPECT_EQ((*store)->LoadSummaries()->at("exp-1-0"), "{\"steps\": 10}");
+  EXPECT_EQ((*store)->LoadSummaries()->at("exp-1-0").steps(), 10);
   auto logs = (*store)->ReadLogs("exp-1-0", 0, 0);
   ASSERT_EQ(logs->size(), 2u);
   EXPECT_EQ((*store)->ReadLogs("exp-1-0", 0, (*logs)[0].id)->size(), 1u);

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "gauntlet/v1/coordinator.pb.h"
+#include "gauntlet/v1/trainer.pb.h"
 
 namespace gauntlet {
 
@@ -33,14 +34,15 @@ class Store {
   // Appends metric points and replaces the given trials (whose latest metrics they update).
   virtual absl::Status SaveMetrics(const std::vector<v1::MetricPoint>& points,
                                    const std::vector<const v1::Trial*>& trials) = 0;
-  // Records the trainer's final summary (TrainerSummary JSON) of a trial.
-  virtual absl::Status SaveSummary(const std::string& trial_id, const std::string& json) = 0;
+  // Records the trainer's final summary of a trial.
+  virtual absl::Status SaveSummary(const std::string& trial_id,
+                                   const v1::TrainerSummary& summary) = 0;
   virtual absl::Status AppendLogs(const std::vector<v1::LogChunk>& chunks) = 0;
 
   // Every experiment, oldest first, with trials (ordered by index) and their full transitions.
   virtual absl::StatusOr<std::vector<v1::Experiment>> LoadExperiments() = 0;
-  // Trial id -> summary JSON.
-  virtual absl::StatusOr<std::map<std::string, std::string>> LoadSummaries() = 0;
+  // Trial id -> summary.
+  virtual absl::StatusOr<std::map<std::string, v1::TrainerSummary>> LoadSummaries() = 0;
   // A trial's points of one metric name, in arrival order.
   virtual absl::StatusOr<std::vector<v1::MetricPoint>> LoadMetrics(const std::string& trial_id,
                                                                    const std::string& name) = 0;

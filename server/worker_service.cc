@@ -34,4 +34,11 @@ grpc::Status WorkerServiceImpl::ReportLogs(grpc::ServerContext* context,
                        [&] { return ToGrpcStatus(controller_->ReportLogs(*request)); });
 }
 
+grpc::Status WorkerServiceImpl::Deregister(grpc::ServerContext* context,
+                                           const v1::DeregisterRequest* request,
+                                           v1::DeregisterResponse*) {
+  return edge_->Handle("Deregister", context,
+                       [&] { return ToGrpcStatus(controller_->Deregister(*request)); });
+}
+
 }  // namespace gauntlet

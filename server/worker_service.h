@@ -23,6 +23,8 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
                                v1::ReportTrialExitResponse* response) override;
   grpc::Status ReportLogs(grpc::ServerContext* context, const v1::ReportLogsRequest* request,
                           v1::ReportLogsResponse* response) override;
+  grpc::Status Deregister(grpc::ServerContext* context, const v1::DeregisterRequest* request,
+                          v1::DeregisterResponse* response) override;
 
  private:
   Controller* const controller_;

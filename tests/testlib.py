@@ -51,7 +51,7 @@ def wait_for_file(path, timeout=30.0, proc=None):
 class Coordinator:
     """A real coordinator process on a free loopback port."""
 
-    def __init__(self, extra_args=(), workdir=None):
+    def __init__(self, extra_args=(), workdir=None, port=0):
         self.workdir = workdir or tmpdir()
         self.port_file = os.path.join(self.workdir, "port")
         if os.path.exists(self.port_file):
@@ -65,7 +65,7 @@ class Coordinator:
         if not any(a.startswith("--metrics_listen=") for a in args):
             args.append("--metrics_listen=127.0.0.1:0")
         self.proc = subprocess.Popen(
-            [binary("server/coordinator"), "--listen=127.0.0.1:0",
+            [binary("server/coordinator"), f"--listen=127.0.0.1:{port}",
              f"--port_file={self.port_file}", *args],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.port = int(wait_for_file(self.port_file, proc=self.proc))

@@ -44,7 +44,7 @@ int Fail(const absl::Status& status, EventWriter* events) {
   std::cerr << "error: " << reason << std::endl;
   if (events != nullptr) {
     v1::TrainerEvent event;
-    event.mutable_error()->set_exit_code(static_cast<int>(code));
+    event.mutable_error()->set_exit_code(static_cast<v1::TrainerExitCode>(code));
     event.mutable_error()->set_reason(reason);
     (void)events->Write(event);
   }
@@ -117,6 +117,9 @@ int Main() {
   options.profile_steps = absl::GetFlag(FLAGS_profile_steps);
   if (const char* trial = std::getenv("GAUNTLET_TRIAL_ID"); trial != nullptr) {
     options.trial_id = trial;
+  }
+  if (const char* attempt = std::getenv("GAUNTLET_ATTEMPT"); attempt != nullptr) {
+    options.attempt = std::atoi(attempt);
   }
   TrainerSinks sinks;
   if (env->rank == 0) {

@@ -161,7 +161,7 @@ class TrainerTest(unittest.TestCase):
         r = run_trainer(bad_spec, evts, check=False)
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("dmodel", r.stderr)
-        self.assertEqual(events(evts)[-1]["error"]["exitCode"], 2)
+        self.assertEqual(events(evts)[-1]["error"]["exitCode"], "TRAINER_EXIT_BAD_SPEC")
 
         spec = write_spec(self.workdir, os.path.join(self.workdir, "nodata"), 5)
         with open(spec) as f:

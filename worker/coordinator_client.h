@@ -22,6 +22,7 @@ class CoordinatorClient {
   virtual absl::Status ReportMetrics(const v1::ReportMetricsRequest& request) = 0;
   virtual absl::Status ReportTrialExit(const v1::ReportTrialExitRequest& request) = 0;
   virtual absl::Status ReportLogs(const v1::ReportLogsRequest& request) = 0;
+  virtual absl::Status Deregister(const v1::DeregisterRequest& request) = 0;
 };
 
 // gRPC implementation. The channel reconnects on its own; every call has a deadline so a hung
@@ -31,12 +32,14 @@ class GrpcCoordinatorClient : public CoordinatorClient {
  public:
   // `auth_token` empty: no authorization metadata.
   GrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel, std::string auth_token,
-                        absl::Duration timeout = absl::Seconds(5));
+                        absl::Duration timeout = absl::Seconds(5),
+                        absl::Duration heartbeat_timeout = absl::Seconds(1));
 
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request) override;
   absl::Status ReportMetrics(const v1::ReportMetricsRequest& request) override;
   absl::Status ReportTrialExit(const v1::ReportTrialExitRequest& request) override;
   absl::Status ReportLogs(const v1::ReportLogsRequest& request) override;
+  absl::Status Deregister(const v1::DeregisterRequest& request) override;
 
  private:
   void Prepare(grpc::ClientContext* context) const;
@@ -44,6 +47,7 @@ class GrpcCoordinatorClient : public CoordinatorClient {
   std::unique_ptr<v1::WorkerService::Stub> stub_;
   std::string auth_token_;
   absl::Duration timeout_;
+  absl::Duration heartbeat_timeout_;
 };
 
 }  // namespace gauntlet::worker

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace gauntlet::worker {
 namespace {
@@ -19,6 +20,16 @@ const std::set<std::string>& OwnedVariables() {
       "CUDA_VISIBLE_DEVICES", "GAUNTLET_EVENTS_FILE", "GAUNTLET_TRIAL_ID",
       "GAUNTLET_ATTEMPT", "GROUP_RANK"};
   return *vars;
+}
+
+// Whether `path` is one of `roots` or lies under one (lexically; ".." is refused separately).
+bool UnderAny(const std::string& path, const std::vector<std::string>& roots) {
+  if (path.empty() || path[0] != '/') return true;  // relative: resolved inside a root
+  for (std::string root : roots) {
+    while (root.size() > 1 && root.back() == '/') root.pop_back();
+    if (!root.empty() && (path == root || absl::StartsWith(path, root + "/"))) return true;
+  }
+  return false;
 }
 
 std::string VariableName(const std::string& entry) { return entry.substr(0, entry.find('=')); }
@@ -76,28 +87,65 @@ absl::StatusOr<GangPlan> PlanLaunch(const v1::LaunchTrial& launch, const LaunchC
   plan.run_dir = absl::StrCat(config.work_dir, "/", launch.trial_id());
   plan.attempt_dir = absl::StrCat(plan.run_dir, "/attempt-", launch.attempt());
   plan.spec_path = absl::StrCat(plan.run_dir, "/trial.yaml");
+  plan.checkpoint_dir =
+      absl::StrCat(config.checkpoint_store.empty() ? absl::StrCat(config.work_dir, "/checkpoints")
+                                                   : config.checkpoint_store,
+                   "/", launch.trial_id());
+  plan.fence_path = absl::StrCat(plan.checkpoint_dir, "/fence");
   plan.spec = launch.spec();
-  plan.spec.set_run_dir(plan.run_dir);
-  // Every corpus path of the data spec (path, each source's, the tokenizer model) resolves the
-  // same way.
-  const auto resolve = [&](std::string* path) {
-    if (!path->empty() && (*path)[0] != '/' && !config.data_root.empty()) {
-      *path = absl::StrCat(config.data_root, "/", *path);
+  plan.spec.set_run_dir(plan.checkpoint_dir);
+  // Every corpus path of the data spec (path, each source's, the tokenizer model) resolves against
+  // --data_root and is confined to this worker's data roots: a spec cannot make the trainer read
+  // /etc/shadow.
+  std::vector<std::string> data_roots = config.extra_data_roots;
+  data_roots.push_back(config.data_root);
+  const auto resolve = [&](const std::string& field, std::string* path) -> absl::Status {
+    if (path->empty()) return absl::OkStatus();
+    for (absl::string_view part : absl::StrSplit(*path, '/')) {
+      if (part == "..") return absl::InvalidArgumentError(field + ": must not contain \"..\"");
     }
+    if ((*path)[0] != '/') {
+      if (!config.data_root.empty()) *path = absl::StrCat(config.data_root, "/", *path);
+    } else if (!config.data_root.empty() && !UnderAny(*path, data_roots)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": ", path->substr(0, 200), " is outside this worker's data roots (--data_root ",
+          config.data_root, ", --extra_data_roots ", absl::StrJoin(config.extra_data_roots, ","),
+          ")"));
+    }
+    return absl::OkStatus();
   };
   v1::DataSpec& data = *plan.spec.mutable_data();
-  resolve(data.mutable_path());
-  resolve(data.mutable_tokenizer_model());
-  for (v1::DataSource& source : *data.mutable_sources()) resolve(source.mutable_path());
+  if (absl::Status s = resolve("launch.spec.data.path", data.mutable_path()); !s.ok()) return s;
+  if (absl::Status s = resolve("launch.spec.data.tokenizer_model", data.mutable_tokenizer_model());
+      !s.ok()) {
+    return s;
+  }
+  for (int i = 0; i < data.sources_size(); ++i) {
+    if (absl::Status s = resolve(absl::StrCat("launch.spec.data.sources[", i, "].path"),
+                                 data.mutable_sources(i)->mutable_path());
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (const std::string& cache = plan.spec.data().cache_dir(); !cache.empty()) {
+    std::vector<std::string> roots = config.cache_roots;
+    roots.push_back(config.work_dir);
+    if (!UnderAny(cache, roots) || absl::StrContains(cache, "..")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "launch.spec.data.cache_dir: ", cache.substr(0, 200),
+          " is outside this worker's --work_dir and --cache_roots"));
+    }
+  }
   const bool hosts_rank0 = slice.first_rank() == 0;
   if (hosts_rank0) plan.events_path = absl::StrCat(plan.attempt_dir, "/events.jsonl");
 
-  const std::string& device_kind = plan.spec.resources().device();
-  const bool gpu = device_kind == "gpu" || (device_kind.empty() && config.has_gpus);
-  if (!device_kind.empty() && device_kind != "gpu" && device_kind != "cpu") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "launch.spec.resources.device must be gpu or cpu, got '", device_kind, "'"));
+  // The scheduler decided the kind once; the trainer is told it, never guesses it.
+  if (placement.device_kind() != v1::DEVICE_KIND_GPU &&
+      placement.device_kind() != v1::DEVICE_KIND_CPU) {
+    return absl::InvalidArgumentError("launch.placement.device_kind: must be GPU or CPU");
   }
+  const bool gpu = placement.device_kind() == v1::DEVICE_KIND_GPU;
+  plan.spec.mutable_resources()->set_device(gpu ? "gpu" : "cpu");
 
   std::vector<std::string> inherited;
   bool has_nvls = false;

@@ -15,10 +15,15 @@ struct LaunchConfig {
   std::string trainer_path;
   // Relative data paths resolve here; empty leaves them relative to the worker's cwd.
   std::string data_root;
+  // Absolute data paths must lie under data_root or one of these (e.g. /usr/src for a kernel
+  // tarball); a spec naming anything else is refused.
+  std::vector<std::string> extra_data_roots;
+  // An absolute data.cache_dir must lie under work_dir or one of these.
+  std::vector<std::string> cache_roots;
+  // Checkpoints live in <checkpoint_store>/<trial>; empty: <work_dir>/checkpoints (local).
+  std::string checkpoint_store;
   // The worker's own environment ("KEY=VALUE"); trainers inherit it plus the rank variables.
   std::vector<std::string> base_env;
-  // Whether this worker hands out GPUs (decides what an unspecified resources.device means).
-  bool has_gpus = false;
   // OMP_NUM_THREADS for CPU ranks (0: leave unset). Several CPU trials share the host's cores;
   // without a cap each LibTorch process starts one thread per core and they thrash.
   int threads_per_cpu_rank = 0;
@@ -39,12 +44,18 @@ struct RankPlan {
 struct GangPlan {
   std::string trial_id;
   int attempt = 0;
-  // work_dir/<trial>: shared by every attempt so the trainer resumes from its checkpoints.
+  // work_dir/<trial>: this worker's files of the trial (spec, attempt dirs with logs).
   std::string run_dir;
   std::string attempt_dir;
   // run_dir/trial.yaml
   std::string spec_path;
-  // The spec as the trainer must see it: run_dir set, data.path absolute.
+  // <checkpoint store>/<trial>: the trainer's run_dir, shared by every attempt so a restart
+  // resumes from its checkpoints.
+  std::string checkpoint_dir;
+  // checkpoint_dir/fence: the attempt that owns checkpoint_dir (see LaunchTrial.attempt).
+  std::string fence_path;
+  // The spec as the trainer must see it: run_dir = checkpoint_dir, data.path absolute,
+  // resources.device the placement's device kind.
   v1::TrialSpec spec;
   // Where rank 0 appends TrainerEvent JSON lines; empty when this worker does not host rank 0.
   std::string events_path;

@@ -28,8 +28,8 @@ v1::LaunchTrial TwoNodeLaunch() {
   launch.set_world_size(4);
   launch.set_slice_index(1);
   launch.mutable_spec()->mutable_data()->set_path("shakespeare/input.txt");
-  launch.mutable_spec()->mutable_resources()->set_device("gpu");
   v1::Placement* p = launch.mutable_placement();
+  p->set_device_kind(v1::DEVICE_KIND_GPU);
   p->set_master_addr("node-a");
   p->set_master_port(29501);
   auto* a = p->add_slices();
@@ -51,7 +51,6 @@ LaunchConfig Config() {
   config.trainer_path = "/bin/trainer";
   config.data_root = "/data";
   config.base_env = {"PATH=/bin", "RANK=99", "HOME=/root"};
-  config.has_gpus = true;
   return config;
 }
 
@@ -88,14 +87,33 @@ TEST(PlanLaunchTest, RankZeroGetsTheEventsFileAndSpecIsResolved) {
   EXPECT_EQ(Env(plan->ranks[0], "GAUNTLET_EVENTS_FILE"), plan->events_path);
   EXPECT_EQ(Env(plan->ranks[1], "GAUNTLET_EVENTS_FILE"), "<unset>");
   EXPECT_EQ(plan->run_dir, "/w/exp-1-0");
-  EXPECT_EQ(plan->spec.run_dir(), "/w/exp-1-0");
+  // Checkpoints are local by default; a shared store is used when configured.
+  EXPECT_EQ(plan->spec.run_dir(), "/w/checkpoints/exp-1-0");
+  EXPECT_EQ(plan->fence_path, "/w/checkpoints/exp-1-0/fence");
   EXPECT_EQ(plan->spec.data().path(), "/data/shakespeare/input.txt");
+  EXPECT_EQ(plan->spec.resources().device(), "gpu");
+  LaunchConfig shared = Config();
+  shared.checkpoint_store = "/mnt/ckpt";
+  EXPECT_EQ(PlanLaunch(launch, shared)->spec.run_dir(), "/mnt/ckpt/exp-1-0");
+}
+
+TEST(PlanLaunchTest, DataPathsAreConfinedToTheDataRoots) {
+  v1::LaunchTrial launch = TwoNodeLaunch();
+  for (const char* bad : {"/etc/shadow", "/dataset/x", "../etc/shadow", "a/../../b"}) {
+    launch.mutable_spec()->mutable_data()->set_path(bad);
+    auto plan = PlanLaunch(launch, Config());
+    ASSERT_FALSE(plan.ok()) << bad;
+    EXPECT_NE(plan.status().message().find("launch.spec.data.path"), std::string::npos);
+  }
+  launch.mutable_spec()->mutable_data()->set_path("/data/sub/x.txt");
+  EXPECT_TRUE(PlanLaunch(launch, Config()).ok());
 }
 
 TEST(PlanLaunchTest, AbsoluteDataPathAndOperatorNvlsSettingAreKept) {
   v1::LaunchTrial launch = TwoNodeLaunch();
   launch.mutable_spec()->mutable_data()->set_path("/corpus/x.txt");
   LaunchConfig config = Config();
+  config.extra_data_roots = {"/corpus/"};
   config.base_env.push_back("NCCL_NVLS_ENABLE=1");
   auto plan = PlanLaunch(launch, config);
   ASSERT_TRUE(plan.ok());
@@ -103,17 +121,15 @@ TEST(PlanLaunchTest, AbsoluteDataPathAndOperatorNvlsSettingAreKept) {
   EXPECT_EQ(Env(plan->ranks[0], "NCCL_NVLS_ENABLE"), "1");
 }
 
-TEST(PlanLaunchTest, CpuTrialsSeeNoGpu) {
+TEST(PlanLaunchTest, CpuTrialsSeeNoGpuAndTheDeviceKindIsThePlacements) {
   v1::LaunchTrial launch = TwoNodeLaunch();
-  launch.mutable_spec()->mutable_resources()->set_device("cpu");
+  // The spec said nothing (or something else): the placement's kind decides.
+  launch.mutable_spec()->mutable_resources()->set_device("gpu");
+  launch.mutable_placement()->set_device_kind(v1::DEVICE_KIND_CPU);
   auto plan = PlanLaunch(launch, Config());
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(Env(plan->ranks[0], "CUDA_VISIBLE_DEVICES"), "");
-  // Unspecified device on a GPU-less worker means CPU too.
-  launch.mutable_spec()->mutable_resources()->clear_device();
-  LaunchConfig config = Config();
-  config.has_gpus = false;
-  EXPECT_EQ(Env(PlanLaunch(launch, config)->ranks[0], "CUDA_VISIBLE_DEVICES"), "");
+  EXPECT_EQ(plan->spec.resources().device(), "cpu");
 }
 
 TEST(PlanLaunchTest, CpuRanksGetAThreadCapUnlessTheOperatorSetOne) {
@@ -122,7 +138,7 @@ TEST(PlanLaunchTest, CpuRanksGetAThreadCapUnlessTheOperatorSetOne) {
   config.threads_per_cpu_rank = 3;
   // GPU ranks are left alone.
   EXPECT_EQ(Env(PlanLaunch(launch, config)->ranks[0], "OMP_NUM_THREADS"), "<unset>");
-  launch.mutable_spec()->mutable_resources()->set_device("cpu");
+  launch.mutable_placement()->set_device_kind(v1::DEVICE_KIND_CPU);
   EXPECT_EQ(Env(PlanLaunch(launch, config)->ranks[1], "OMP_NUM_THREADS"), "3");
   config.base_env.push_back("OMP_NUM_THREADS=8");
   EXPECT_EQ(Env(PlanLaunch(launch, config)->ranks[1], "OMP_NUM_THREADS"), "8");
@@ -146,8 +162,8 @@ TEST(PlanLaunchTest, BadActionsNameTheField) {
             }).find("master_port"),
             std::string::npos);
   EXPECT_NE(error_of([](v1::LaunchTrial& l) {
-              l.mutable_spec()->mutable_resources()->set_device("tpu");
-            }).find("resources.device"),
+              l.mutable_placement()->clear_device_kind();
+            }).find("placement.device_kind"),
             std::string::npos);
 }
 

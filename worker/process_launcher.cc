@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,6 +45,7 @@ absl::StatusOr<int> PosixProcessLauncher::Launch(const ProcessOptions& options) 
   const char* err_path = options.stderr_path.empty() ? "/dev/null" : options.stderr_path.c_str();
   const char* cwd = options.working_dir.empty() ? nullptr : options.working_dir.c_str();
 
+  const pid_t parent = getpid();
   int exec_pipe[2];
   if (pipe2(exec_pipe, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("pipe2: ", std::strerror(errno)));
@@ -64,6 +66,10 @@ absl::StatusOr<int> PosixProcessLauncher::Launch(const ProcessOptions& options) 
     sigprocmask(SIG_SETMASK, &none, nullptr);
     signal(SIGPIPE, SIG_DFL);
     if (setsid() < 0) ChildFail(exec_pipe[1], 0);
+    // The trainer dies with the worker: a killed agent must not leave it training (and writing
+    // checkpoints) beside the next attempt. Kept across exec; checked once against the race
+    // with a parent that died before prctl.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(127);
     const int out = open(out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (out < 0) ChildFail(exec_pipe[1], 1);
     const int err = open(err_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

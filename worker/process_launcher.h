@@ -23,7 +23,8 @@ struct ProcessOptions {
 };
 
 // Starts and supervises child processes. Each child leads its own session and process group
-// (setsid), so signalling the group reaches everything the trainer itself spawned.
+// (setsid), so signalling the group reaches everything the trainer itself spawned, and gets
+// SIGKILL when the launching thread's process dies (PR_SET_PDEATHSIG).
 class ProcessLauncher {
  public:
   virtual ~ProcessLauncher() = default;

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -47,6 +48,38 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
   return absl::OkStatus();
 }
 
+// Field 22 of /proc/<pid>/stat (start time in clock ticks), or 0 when the process is gone.
+uint64_t StartTicks(int pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+  uint64_t ticks = 0;
+  // Field 3 (state) is fields[0], so field 22 is fields[19].
+  if (fields.size() < 20 || !absl::SimpleAtoi(fields[19], &ticks)) return 0;
+  return ticks;
+}
+
+bool IsAuthError(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kUnauthenticated ||
+         status.code() == absl::StatusCode::kPermissionDenied;
+}
+
+// Makes `attempt` the owner of the trial's checkpoint directory. Attempts only grow, so an older
+// one never takes it back: FAILED_PRECONDITION when a newer attempt already owns it.
+absl::Status ClaimFence(const std::string& path, int attempt) {
+  std::ifstream in(path);
+  int owner = 0;
+  if (std::string text; in && std::getline(in, text) && absl::SimpleAtoi(text, &owner) &&
+      owner > attempt) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("fenced: attempt ", owner, " already owns ", path));
+  }
+  return WriteFileAtomically(path, absl::StrCat(attempt, "\n"));
+}
+
 bool Retryable(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kUnavailable:
@@ -72,7 +105,6 @@ struct WorkerAgent::Rank {
   std::unique_ptr<LineTailer> stdout_tail;
   std::unique_ptr<LineTailer> stderr_tail;
   std::string last_stderr_line;
-  std::string last_json_stdout_line;
 };
 
 struct WorkerAgent::Gang {
@@ -91,9 +123,13 @@ struct WorkerAgent::Gang {
   // The first rank that failed while nobody was stopping the gang.
   std::optional<int> failed_rank;
   std::optional<v1::TrainerError> trainer_error;
-  // Set when the worker could not start the gang; that is its exit reason, code 1.
+  // Set when the worker could not start the gang; that is its exit reason, code
+  // `launch_error_code`.
   std::string launch_error;
-  std::string summary_json;
+  int launch_error_code = v1::TRAINER_EXIT_OTHER;
+  // The worker's own fault (work dir, trainer binary), as opposed to a stale attempt.
+  bool launch_failed = false;
+  std::optional<v1::TrainerSummary> summary;
   int64_t bad_event_lines = 0;
 
   int exit_code = 0;
@@ -210,18 +246,22 @@ void WorkerAgent::ReadOutputs(Gang& gang, bool drain) {
           }
           break;
         }
-        case v1::TrainerEvent::kSummary: {
-          google::protobuf::util::JsonPrintOptions print_options;
-          print_options.preserve_proto_field_names = true;
-          // A summary proto always serializes; nothing to handle on the error path.
-          (void)google::protobuf::util::MessageToJsonString(event.summary(), &gang.summary_json,
-                                                            print_options);
+        case v1::TrainerEvent::kSummary:
+          gang.summary = event.summary();
           break;
-        }
         case v1::TrainerEvent::kError:
           gang.trainer_error = event.error();
           break;
-        case v1::TrainerEvent::kStarted:
+        case v1::TrainerEvent::kStarted: {
+          // Where this attempt resumed: the coordinator computes the steps a restart lost.
+          v1::MetricPoint point;
+          point.set_trial_id(gang.trial_id);
+          point.set_name("resumed_from_step");
+          point.set_value(static_cast<double>(event.started().resumed_from_step()));
+          point.set_step(event.started().resumed_from_step());
+          gang.pending_points.push_back(std::move(point));
+          break;
+        }
         case v1::TrainerEvent::EVENT_NOT_SET:
           break;
       }
@@ -230,12 +270,7 @@ void WorkerAgent::ReadOutputs(Gang& gang, bool drain) {
   for (Rank& rank : gang.ranks) {
     if (rank.stdout_tail == nullptr) continue;
     std::string text;
-    for (const std::string& line : read(*rank.stdout_tail)) {
-      if (absl::StartsWith(absl::StripLeadingAsciiWhitespace(line), "{")) {
-        rank.last_json_stdout_line = line;
-      }
-      absl::StrAppend(&text, line, "\n");
-    }
+    for (const std::string& line : read(*rank.stdout_tail)) absl::StrAppend(&text, line, "\n");
     for (const std::string& line : read(*rank.stderr_tail)) {
       if (!absl::StripAsciiWhitespace(line).empty()) rank.last_stderr_line = line;
       absl::StrAppend(&text, line, "\n");
@@ -268,13 +303,8 @@ void WorkerAgent::Finalize(Gang& gang) {
     }
   }
   if (failing != nullptr) gang.exit_code = failing->exit_code.value_or(1);
-  if (gang.summary_json.empty()) {
-    for (const Rank& rank : gang.ranks) {
-      if (rank.plan.rank == 0) gang.summary_json = rank.last_json_stdout_line;
-    }
-  }
   if (!gang.launch_error.empty()) {
-    gang.exit_code = 1;
+    gang.exit_code = gang.launch_error_code;
     gang.reason = gang.launch_error;
   } else if (gang.stop_requested) {
     gang.reason = absl::StrCat("stopped: ", gang.stop_reason);
@@ -294,6 +324,7 @@ void WorkerAgent::Finalize(Gang& gang) {
   }
   Log(absl::StrCat(gang.trial_id, " attempt ", gang.attempt, " exited with code ",
                    gang.exit_code, gang.reason.empty() ? "" : ": ", gang.reason));
+  SaveRecord();
 }
 
 void WorkerAgent::MaybeHeartbeat(absl::Time now) {
@@ -306,15 +337,32 @@ void WorkerAgent::MaybeHeartbeat(absl::Time now) {
   }
   absl::StatusOr<v1::HeartbeatResponse> response = client_->Heartbeat(request);
   if (!response.ok()) {
-    if (connected_) Log(absl::StrCat("heartbeat failed: ", response.status().ToString()));
+    if (IsAuthError(response.status())) {
+      // Loud every time: a worker that cannot authenticate is useless and must not look idle.
+      ++auth_failures_;
+      Log(absl::StrCat("ERROR: the coordinator refused this worker's credentials (",
+                       auth_failures_, options_.max_auth_failures > 0
+                                           ? absl::StrCat(" of ", options_.max_auth_failures)
+                                           : std::string(),
+                       "): ", response.status().ToString(), "; check --auth_token_file"));
+      if (options_.max_auth_failures > 0 && auth_failures_ >= options_.max_auth_failures) {
+        fatal_ = absl::UnauthenticatedError(absl::StrCat(
+            "the coordinator refused this worker's credentials ", auth_failures_,
+            " times in a row: ", response.status().message()));
+      }
+    } else if (connected_) {
+      Log(absl::StrCat("heartbeat failed: ", response.status().ToString()));
+    }
     connected_ = false;
     next_heartbeat_ = now + backoff_;
-    backoff_ = std::min(backoff_ * 2, options_.max_backoff);
+    backoff_ = std::min(backoff_ * 2, MaxBackoff());
     return;
   }
   if (!connected_) Log("connected to the coordinator");
   connected_ = true;
+  auth_failures_ = 0;
   backoff_ = options_.min_backoff;
+  if (response->lease_seconds() > 0) lease_ = absl::Seconds(response->lease_seconds());
   if (options_.heartbeat_interval_override <= absl::ZeroDuration() &&
       response->interval_seconds() > 0) {
     heartbeat_interval_ = absl::Seconds(response->interval_seconds());
@@ -368,6 +416,7 @@ void WorkerAgent::Launch(const v1::LaunchTrial& launch, absl::Time now) {
   auto fail = [&](const absl::Status& status) {
     Log(absl::StrCat(g.trial_id, " attempt ", g.attempt, ": launch failed: ", status.ToString()));
     g.launch_error = absl::StrCat("launch failed: ", status.message());
+    g.launch_failed = true;
     // Ranks already started are stopped; once they exit the gang reports the launch error.
     StopGang(g, now, g.launch_error, /*requested=*/false);
     for (Rank& rank : g.ranks) {
@@ -377,7 +426,11 @@ void WorkerAgent::Launch(const v1::LaunchTrial& launch, absl::Time now) {
 
   absl::StatusOr<GangPlan> plan = PlanLaunch(launch, options_.launch);
   if (!plan.ok()) {
+    // The action itself is unusable here (a path outside this worker's data roots, ...): the
+    // spec's fault, not the worker's, and the same spec fails the same way anywhere.
     fail(plan.status());
+    g.launch_failed = false;
+    g.launch_error_code = v1::TRAINER_EXIT_BAD_SPEC;
     Finalize(g);
     return;
   }
@@ -386,6 +439,23 @@ void WorkerAgent::Launch(const v1::LaunchTrial& launch, absl::Time now) {
   absl::Status status = MakeDirs(plan->attempt_dir);
   for (const RankPlan& r : plan->ranks) {
     if (status.ok()) status = MakeDirs(r.dir);
+  }
+  if (status.ok()) status = MakeDirs(plan->checkpoint_dir);
+  if (status.ok()) {
+    // The fencing token is claimed before any rank starts: from here on a trainer of an older
+    // attempt stops at its next check and never writes into the directory again.
+    if (absl::Status fenced = ClaimFence(plan->fence_path, g.attempt); !fenced.ok()) {
+      if (!absl::IsFailedPrecondition(fenced)) {
+        status = fenced;
+      } else {
+        Log(absl::StrCat(g.trial_id, " attempt ", g.attempt, ": ", fenced.message()));
+        g.launch_error = std::string(fenced.message());
+        g.launch_error_code = v1::TRAINER_EXIT_FENCED;
+        for (Rank& rank : g.ranks) rank.exit_code = v1::TRAINER_EXIT_FENCED;
+        Finalize(g);
+        return;
+      }
+    }
   }
   if (status.ok()) {
     absl::StatusOr<std::string> yaml =
@@ -416,6 +486,7 @@ void WorkerAgent::Launch(const v1::LaunchTrial& launch, absl::Time now) {
     fail(status);
     return;
   }
+  SaveRecord();
   Log(absl::StrCat("launched ", g.trial_id, " attempt ", g.attempt, " (", g.ranks.size(),
                    " ranks)"));
 }
@@ -466,18 +537,25 @@ void WorkerAgent::Flush(absl::Time now) {
   }
   for (auto& gang : gangs_) {
     if (gang->state != v1::PROCESS_STATE_EXITED || gang->exit_reported) continue;
-    if (!gang->pending_points.empty()) continue;  // wait for the next metrics flush
+    // The exit goes last: the coordinator has stored the gang's final metrics and logs before
+    // it learns that the trial ended.
+    if (!gang->pending_points.empty() || !gang->pending_logs.empty()) continue;
     v1::ReportTrialExitRequest request;
     request.set_worker_id(options_.worker_id);
     request.set_trial_id(gang->trial_id);
     request.set_attempt(gang->attempt);
     request.set_exit_code(gang->exit_code);
     request.set_reason(gang->reason);
-    request.set_summary_json(gang->summary_json);
+    if (gang->summary.has_value()) *request.mutable_summary() = *gang->summary;
+    request.set_launch_failed(gang->launch_failed);
     absl::Status status = client_->ReportTrialExit(request);
     if (!status.ok() && HandleRpcError(status, "ReportTrialExit", now)) return;
     gang->exit_reported = true;
   }
+}
+
+absl::Duration WorkerAgent::MaxBackoff() const {
+  return std::max(options_.min_backoff, std::min(options_.max_backoff, lease_ / 4));
 }
 
 bool WorkerAgent::HandleRpcError(const absl::Status& status, absl::string_view what,
@@ -486,7 +564,7 @@ bool WorkerAgent::HandleRpcError(const absl::Status& status, absl::string_view w
     Log(absl::StrCat(what, " failed, will retry: ", status.ToString()));
     connected_ = false;
     next_heartbeat_ = now + backoff_;
-    backoff_ = std::min(backoff_ * 2, options_.max_backoff);
+    backoff_ = std::min(backoff_ * 2, MaxBackoff());
     return true;
   }
   // The coordinator rejected the data itself (e.g. a trial it no longer knows): retrying
@@ -516,9 +594,9 @@ bool WorkerAgent::AllExited() const {
   return true;
 }
 
-void WorkerAgent::Run(Clock* clock, absl::Duration period, const std::function<bool()>& stop,
-                      absl::Duration shutdown_timeout) {
-  while (!stop()) {
+void WorkerAgent::Run(const Clock* clock, absl::Duration period,
+                      const std::function<bool()>& stop, absl::Duration shutdown_timeout) {
+  while (!stop() && fatal_.ok()) {
     const absl::Time start = clock->Now();
     Tick(start);
     clock->SleepFor(period - (clock->Now() - start));
@@ -530,6 +608,69 @@ void WorkerAgent::Run(Clock* clock, absl::Duration period, const std::function<b
     if (AllExited()) break;
     clock->SleepFor(period);
   }
+  if (!fatal_.ok()) return;
+  // Said, not left to the lease: the coordinator requeues this worker's trials now and places
+  // nothing more on it.
+  v1::DeregisterRequest request;
+  request.set_worker_id(options_.worker_id);
+  request.set_reason("worker shutting down");
+  if (absl::Status status = client_->Deregister(request); !status.ok()) {
+    Log(absl::StrCat("could not deregister (the lease will expire instead): ", status.ToString()));
+  } else {
+    Log("deregistered from the coordinator");
+  }
+}
+
+void WorkerAgent::SaveRecord() {
+  if (options_.record_path.empty()) return;
+  v1::AgentRecord record;
+  for (const auto& gang : gangs_) {
+    if (gang->state == v1::PROCESS_STATE_EXITED) continue;
+    v1::AgentRecord::Gang* g = record.add_gangs();
+    g->set_trial_id(gang->trial_id);
+    g->set_attempt(gang->attempt);
+    for (const Rank& rank : gang->ranks) {
+      if (rank.pid <= 0 || rank.exit_code.has_value()) continue;
+      v1::AgentRecord::Process* p = g->add_processes();
+      p->set_pid(rank.pid);
+      p->set_start_ticks(StartTicks(rank.pid));
+    }
+  }
+  if (absl::Status s = WriteFileAtomically(options_.record_path, record.SerializeAsString());
+      !s.ok()) {
+    Log(absl::StrCat("cannot write the agent record: ", s.ToString()));
+  }
+}
+
+void WorkerAgent::AdoptOrphans() {
+  if (options_.record_path.empty()) return;
+  std::ifstream in(options_.record_path, std::ios::binary);
+  if (!in) return;
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  v1::AgentRecord record;
+  if (!record.ParseFromString(bytes)) {
+    Log(absl::StrCat("ignoring an unreadable agent record ", options_.record_path));
+    return;
+  }
+  for (const v1::AgentRecord::Gang& recorded : record.gangs()) {
+    int killed = 0;
+    for (const v1::AgentRecord::Process& p : recorded.processes()) {
+      // Only the process the record names, not a later one that reused its pid.
+      if (p.pid() <= 0 || p.start_ticks() == 0 || StartTicks(p.pid()) != p.start_ticks()) continue;
+      launcher_->SignalGroup(p.pid(), SIGKILL).IgnoreError();
+      ++killed;
+    }
+    Log(absl::StrCat("previous agent's ", recorded.trial_id(), " attempt ", recorded.attempt(),
+                     ": killed ", killed, " trainer process(es) still running"));
+    auto gang = std::make_unique<Gang>();
+    gang->trial_id = recorded.trial_id();
+    gang->attempt = recorded.attempt();
+    gang->state = v1::PROCESS_STATE_EXITED;
+    gang->exit_code = 128 + SIGKILL;
+    gang->reason = "the worker agent restarted; the attempt's trainers were killed";
+    gangs_.push_back(std::move(gang));
+  }
+  SaveRecord();
 }
 
 std::vector<v1::ProcessStatus> WorkerAgent::ProcessStatuses() const {

@@ -14,7 +14,7 @@
 #include "absl/time/time.h"
 #include "gauntlet/v1/trainer.pb.h"
 #include "gauntlet/v1/worker.pb.h"
-#include "worker/clock.h"
+#include "common/clock.h"
 #include "worker/coordinator_client.h"
 #include "worker/launch_plan.h"
 #include "worker/line_tailer.h"
@@ -39,7 +39,15 @@ struct WorkerAgentOptions {
   // SIGTERM, then SIGKILL after this long.
   absl::Duration kill_grace = absl::Seconds(10);
   absl::Duration min_backoff = absl::Milliseconds(500);
+  // Reconnect backoff never exceeds this, nor a quarter of the coordinator's lease (so a worker
+  // is back within its lease once the coordinator is: an outage never costs a restart).
   absl::Duration max_backoff = absl::Seconds(30);
+  // Consecutive heartbeats refused as UNAUTHENTICATED/PERMISSION_DENIED after which the agent
+  // gives up (fatal()); each refusal is logged. 0: never give up.
+  int max_auth_failures = 5;
+  // Where the agent records the gangs it started (an AgentRecord); empty: no record. An agent
+  // restarted with the same record kills what its predecessor left running.
+  std::string record_path;
   // Buffers kept while the coordinator is unreachable; the oldest data goes first.
   size_t max_pending_points_per_gang = 100000;
   size_t max_pending_log_bytes_per_gang = 8 << 20;
@@ -55,6 +63,11 @@ class WorkerAgent {
   WorkerAgent(WorkerAgentOptions options, CoordinatorClient* client, ProcessLauncher* launcher);
   ~WorkerAgent();
 
+  // Reads the record a previous agent left, kills the trainers still running from it (a new
+  // agent cannot wait for them, and they must not write beside the next attempt) and queues
+  // their exits for the coordinator. Call once, before the first Tick.
+  void AdoptOrphans();
+
   void Tick(absl::Time now);
 
   // Starts stopping every gang (worker shutdown). Keep ticking until AllExited().
@@ -63,8 +76,11 @@ class WorkerAgent {
   bool AllExited() const;
   // Drives Tick from `clock` every `period` until `stop()` returns true; then stops every gang
   // and keeps ticking until they exited and were reported or `shutdown_timeout` passed.
-  void Run(Clock* clock, absl::Duration period, const std::function<bool()>& stop,
+  // Deregisters from the coordinator at the end. Returns early when fatal() is set.
+  void Run(const Clock* clock, absl::Duration period, const std::function<bool()>& stop,
            absl::Duration shutdown_timeout);
+  // Set when the agent cannot go on (the coordinator keeps refusing its credentials).
+  const absl::Status& fatal() const { return fatal_; }
 
   // What the next heartbeat reports.
   std::vector<v1::ProcessStatus> ProcessStatuses() const;
@@ -88,6 +104,9 @@ class WorkerAgent {
   // Records an RPC failure: retryable ones drop the connection and schedule a backoff.
   bool HandleRpcError(const absl::Status& status, absl::string_view what, absl::Time now);
   Gang* FindGang(const std::string& trial_id, int attempt);
+  // Rewrites the record of live gangs (see record_path).
+  void SaveRecord();
+  absl::Duration MaxBackoff() const;
 
   WorkerAgentOptions options_;
   CoordinatorClient* client_;
@@ -98,6 +117,9 @@ class WorkerAgent {
   absl::Duration heartbeat_interval_;
   absl::Duration backoff_;
   absl::Time last_metrics_flush_ = absl::InfinitePast();
+  absl::Duration lease_ = absl::InfiniteDuration();
+  int auth_failures_ = 0;
+  absl::Status fatal_;
 };
 
 }  // namespace gauntlet::worker

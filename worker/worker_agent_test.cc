@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
+#include "common/testing/fake_clock.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace gauntlet::worker {
@@ -26,9 +27,11 @@ class FakeCoordinatorClient : public CoordinatorClient {
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request) override {
     ++calls;
     if (down) return absl::UnavailableError("connection refused");
+    if (bad_token) return absl::UnauthenticatedError("missing or wrong bearer token");
     heartbeats.push_back(request);
     v1::HeartbeatResponse response;
     response.set_interval_seconds(interval_seconds);
+    response.set_lease_seconds(lease_seconds);
     for (const v1::WorkerAction& a : next_actions) *response.add_actions() = a;
     next_actions.clear();
     return response;
@@ -51,6 +54,12 @@ class FakeCoordinatorClient : public CoordinatorClient {
     logs.push_back(request);
     return absl::OkStatus();
   }
+  absl::Status Deregister(const v1::DeregisterRequest& request) override {
+    ++calls;
+    if (down) return absl::UnavailableError("connection refused");
+    deregistered.push_back(request);
+    return absl::OkStatus();
+  }
 
   std::string AllLogText(int rank) const {
     std::string text;
@@ -63,13 +72,16 @@ class FakeCoordinatorClient : public CoordinatorClient {
   }
 
   bool down = false;
+  bool bad_token = false;
   int calls = 0;
   double interval_seconds = 2;
+  double lease_seconds = 0;
   std::vector<v1::WorkerAction> next_actions;
   std::vector<v1::HeartbeatRequest> heartbeats;
   std::vector<v1::ReportMetricsRequest> metrics;
   std::vector<v1::ReportTrialExitRequest> exits;
   std::vector<v1::ReportLogsRequest> logs;
+  std::vector<v1::DeregisterRequest> deregistered;
 };
 
 // Processes that exist only in the test: it decides when they exit. SIGTERM ends a process
@@ -161,18 +173,24 @@ class WorkerAgentTest : public ::testing::Test {
 
   // Queues a launch of trial exp-1-0 with two local CPU ranks (0 and 1) for the next heartbeat.
   void QueueLaunch(int attempt = 1) {
-    v1::LaunchTrial* launch = client_.next_actions.emplace_back().mutable_launch();
+    *client_.next_actions.emplace_back().mutable_launch() = TwoRankLaunch(attempt);
+  }
+
+  static v1::LaunchTrial TwoRankLaunch(int attempt) {
+    v1::LaunchTrial result;
+    v1::LaunchTrial* launch = &result;
     launch->set_trial_id("exp-1-0");
     launch->set_attempt(attempt);
     launch->set_world_size(2);
     launch->mutable_spec()->mutable_data()->set_path("tiny.txt");
-    launch->mutable_spec()->mutable_resources()->set_device("cpu");
+    launch->mutable_placement()->set_device_kind(v1::DEVICE_KIND_CPU);
     launch->mutable_placement()->set_master_addr("node-a");
     launch->mutable_placement()->set_master_port(29500);
     auto* slice = launch->mutable_placement()->add_slices();
     slice->set_worker_id("node-a");
     slice->add_devices(0);
     slice->add_devices(1);
+    return result;
   }
 
   // Heartbeats (at t0) and launches the gang.
@@ -213,7 +231,9 @@ TEST_F(WorkerAgentTest, LaunchesEachRankAndWritesTheResolvedSpec) {
   EXPECT_EQ(launcher_.launched[1].working_dir, AttemptDir() + "/rank-1");
   const std::string spec = Read(work_dir_ + "/exp-1-0/trial.yaml");
   EXPECT_NE(spec.find("/data/tiny.txt"), std::string::npos) << spec;
-  EXPECT_NE(spec.find(work_dir_ + "/exp-1-0\""), std::string::npos) << spec;  // run_dir
+  // The trainer's run_dir is the trial's checkpoint directory, owned by this attempt.
+  EXPECT_NE(spec.find(work_dir_ + "/checkpoints/exp-1-0\""), std::string::npos) << spec;
+  EXPECT_EQ(Read(work_dir_ + "/checkpoints/exp-1-0/fence"), "1\n");
 
   // The coordinator repeats the launch until it sees the gang: nothing new starts.
   QueueLaunch();
@@ -259,7 +279,7 @@ TEST_F(WorkerAgentTest, FailingRankStopsTheGangAndReportsTheTrainerReason) {
   Launch();
   launcher_.stubborn.insert(1001);
   v1::TrainerEvent error;
-  error.mutable_error()->set_exit_code(4);
+  error.mutable_error()->set_exit_code(v1::TRAINER_EXIT_NON_FINITE);
   error.mutable_error()->set_reason("loss is NaN at step 40");
   Append(Events(), MetricLine("train_loss", 3.0, 30) + EventJson(error));
   launcher_.exit_codes[1000] = 4;
@@ -307,8 +327,8 @@ TEST_F(WorkerAgentTest, SuccessfulGangReportsItsSummary) {
   ASSERT_EQ(client_.exits.size(), 1u);
   EXPECT_EQ(client_.exits[0].exit_code(), 0);
   EXPECT_EQ(client_.exits[0].reason(), "");
-  EXPECT_NE(client_.exits[0].summary_json().find("\"arch\":\"standard\""), std::string::npos)
-      << client_.exits[0].summary_json();
+  EXPECT_EQ(client_.exits[0].summary().arch(), "standard");
+  EXPECT_EQ(client_.exits[0].summary().steps(), 100);
   // Reported EXITED in the next heartbeat, then forgotten.
   agent_->Tick(t0_ + absl::Seconds(2));
   ASSERT_EQ(client_.heartbeats.back().processes_size(), 1);
@@ -340,6 +360,7 @@ TEST_F(WorkerAgentTest, LaunchFailureIsReportedAsAnExit) {
   agent_->Tick(t0_ + absl::Milliseconds(100));
   ASSERT_EQ(client_.exits.size(), 1u);
   EXPECT_EQ(client_.exits[0].exit_code(), 1);
+  EXPECT_TRUE(client_.exits[0].launch_failed());
   EXPECT_NE(client_.exits[0].reason().find("launch failed: cannot start /bin/trainer"),
             std::string::npos)
       << client_.exits[0].reason();
@@ -383,8 +404,70 @@ TEST_F(WorkerAgentTest, NewAttemptSupersedesTheOldOne) {
             (std::vector<std::pair<int, int>>{{1000, SIGTERM}, {1001, SIGTERM}}));
   ASSERT_EQ(launcher_.launched.size(), 4u);
   EXPECT_EQ(launcher_.launched[2].working_dir, AttemptDir(2) + "/rank-0");
-  // Same run_dir for every attempt: the trainer resumes from its checkpoints.
-  EXPECT_EQ(launcher_.launched[2].argv, launcher_.launched[0].argv);
+  // Same checkpoint dir for every attempt (the trainer resumes from it), now owned by attempt 2.
+  const std::string spec2 = Read(work_dir_ + "/exp-1-0/trial.yaml");
+  EXPECT_NE(spec2.find(work_dir_ + "/checkpoints/exp-1-0\""), std::string::npos) << spec2;
+  EXPECT_EQ(Read(work_dir_ + "/checkpoints/exp-1-0/fence"), "2\n");
+
+  // A late launch of attempt 1 (a delayed reply) cannot take the directory back.
+  QueueLaunch(/*attempt=*/1);
+  client_.next_actions.clear();
+  v1::LaunchTrial stale = TwoRankLaunch(1);
+  *client_.next_actions.emplace_back().mutable_launch() = stale;
+  agent_->Tick(t0_ + absl::Seconds(4));
+  EXPECT_EQ(launcher_.launched.size(), 4u);
+  EXPECT_EQ(Read(work_dir_ + "/checkpoints/exp-1-0/fence"), "2\n");
+}
+
+TEST_F(WorkerAgentTest, ReconnectBackoffStaysBelowTheLease) {
+  client_.lease_seconds = 4;
+  agent_->Tick(t0_);  // learns the 4 s lease
+  client_.down = true;
+  absl::Time t = t0_ + absl::Seconds(2);
+  for (int i = 0; i < 10; ++i) {
+    agent_->Tick(t);
+    EXPECT_LE(agent_->next_heartbeat() - t, absl::Seconds(1)) << "retry " << i;
+    t = agent_->next_heartbeat();
+  }
+}
+
+TEST_F(WorkerAgentTest, RefusedCredentialsAreLoudAndFatalAfterNTries) {
+  client_.bad_token = true;
+  absl::Time t = t0_;
+  for (int i = 0; i < 4; ++i) {
+    agent_->Tick(t);
+    EXPECT_TRUE(agent_->fatal().ok());
+    t = agent_->next_heartbeat();
+  }
+  agent_->Tick(t);  // the 5th refusal
+  EXPECT_EQ(agent_->fatal().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_NE(agent_->fatal().message().find("5 times"), std::string::npos);
+}
+
+TEST_F(WorkerAgentTest, TheExitWaitsForTheGangsLastLogLines) {
+  Launch();
+  Append(AttemptDir() + "/rank-0/stdout.log", "final val loss 1.9\n");
+  launcher_.exit_codes[1000] = 0;
+  launcher_.exit_codes[1001] = 0;
+  client_.down = true;  // logs cannot go out yet
+  agent_->Tick(t0_ + absl::Seconds(2));
+  EXPECT_TRUE(client_.exits.empty());
+  client_.down = false;
+  agent_->Tick(agent_->next_heartbeat());
+  ASSERT_EQ(client_.exits.size(), 1u);
+  // Every log line was acknowledged before the exit was sent.
+  EXPECT_NE(client_.AllLogText(0).find("final val loss 1.9"), std::string::npos);
+}
+
+TEST_F(WorkerAgentTest, RunDeregistersAfterItsGangsExited) {
+  Launch();
+  FakeClock clock(t0_);
+  int ticks = 0;
+  agent_->Run(&clock, absl::Milliseconds(100), [&] { return ++ticks > 3; }, absl::Seconds(30));
+  ASSERT_EQ(client_.exits.size(), 1u);
+  EXPECT_EQ(client_.exits[0].exit_code(), 128 + SIGTERM);
+  ASSERT_EQ(client_.deregistered.size(), 1u);
+  EXPECT_EQ(client_.deregistered[0].worker_id(), "node-a");
 }
 
 TEST_F(WorkerAgentTest, StopAllTerminatesEverythingForShutdown) {

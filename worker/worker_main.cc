@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -18,7 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/spec_yaml.h"
-#include "worker/clock.h"
+#include "common/clock.h"
 #include "worker/coordinator_client.h"
 #include "worker/gpu_inventory.h"
 #include "worker/process_launcher.h"
@@ -35,10 +37,25 @@ ABSL_FLAG(std::string, gpus, "auto", "GPUs to offer: auto, none, or indices like
 ABSL_FLAG(std::string, work_dir, "/var/lib/gauntlet-worker", "Per-trial run directories");
 ABSL_FLAG(std::string, trainer, "", "Path of the trainer binary");
 ABSL_FLAG(std::string, data_root, "", "Relative data paths in specs resolve against this dir");
+ABSL_FLAG(std::vector<std::string>, extra_data_roots, {},
+          "More directories absolute data paths may name (comma-separated), besides --data_root");
+ABSL_FLAG(std::vector<std::string>, cache_roots, {},
+          "Directories an absolute data.cache_dir may name (comma-separated), besides --work_dir");
 ABSL_FLAG(int, rendezvous_port_base, 29500, "First port for rank-0 rendezvous on this host");
 ABSL_FLAG(std::string, auth_token_file, "", "File holding the coordinator's bearer token");
 ABSL_FLAG(double, heartbeat_seconds, 0, "Heartbeat interval (0: as the coordinator says)");
 ABSL_FLAG(double, kill_grace_seconds, 10, "SIGTERM-to-SIGKILL grace when stopping a gang");
+ABSL_FLAG(std::string, checkpoint_store, "",
+          "Directory for trial checkpoints (<dir>/<trial>); default <work_dir>/checkpoints. "
+          "Point every worker at one shared mount (and set --checkpoint_store_shared) so a "
+          "restart on another worker resumes from the last checkpoint");
+ABSL_FLAG(bool, checkpoint_store_shared, false,
+          "--checkpoint_store is mounted by every worker (restarts elsewhere can resume)");
+ABSL_FLAG(double, max_backoff_seconds, 30,
+          "Longest reconnect backoff (also capped at a quarter of the coordinator's lease)");
+ABSL_FLAG(int, max_auth_failures, 5,
+          "Exit non-zero after this many heartbeats in a row refused for bad credentials "
+          "(0: never)");
 
 namespace {
 
@@ -56,6 +73,10 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The synchronous client only polls its connection while a call is in flight; between calls a
+  // reconnect result waits for gRPC's backup poller, every 5 s by default. At 5 s a worker
+  // reconnecting after a coordinator restart could miss its lease; poll every 100 ms instead.
+  setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "100", /*overwrite=*/0);
   // Termination signals are taken synchronously by one thread; children get an empty mask back.
   sigset_t termination;
   sigemptyset(&termination);
@@ -104,9 +125,25 @@ int main(int argc, char** argv) {
   inventory.set_rendezvous_port_base(port_base);
 
   options.launch.work_dir = work_dir;
+  const std::string checkpoint_store = absl::GetFlag(FLAGS_checkpoint_store).empty()
+                                           ? work_dir + "/checkpoints"
+                                           : absl::GetFlag(FLAGS_checkpoint_store);
+  if (checkpoint_store[0] != '/') {
+    return Fail("--checkpoint_store must be an absolute path, got '" + checkpoint_store + "'");
+  }
+  options.launch.checkpoint_store = checkpoint_store;
+  inventory.set_checkpoint_store(checkpoint_store);
+  inventory.set_checkpoint_store_shared(absl::GetFlag(FLAGS_checkpoint_store_shared));
+  if (std::error_code error; !std::filesystem::create_directories(work_dir, error) && error) {
+    return Fail("--work_dir " + work_dir + ": " + error.message());
+  }
+  options.record_path = work_dir + "/agent-record.pb";
+  options.max_backoff = absl::Seconds(absl::GetFlag(FLAGS_max_backoff_seconds));
+  options.max_auth_failures = absl::GetFlag(FLAGS_max_auth_failures);
   options.launch.trainer_path = trainer;
   options.launch.data_root = absl::GetFlag(FLAGS_data_root);
-  options.launch.has_gpus = !gpus->empty();
+  options.launch.extra_data_roots = absl::GetFlag(FLAGS_extra_data_roots);
+  options.launch.cache_roots = absl::GetFlag(FLAGS_cache_roots);
   if (cpu_slots > 0) {
     options.launch.threads_per_cpu_rank =
         std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)) / cpu_slots);
@@ -132,12 +169,19 @@ int main(int argc, char** argv) {
 
   std::cerr << "worker: " << inventory.gpus_size() << " GPUs, " << inventory.cpu_slots()
             << " CPU slots; coordinator " << absl::GetFlag(FLAGS_coordinator) << std::endl;
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_coordinator),
-                                     grpc::InsecureChannelCredentials());
+  // gRPC's own reconnect backoff grows to minutes; capped so a coordinator that comes back is
+  // reached within about a second, well inside the lease. (The minimum connect timeout stays
+  // gRPC's: a short one fails every handshake with a busy coordinator.)
+  grpc::ChannelArguments channel_args;
+  channel_args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  auto channel = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_coordinator),
+                                           grpc::InsecureChannelCredentials(), channel_args);
   gauntlet::worker::GrpcCoordinatorClient client(channel, token);
   gauntlet::worker::PosixProcessLauncher launcher;
-  gauntlet::worker::RealClock clock;
+  gauntlet::RealClock clock;
   gauntlet::worker::WorkerAgent agent(std::move(options), &client, &launcher);
+  agent.AdoptOrphans();
 
   std::atomic<bool> stop{false};
   std::thread signal_thread([&] {
@@ -149,5 +193,9 @@ int main(int argc, char** argv) {
   signal_thread.detach();
   agent.Run(&clock, absl::Milliseconds(100), [&] { return stop.load(); },
             absl::Seconds(absl::GetFlag(FLAGS_kill_grace_seconds)) + absl::Seconds(5));
+  if (!agent.fatal().ok()) {
+    std::cerr << "worker: FATAL: " << agent.fatal().message() << std::endl;
+    return 3;
+  }
   return 0;
 }

@@ -25,8 +25,8 @@ ExitCode ExitCodeOf(const absl::Status& status) {
   if (status.ok()) return ExitCode::kOk;
   const auto payload = status.GetPayload(kPayloadUrl);
   int code = 0;
-  if (payload.has_value() && absl::SimpleAtoi(std::string(*payload), &code) && code >= 1 &&
-      code <= 6) {
+  if (payload.has_value() && absl::SimpleAtoi(std::string(*payload), &code) && code != 0 &&
+      v1::TrainerExitCode_IsValid(code)) {
     return static_cast<ExitCode>(code);
   }
   return ExitCode::kOther;

@@ -4,19 +4,21 @@
 #include <exception>
 
 #include "absl/status/status.h"
+#include "gauntlet/v1/trainer.pb.h"
 
 namespace gauntlet {
 
-// The trainer's process exit codes, one per failure class (v1::TrainerError.exit_code), so the
-// worker and coordinator can tell a bad spec from a crashed peer without parsing text.
+// The trainer's process exit codes, one per failure class. The values are v1::TrainerExitCode's
+// (trainer.proto), the one definition the worker and coordinator read too.
 enum class ExitCode : int {
-  kOk = 0,
-  kOther = 1,
-  kBadSpec = 2,
-  kBadData = 3,
-  kNonFinite = 4,
-  kOutOfMemory = 5,
-  kDistributed = 6,
+  kOk = v1::TRAINER_EXIT_OK,
+  kOther = v1::TRAINER_EXIT_OTHER,
+  kBadSpec = v1::TRAINER_EXIT_BAD_SPEC,
+  kBadData = v1::TRAINER_EXIT_BAD_DATA,
+  kNonFinite = v1::TRAINER_EXIT_NON_FINITE,
+  kOutOfMemory = v1::TRAINER_EXIT_OUT_OF_MEMORY,
+  kDistributed = v1::TRAINER_EXIT_DISTRIBUTED,
+  kFenced = v1::TRAINER_EXIT_FENCED,
 };
 
 // Tags `status` with the exit code it must end the process with (a status payload, so it

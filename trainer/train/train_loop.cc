@@ -24,6 +24,7 @@
 #include "trainer/train/adamw.h"
 #include "trainer/train/batch_prefetcher.h"
 #include "trainer/train/exit_code.h"
+#include "trainer/train/fence.h"
 #include "trainer/train/kernel_profile.h"
 #include "trainer/train/peak_flops.h"
 #include "trainer/train/schedule.h"
@@ -182,10 +183,11 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
   absl::StatusOr<EvalOptions> final_eval_options =
       EvalOptions::FromSpec(spec.eval(), batch_size, /*final_eval=*/true);
   if (!final_eval_options.ok()) return BadSpec(final_eval_options.status());
-  const int64_t eval_every = spec.eval().has_every_steps() ? spec.eval().every_steps() : 100;
+  // Defaults were applied once, when the spec was parsed (common/spec_defaults.cc).
+  const int64_t eval_every = spec.eval().every_steps();
   const double eval_every_seconds = spec.eval().every_seconds();
   const int64_t ckpt_every = spec.checkpoint().every_steps();
-  const int keep_last = spec.checkpoint().has_keep_last() ? spec.checkpoint().keep_last() : 2;
+  const int keep_last = spec.checkpoint().keep_last();
   if (eval_every < 0 || ckpt_every < 0 || keep_last < 1) {
     return BadSpec(absl::InvalidArgumentError(
         "eval.every_steps and checkpoint.every_steps must be >= 0, checkpoint.keep_last >= 1"));
@@ -360,8 +362,11 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     return absl::OkStatus();
   };
   // Rank 0 writes; every rank reaches the same decision, so no one waits on it.
+  Fence fence(spec.run_dir().empty() ? "" : spec.run_dir() + "/fence", options.attempt,
+              std::chrono::milliseconds(200));
   auto save_checkpoint = [&]() -> absl::Status {
     if (!checkpoints.has_value() || rank != 0) return absl::OkStatus();
+    if (absl::Status s = fence.Check(/*force=*/true); !s.ok()) return s;
     const double start = clock.Seconds();
     Checkpoint c;
     c.step = step;
@@ -524,6 +529,8 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
         window_train_seconds = 0;
         resume_clock();
       }
+      // A superseded attempt stops here, within a fraction of a second of the next one's claim.
+      if (absl::Status s = fence.Check(); !s.ok()) return s;
       // ---- evaluation and checkpoints: off the budget clock.
       bool seconds_eval_due = false;
       if (!last_step && eval_every_seconds > 0 && step % log_every == 0) {

@@ -24,6 +24,9 @@ struct TrainerOptions {
   // print per-kernel device time to the log (rank 0).
   int profile_steps = 0;
   std::string trial_id;  // copied into MetricPoint.trial_id
+  // The fencing token (GAUNTLET_ATTEMPT): the trainer stops, writing nothing, once another
+  // attempt owns spec.run_dir (fence.h). 0: not run by a worker, never fenced.
+  int attempt = 0;
 };
 
 // Where rank 0 reports; both null on other ranks.

@@ -1,0 +1,368 @@
+#include "server/trial_lifecycle.h"
+
+#include <algorithm>
+#include <iostream>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/trial_state.h"
+
+namespace gauntlet {
+namespace {
+
+double Unix(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
+
+bool Live(v1::TrialState state) {
+  return state == v1::TRIAL_STATE_SCHEDULED || state == v1::TRIAL_STATE_RUNNING;
+}
+
+bool Finished(v1::ExperimentState state) {
+  return state == v1::EXPERIMENT_STATE_COMPLETED || state == v1::EXPERIMENT_STATE_FAILED ||
+         state == v1::EXPERIMENT_STATE_CANCELED;
+}
+
+// Exit codes a restart cannot fix: the same spec and seed fail the same way again.
+bool Retryable(int exit_code) {
+  switch (exit_code) {
+    case v1::TRAINER_EXIT_BAD_SPEC:
+    case v1::TRAINER_EXIT_BAD_DATA:
+    case v1::TRAINER_EXIT_NON_FINITE:
+    case v1::TRAINER_EXIT_OUT_OF_MEMORY:
+      return false;
+    default:
+      return true;
+  }
+}
+
+std::string ExitName(int exit_code) {
+  if (exit_code > 128) return absl::StrCat("killed by signal ", exit_code - 128);
+  if (v1::TrainerExitCode_IsValid(exit_code)) {
+    return absl::StrCat("exit code ", exit_code, " (",
+                        v1::TrainerExitCode_Name(static_cast<v1::TrainerExitCode>(exit_code)), ")");
+  }
+  return absl::StrCat("exit code ", exit_code);
+}
+
+int SliceOf(const v1::Placement& placement, const std::string& worker_id) {
+  for (int i = 0; i < placement.slices_size(); ++i) {
+    if (placement.slices(i).worker_id() == worker_id) return i;
+  }
+  return -1;
+}
+
+// Time the trial last entered PENDING (its creation when it never left).
+double PendingSince(const v1::Trial& trial) {
+  for (int i = trial.transitions_size() - 1; i >= 0; --i) {
+    if (trial.transitions(i).to() == v1::TRIAL_STATE_PENDING) return trial.transitions(i).unix_time();
+  }
+  return trial.created_unix_time();
+}
+
+}  // namespace
+
+TrialLifecycle::TrialLifecycle(Store* store, CoordinatorMetrics* metrics,
+                               WorkerRegistry* registry, WatchHub* hub)
+    : store_(store), metrics_(metrics), registry_(registry), hub_(hub) {}
+
+void TrialLifecycle::Index(const v1::Experiment& experiment) {
+  id_by_name_[experiment.spec().name()] = experiment.id();
+  for (int i = 0; i < experiment.trials_size(); ++i) {
+    const v1::Trial& trial = experiment.trials(i);
+    trials_[trial.id()] = {experiment.id(), i};
+    ++trial_counts_[trial.state()];
+    if (trial.state() == v1::TRIAL_STATE_PENDING) {
+      pending_[trial.id()] = ToPending(trial);
+      new_pending_ = true;
+    }
+    if (Live(trial.state())) registry_->Book(trial.id(), trial.placement());
+  }
+  experiment_states_[experiment.id()] = DeriveExperimentState(experiment);
+}
+
+absl::Status TrialLifecycle::Recover(absl::Time now) {
+  absl::StatusOr<std::vector<v1::Experiment>> loaded = store_->LoadExperiments();
+  if (!loaded.ok()) return loaded.status();
+  absl::StatusOr<std::map<std::string, v1::TrainerSummary>> summaries = store_->LoadSummaries();
+  if (!summaries.ok()) return summaries.status();
+  for (v1::Experiment& experiment : *loaded) {
+    int64_t sequence = 0;
+    if (!absl::SimpleAtoi(absl::string_view(experiment.id()).substr(4), &sequence)) {
+      return absl::DataLossError("store: malformed experiment id " + experiment.id());
+    }
+    next_sequence_ = std::max(next_sequence_, sequence + 1);
+    sequence_[experiment.id()] = sequence;
+    // Workers of live placements get a fresh lease: if they heartbeat in time their trials are
+    // adopted, otherwise they are lost as usual.
+    for (const v1::Trial& trial : experiment.trials()) {
+      if (!Live(trial.state())) continue;
+      for (const v1::PlacementSlice& slice : trial.placement().slices()) {
+        registry_->Expect(slice.worker_id(), now);
+      }
+    }
+    const std::string id = experiment.id();
+    experiments_[id] = std::move(experiment);
+    Index(experiments_[id]);
+  }
+  summaries_ = *std::move(summaries);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<const v1::Experiment*> TrialLifecycle::Create(v1::Experiment experiment) {
+  const int64_t sequence = next_sequence_;
+  experiment.set_id(absl::StrCat("exp-", sequence));
+  for (int i = 0; i < experiment.trials_size(); ++i) {
+    v1::Trial& trial = *experiment.mutable_trials(i);
+    trial.set_id(absl::StrCat(experiment.id(), "-", i));
+    trial.set_experiment_id(experiment.id());
+  }
+  if (absl::Status status = store_->CreateExperiment(experiment); !status.ok()) return status;
+  ++next_sequence_;
+  sequence_[experiment.id()] = sequence;
+  const std::string id = experiment.id();
+  experiments_[id] = std::move(experiment);
+  Index(experiments_[id]);
+  return &experiments_[id];
+}
+
+absl::StatusOr<v1::Experiment*> TrialLifecycle::Lookup(const std::string& id_or_name) {
+  if (id_or_name.empty()) {
+    return absl::InvalidArgumentError("experiment: required (an experiment id or name)");
+  }
+  auto it = experiments_.find(id_or_name);
+  if (it != experiments_.end()) return &it->second;
+  auto by_name = id_by_name_.find(id_or_name);
+  if (by_name != id_by_name_.end()) return &experiments_[by_name->second];
+  return absl::NotFoundError(
+      absl::StrCat("experiment '", id_or_name.substr(0, 80), "' not found"));
+}
+
+bool TrialLifecycle::NameTaken(const std::string& name, std::string* id) const {
+  auto it = id_by_name_.find(name);
+  if (it == id_by_name_.end()) return false;
+  *id = it->second;
+  return true;
+}
+
+v1::Trial* TrialLifecycle::FindTrial(const std::string& trial_id) {
+  auto it = trials_.find(trial_id);
+  if (it == trials_.end()) return nullptr;
+  return experiments_[it->second.experiment_id].mutable_trials(it->second.index);
+}
+
+int TrialLifecycle::MaxRestarts(const v1::Trial& trial) const {
+  return experiments_.at(trial.experiment_id()).spec().max_restarts();
+}
+
+PendingTrial TrialLifecycle::ToPending(const v1::Trial& trial) const {
+  PendingTrial p;
+  const std::string& experiment_id = trial.experiment_id();
+  p.id = trial.id();
+  p.priority = experiments_.at(experiment_id).spec().priority();
+  // FIFO across experiments, then trial order within one.
+  const int index = trials_.at(trial.id()).index;
+  p.sequence = sequence_.at(experiment_id) * 1000000 + index;
+  p.devices = trial.spec().resources().gpus_per_trial();
+  p.max_nodes = trial.spec().resources().max_nodes();
+  p.device = trial.spec().resources().device();
+  return p;
+}
+
+void TrialLifecycle::UpdateExperimentState(const v1::Experiment& experiment, absl::Time now) {
+  v1::ExperimentState& state = experiment_states_[experiment.id()];
+  const v1::ExperimentState next = DeriveExperimentState(experiment);
+  if (!Finished(state) && Finished(next)) finished_.push_back({now, experiment.id()});
+  state = next;
+}
+
+absl::Status TrialLifecycle::Transition(v1::Trial& trial, v1::TrialState to, absl::Time now,
+                                        const std::string& reason,
+                                        const std::function<void(v1::Trial&)>& mutate) {
+  v1::Trial next = trial;
+  if (absl::Status status = ApplyTransition(next, to, now, reason); !status.ok()) return status;
+  if (mutate) mutate(next);
+  // Written before it is acted on: memory changes only after the store accepted it.
+  if (absl::Status status = store_->SaveTrial(next, &next.transitions(next.transitions_size() - 1));
+      !status.ok()) {
+    return status;
+  }
+  const v1::TrialState from = trial.state();
+  trial = std::move(next);
+  --trial_counts_[from];
+  ++trial_counts_[to];
+  if (from == v1::TRIAL_STATE_PENDING) pending_.erase(trial.id());
+  if (to == v1::TRIAL_STATE_PENDING) {
+    pending_[trial.id()] = ToPending(trial);
+    new_pending_ = true;
+  }
+  if (to == v1::TRIAL_STATE_SCHEDULED) {
+    registry_->Book(trial.id(), trial.placement());
+    metrics_->ObserveSchedulingLatency(std::max(0.0, Unix(now) - PendingSince(trial)));
+  }
+  if (!Live(to)) {
+    registry_->Release(trial.id());
+    running_slices_.erase(trial.id());
+  }
+  if (to == v1::TRIAL_STATE_PENDING && Live(from)) metrics_->IncrementRestarts();
+
+  const v1::Experiment& experiment = experiments_.at(trial.experiment_id());
+  UpdateExperimentState(experiment, now);
+  if (hub_->Watched(experiment.id())) {
+    const bool finished = Finished(experiment_states_[experiment.id()]);
+    v1::Experiment view;
+    if (finished) view = View(experiment, true, false);
+    hub_->TrialChanged(trial, finished ? &view : nullptr);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TrialLifecycle::RestartOrFail(v1::Trial& trial, absl::Time now,
+                                           const std::string& reason, bool retryable,
+                                           int exit_code) {
+  const auto record_exit = [exit_code](v1::Trial& t) {
+    if (exit_code != 0) t.set_exit_code(exit_code);
+  };
+  const int restarts_used = trial.attempt() - 1;
+  if (retryable && restarts_used < MaxRestarts(trial)) {
+    // Where the next attempt finds its checkpoints: said here, so nobody expects a resume that
+    // cannot happen. Rank 0's worker writes them.
+    std::string resume = "starts from step 0 (it has no placement)";
+    if (trial.placement().slices_size() > 0) {
+      const std::string& writer = trial.placement().slices(0).worker_id();
+      const v1::WorkerInventory* inventory = registry_->Inventory(writer);
+      if (inventory != nullptr && inventory->checkpoint_store_shared()) {
+        resume = absl::StrCat("resumes from its last checkpoint in the shared checkpoint store ",
+                              inventory->checkpoint_store());
+      } else {
+        resume = absl::StrCat("its checkpoints are local to worker ", writer,
+                              ": it resumes from them only if placed there again, else from "
+                              "step 0");
+      }
+    }
+    return Transition(trial, v1::TRIAL_STATE_PENDING, now,
+                      absl::StrCat(reason, "; restarting (attempt ", trial.attempt() + 1, "; ",
+                                   resume, ")"),
+                      record_exit);
+  }
+  return Transition(trial, v1::TRIAL_STATE_FAILED, now,
+                    retryable ? absl::StrCat(reason, "; no restarts left (max_restarts ",
+                                             MaxRestarts(trial), ")")
+                              : absl::StrCat(reason, " (not retried: the same spec and seed "
+                                                     "would fail the same way)"),
+                    record_exit);
+}
+
+absl::Status TrialLifecycle::HandleExit(v1::Trial& trial, const std::string& worker_id,
+                                        int exit_code, const std::string& reason,
+                                        absl::Time now) {
+  const int slice = SliceOf(trial.placement(), worker_id);
+  if (exit_code == 0) {
+    // Rank 0's slice decides success: it evaluates, writes the summary and the last checkpoint.
+    if (slice != 0) {
+      running_slices_[trial.id()].erase(worker_id);
+      return absl::OkStatus();
+    }
+    if (trial.state() == v1::TRIAL_STATE_SCHEDULED) {
+      // It finished before a heartbeat reported it RUNNING; the table has no shortcut.
+      if (absl::Status s = Transition(trial, v1::TRIAL_STATE_RUNNING, now, "ranks started");
+          !s.ok()) {
+        return s;
+      }
+    }
+    return Transition(trial, v1::TRIAL_STATE_COMPLETED, now, "completed",
+                      [](v1::Trial& t) { t.set_exit_code(0); });
+  }
+  // Any failing rank fails the whole gang; the other slices are stopped at their next heartbeat.
+  return RestartOrFail(trial, now,
+                       absl::StrCat(ExitName(exit_code), " on worker ", worker_id,
+                                    reason.empty() ? "" : ": ", reason),
+                       Retryable(exit_code), exit_code);
+}
+
+absl::Status TrialLifecycle::LoseWorker(const std::string& worker_id, const std::string& why,
+                                        absl::Time now) {
+  for (const std::string& trial_id : registry_->TrialsOn(worker_id)) {
+    v1::Trial* trial = FindTrial(trial_id);
+    if (trial == nullptr || !Live(trial->state())) continue;
+    if (absl::Status s = RestartOrFail(*trial, now, why, /*retryable=*/true, 0); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+bool TrialLifecycle::SliceRunning(const v1::Trial& trial, const std::string& worker_id) {
+  std::set<std::string>& running = running_slices_[trial.id()];
+  running.insert(worker_id);
+  return static_cast<int>(running.size()) == trial.placement().slices_size();
+}
+
+bool TrialLifecycle::IsSliceRunning(const std::string& trial_id,
+                                    const std::string& worker_id) const {
+  auto it = running_slices_.find(trial_id);
+  return it != running_slices_.end() && it->second.count(worker_id) > 0;
+}
+
+absl::Status TrialLifecycle::SaveSummary(const std::string& trial_id,
+                                         const v1::TrainerSummary& summary) {
+  if (absl::Status status = store_->SaveSummary(trial_id, summary); !status.ok()) return status;
+  summaries_[trial_id] = summary;
+  return absl::OkStatus();
+}
+
+const v1::TrainerSummary* TrialLifecycle::Summary(const std::string& trial_id) const {
+  auto it = summaries_.find(trial_id);
+  return it == summaries_.end() ? nullptr : &it->second;
+}
+
+std::vector<PendingTrial> TrialLifecycle::Pending() const {
+  std::vector<PendingTrial> pending;
+  pending.reserve(pending_.size());
+  for (const auto& [id, p] : pending_) pending.push_back(p);
+  return pending;
+}
+
+void TrialLifecycle::SetWaiting(const std::string& trial_id, const std::string& why) {
+  v1::Trial* trial = FindTrial(trial_id);
+  if (trial == nullptr || trial->status_message() == why) return;
+  v1::Trial next = *trial;
+  next.set_status_message(why);
+  if (store_->SaveTrial(next, nullptr).ok()) *trial = std::move(next);
+}
+
+bool TrialLifecycle::TakeNewPending() { return std::exchange(new_pending_, false); }
+
+v1::Experiment TrialLifecycle::View(const v1::Experiment& experiment, bool include_spec,
+                                    bool include_transitions) const {
+  v1::Experiment view = experiment;
+  view.set_state(DeriveExperimentState(experiment));
+  auto& counts = *view.mutable_trial_counts();
+  for (v1::Trial& trial : *view.mutable_trials()) {
+    ++counts[TrialStateName(trial.state())];
+    if (!include_spec) trial.clear_spec();
+    if (!include_transitions) trial.clear_transitions();
+  }
+  if (!include_spec) view.clear_spec_yaml();
+  return view;
+}
+
+std::map<std::string, int> TrialLifecycle::TrialCounts() const {
+  std::map<std::string, int> counts;
+  for (const auto& [state, n] : trial_counts_) counts[TrialStateName(state)] += n;
+  return counts;
+}
+
+std::map<std::string, int> TrialLifecycle::ExperimentCounts() const {
+  std::map<std::string, int> counts;
+  for (const auto& [id, state] : experiment_states_) ++counts[ExperimentStateName(state)];
+  return counts;
+}
+
+std::vector<std::string> TrialLifecycle::TakeFinishedBefore(absl::Time cutoff) {
+  std::vector<std::string> ids;
+  while (!finished_.empty() && finished_.front().first <= cutoff) {
+    ids.push_back(finished_.front().second);
+    finished_.pop_front();
+  }
+  return ids;
+}
+
+}  // namespace gauntlet

@@ -1,0 +1,121 @@
+#ifndef GAUNTLET_SERVER_TRIAL_LIFECYCLE_H_
+#define GAUNTLET_SERVER_TRIAL_LIFECYCLE_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "gauntlet/v1/coordinator.pb.h"
+#include "gauntlet/v1/trainer.pb.h"
+#include "server/metrics.h"
+#include "server/scheduler.h"
+#include "server/store.h"
+#include "server/watch_hub.h"
+#include "server/worker_registry.h"
+
+namespace gauntlet {
+
+// Experiments and their trials: lookup, the persisted transitions, restarts and exits. Keeps the
+// derived state the control loop needs (pending trials, counts per state, running slices)
+// incrementally, so nothing here rescans every trial ever submitted. Every transition is written
+// to the Store before memory, the worker registry's bookings or watchers see it; a failed write
+// leaves the state as it was. Not thread-safe: the Controller serializes calls.
+class TrialLifecycle {
+ public:
+  TrialLifecycle(Store* store, CoordinatorMetrics* metrics, WorkerRegistry* registry,
+                 WatchHub* hub);
+
+  // Loads the persisted state; workers named by live placements are expected from `now`.
+  absl::Status Recover(absl::Time now);
+
+  // Persists a new experiment; its id (exp-<n>) and trial ids are assigned here.
+  absl::StatusOr<const v1::Experiment*> Create(v1::Experiment experiment);
+  // The one experiment lookup: an id, else a name (names never look like ids, see
+  // spec_validation), NOT_FOUND naming what was asked for.
+  absl::StatusOr<v1::Experiment*> Lookup(const std::string& id_or_name);
+  bool NameTaken(const std::string& name, std::string* id) const;
+  v1::Trial* FindTrial(const std::string& trial_id);
+  const std::map<std::string, v1::Experiment>& experiments() const { return experiments_; }
+  int64_t Sequence(const std::string& experiment_id) const { return sequence_.at(experiment_id); }
+
+  // Persists, then applies, one transition (plus `mutate`, applied to the trial before saving).
+  absl::Status Transition(v1::Trial& trial, v1::TrialState to, absl::Time now,
+                          const std::string& reason,
+                          const std::function<void(v1::Trial&)>& mutate = nullptr);
+  // A gang failed (exit_code != 0) or lost a worker (exit_code 0): back to PENDING if it is
+  // retryable and restarts remain, else FAILED.
+  absl::Status RestartOrFail(v1::Trial& trial, absl::Time now, const std::string& reason,
+                             bool retryable, int exit_code);
+  // The gang's slice on `worker_id` exited (the one route an exit takes: ReportTrialExit).
+  absl::Status HandleExit(v1::Trial& trial, const std::string& worker_id, int exit_code,
+                          const std::string& reason, absl::Time now);
+  // Every live trial placed on `worker_id` goes back to PENDING (or FAILED).
+  absl::Status LoseWorker(const std::string& worker_id, const std::string& why, absl::Time now);
+
+  // A slice reported its gang running; true once every slice of the current attempt has.
+  bool SliceRunning(const v1::Trial& trial, const std::string& worker_id);
+  bool IsSliceRunning(const std::string& trial_id, const std::string& worker_id) const;
+
+  absl::Status SaveSummary(const std::string& trial_id, const v1::TrainerSummary& summary);
+  const v1::TrainerSummary* Summary(const std::string& trial_id) const;
+
+  std::vector<PendingTrial> Pending() const;
+  size_t pending_count() const { return pending_.size(); }
+  void SetWaiting(const std::string& trial_id, const std::string& why);
+  // True (once) when a trial became PENDING since the last call: a reason to schedule.
+  bool TakeNewPending();
+
+  // The experiment as clients see it: derived state and counts filled in.
+  v1::Experiment View(const v1::Experiment& experiment, bool include_spec,
+                      bool include_transitions) const;
+  std::map<std::string, int> TrialCounts() const;
+  std::map<std::string, int> ExperimentCounts() const;
+  v1::ExperimentState State(const std::string& experiment_id) const {
+    return experiment_states_.at(experiment_id);
+  }
+  // Experiments that finished at or before `cutoff`, each returned once (for ageing out their
+  // per-trial Prometheus series).
+  std::vector<std::string> TakeFinishedBefore(absl::Time cutoff);
+
+ private:
+  struct TrialRef {
+    std::string experiment_id;
+    int index = 0;
+  };
+  int MaxRestarts(const v1::Trial& trial) const;
+  void Index(const v1::Experiment& experiment);
+  void UpdateExperimentState(const v1::Experiment& experiment, absl::Time now);
+  PendingTrial ToPending(const v1::Trial& trial) const;
+
+  Store* const store_;
+  CoordinatorMetrics* const metrics_;
+  WorkerRegistry* const registry_;
+  WatchHub* const hub_;
+
+  std::map<std::string, v1::Experiment> experiments_;
+  // Submission order: experiment id -> sequence number (the n of "exp-<n>").
+  std::map<std::string, int64_t> sequence_;
+  std::map<std::string, std::string> id_by_name_;
+  std::map<std::string, TrialRef> trials_;
+  int64_t next_sequence_ = 1;
+  std::map<std::string, v1::TrainerSummary> summaries_;
+  // trial id -> workers whose slice reported the current attempt RUNNING.
+  std::map<std::string, std::set<std::string>> running_slices_;
+  std::map<std::string, PendingTrial> pending_;
+  bool new_pending_ = false;
+  std::map<v1::TrialState, int> trial_counts_;
+  std::map<std::string, v1::ExperimentState> experiment_states_;
+  std::deque<std::pair<absl::Time, std::string>> finished_;
+};
+
+}  // namespace gauntlet
+
+#endif  // GAUNTLET_SERVER_TRIAL_LIFECYCLE_H_
