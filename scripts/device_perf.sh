@@ -30,8 +30,10 @@ YAML
     echo "== profile: $arch $size (CUDA graph, 20 warm steps)"
     trainer --spec "$work/p.yaml" --profile_steps=20 2>&1 | grep -vE '^step |^\{' | tail -40
   done
-  echo "== graph vs eager"
-  STEPS=300 bash bench/graph_vs_eager.sh "$@" 2>&1 | tail -14
+  if (($#)); then
+    echo "== graph vs eager"
+    STEPS=300 bash bench/graph_vs_eager.sh "$@" 2>&1 | tail -14
+  fi
 } > "$log" 2>&1
 rm -f "$OUT"/*.log "$OUT"/graph_vs_eager.md
 tail -60 "$log"

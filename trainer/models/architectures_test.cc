@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <ATen/autocast_mode.h>
+
 #include <cmath>
 #include <memory>
 #include <string>
@@ -168,6 +170,35 @@ TEST_P(ArchitectureTest, TrainingLossEqualsMaskedCrossEntropyOfTheLogits) {
   EXPECT_NEAR(loss.item<double>(), expected.item<double>(), 1e-5);
   for (size_t i = 0; i < expected_grads.size(); ++i) {
     EXPECT_LE(MaxAbsDiff(actual_grads[i], expected_grads[i]), 1e-6) << "parameter " << i;
+  }
+}
+
+// Mixed precision as on GPUs (bf16 autocast, float32 residual stream and parameters), on the CPU:
+// catches dtype mismatches between the layers and the fused ops before a GPU run does.
+TEST_P(ArchitectureTest, TrainsUnderBf16Autocast) {
+  const ModelConfig c = Tiny(GetParam());
+  auto model = Build(c);
+  model->train();
+  torch::manual_seed(6);
+  const torch::Tensor tokens = torch::randint(c.vocab_size, {2, c.seq_len + 1}, torch::kInt64);
+  at::autocast::set_autocast_enabled(torch::kCPU, true);
+  at::autocast::set_autocast_dtype(torch::kCPU, at::kBFloat16);
+  torch::Tensor loss;
+  try {
+    const ModelOutput out = model->ForwardHidden(tokens.narrow(1, 0, c.seq_len));
+    loss = TrainingLoss(out, tokens.narrow(1, 1, c.seq_len)) + out.aux_loss;
+  } catch (...) {
+    at::autocast::set_autocast_enabled(torch::kCPU, false);
+    throw;
+  }
+  at::autocast::set_autocast_enabled(torch::kCPU, false);
+  at::autocast::clear_cache();
+  ASSERT_EQ(loss.scalar_type(), torch::kFloat32);
+  loss.backward();
+  EXPECT_TRUE(std::isfinite(loss.item<double>()));
+  for (const auto& item : model->named_parameters()) {
+    ASSERT_TRUE(item.value().grad().defined()) << item.key();
+    EXPECT_TRUE(torch::isfinite(item.value().grad()).all().item<bool>()) << item.key();
   }
 }
 

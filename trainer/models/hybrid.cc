@@ -21,8 +21,9 @@ StaticMlpBlockImpl::StaticMlpBlockImpl(int64_t d_model, int64_t ratio, int64_t d
 
 torch::Tensor StaticMlpBlockImpl::forward(const torch::Tensor& x) {
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
-  const kernels::AddRmsNormResult mid = kernels::AddRmsNorm(
-      x, F::dropout(fc_b_(torch::gelu(fc_a_(norm1_(x)))), drop), norm2_->weight());
+  const torch::Tensor delta = F::dropout(fc_b_(torch::gelu(fc_a_(norm1_(x)))), drop);
+  const kernels::AddRmsNormResult mid =
+      kernels::AddRmsNorm(x, delta.to(x.scalar_type()), norm2_->weight());
   return mid.sum + F::dropout(ffn_(mid.normed), drop);
 }
 

@@ -122,9 +122,11 @@ TransformerBlockImpl::TransformerBlockImpl(int64_t d_model, int64_t n_heads, int
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                             const torch::Tensor& sin) {
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
-  // The residual add and the second norm in one pass over the stream.
+  // The residual add and the second norm in one pass over the stream. The stream keeps its
+  // dtype (float32 under autocast, as x + delta would promote to).
+  const torch::Tensor attn = F::dropout(attn_(norm1_(x), cos, sin), drop);
   const kernels::AddRmsNormResult mid =
-      kernels::AddRmsNorm(x, F::dropout(attn_(norm1_(x), cos, sin), drop), norm2_->weight());
+      kernels::AddRmsNorm(x, attn.to(x.scalar_type()), norm2_->weight());
   return mid.sum + F::dropout(ffn_(mid.normed), drop);
 }
 
@@ -132,7 +134,9 @@ torch::Tensor TransformerBlockImpl::Delta(const torch::Tensor& x, const torch::T
                                           const torch::Tensor& sin) {
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
   const torch::Tensor attn = F::dropout(attn_(norm1_(x), cos, sin), drop);
-  return attn + F::dropout(ffn_(kernels::AddRmsNorm(x, attn, norm2_->weight()).normed), drop);
+  return attn + F::dropout(
+                    ffn_(kernels::AddRmsNorm(x, attn.to(x.scalar_type()), norm2_->weight()).normed),
+                    drop);
 }
 
 }  // namespace gauntlet
