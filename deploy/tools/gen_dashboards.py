@@ -83,7 +83,7 @@ def datasource_variable():
 
 def query_variable(name, label, query):
     return {"name": name, "label": label, "type": "query", "datasource": DATASOURCE,
-            "definition": query, "query": {"query": query, "refId": name},
+            "query": {"query": query, "refId": name},
             "multi": True, "includeAll": True, "allValue": ".*", "current": {},
             "refresh": 2, "sort": 1, "hide": 0, "regex": "", "options": []}
 
