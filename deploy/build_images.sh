@@ -6,7 +6,7 @@
 #   localhost/gauntlet/worker-cpu:<ver>    worker agent + CPU trainer + libtorch_cpu
 #   localhost/gauntlet/worker-cuda:<ver>   worker agent + CUDA trainer + the torch 2.11 CUDA libraries
 #   localhost/gauntlet/prometheus:<ver>    Debian's Prometheus with deploy/prometheus baked in (demo)
-# <ver> is what `coordinator --version` prints, so the tags follow the code.
+# <ver> is the version the coordinator reports (deploy/image_version.sh), so the tags follow the code.
 #
 # Usage: deploy/build_images.sh [--bin-dir DIR] [--images LIST] [--tag TAG] [--rebuild-base]
 #   --bin-dir DIR   take the binaries from DIR (laid out like bazel-bin: server/coordinator,
@@ -156,7 +156,7 @@ main() {
     fi
   fi
   if [[ -z "$tag" ]]; then
-    tag="$("$bin_dir/server/coordinator" --version | awk '{ print $NF }')"
+    tag="$(bash "$repo/deploy/image_version.sh" "$bin_dir/server/coordinator")"
   fi
   [[ "$tag" =~ ^[0-9A-Za-z_.-]+$ ]] || die "bad tag '$tag'"
 
@@ -185,7 +185,7 @@ main() {
   fi
   if want prometheus; then
     mkdir -p "$contexts/prometheus"
-    cp -r deploy/prometheus/prometheus.yml deploy/prometheus/rules "$contexts/prometheus/"
+    cp -rL deploy/prometheus/prometheus.yml deploy/prometheus/rules "$contexts/prometheus/"
     build_image prometheus "$contexts/prometheus"
   fi
 

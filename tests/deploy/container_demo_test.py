@@ -49,15 +49,16 @@ def wait_for_port(port, timeout=60):
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
-def panel_queries():
-    """(dashboard, panel title, refId, PromQL with the dashboard variables filled in)."""
+def panel_queries(experiment):
+    """(dashboard, panel title, refId, PromQL with the dashboard variables filled in: the given
+    experiment label value, every variant, Grafana's $__rate_interval for a 5 s scrape)."""
     for name in DASHBOARDS:
         with open(deploylib.runfile(f"deploy/grafana/dashboards/{name}")) as f:
             dashboard = json.load(f)
         for panel in dashboard["panels"]:
             for target in panel.get("targets", []):
                 expr = (target["expr"].replace("$__rate_interval", RATE_INTERVAL)
-                        .replace('"$experiment"', '"demo"').replace('"$variant"', '".*"'))
+                        .replace('"$experiment"', f'"{experiment}"').replace('"$variant"', '".*"'))
                 yield name, panel["title"], target["refId"], expr
 
 
@@ -80,8 +81,9 @@ class ContainerDemoTest(unittest.TestCase):
         with open(conf, "w") as f:
             f.write('[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n')
         os.environ["CONTAINERS_CONF"] = conf
-        version = subprocess.run([testlib.binary("server/coordinator"), "--version"],
-                                 capture_output=True, text=True, check=True).stdout.split()[-1]
+        version = subprocess.run(["bash", deploylib.runfile("deploy/image_version.sh"),
+                                  testlib.binary("server/coordinator")],
+                                 capture_output=True, text=True, check=True).stdout.strip()
         # Not the release tag: this build's binaries are the test configuration's.
         cls.tag = f"{version}-test"
         cls.times = {}
@@ -237,14 +239,19 @@ class ContainerDemoTest(unittest.TestCase):
         print(compare.stdout)
         for variant in ("standard", "worker-k4", "sparse-depth", "hybrid"):
             self.assertIn(variant, compare.stdout)
-        self.check_every_panel_has_data(started)
+        self.check_every_panel_has_data(started, experiment["id"])
 
-    def check_every_panel_has_data(self, since):
+    def check_every_panel_has_data(self, since, experiment_id):
         # Two scrapes after the last trial finished, so the final points are stored.
         time.sleep(12)
         now = time.time()
+        # The training dashboard's $experiment variable offers what its label_values() query
+        # finds: the experiment's id.
+        offered = self.prometheus("label/experiment/values", **{"match[]": "gauntlet_trial_step",
+                                                                  "start": f"{since:.0f}"})
+        self.assertIn(experiment_id, offered)
         empty, report = [], []
-        for dashboard, title, ref, expr in panel_queries():
+        for dashboard, title, ref, expr in panel_queries(experiment_id):
             data = self.prometheus("query_range", query=expr, start=f"{since:.0f}",
                                    end=f"{now:.0f}", step="5")
             values = [float(v) for series in data["result"] for _, v in series["values"]]

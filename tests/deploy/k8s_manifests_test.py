@@ -31,8 +31,9 @@ def built_images():
     """Image names deploy/build_images.sh builds (its ALL_IMAGES) and the tag it gives them."""
     with open(deploylib.runfile("deploy/build_images.sh")) as f:
         names = re.search(r'^readonly ALL_IMAGES="([^"]+)"', f.read(), re.M).group(1).split(",")
-    version = subprocess.run([deploylib.runfile("server/coordinator"), "--version"],
-                             capture_output=True, text=True, check=True).stdout.split()[-1]
+    version = subprocess.run(["bash", deploylib.runfile("deploy/image_version.sh"),
+                              deploylib.runfile("server/coordinator")],
+                             capture_output=True, text=True, check=True).stdout.strip()
     return {f"localhost/gauntlet/{name}" for name in names}, version
 
 
@@ -94,7 +95,7 @@ class OverlayTestBase:
                 name, _, tag = container["image"].rpartition(":")
                 self.assertIn(name, names, doc["metadata"]["name"])
                 self.assertEqual(version, tag, f"{doc['metadata']['name']}: the tag must be "
-                                 "what `coordinator --version` prints (base kustomization.yaml)")
+                                 "the version the coordinator reports (base kustomization.yaml)")
 
     def test_checkpoint_store_shared_by_coordinator_and_workers(self):
         claims = {}
