@@ -89,12 +89,14 @@ stage_binaries() {
   done
 }
 
-# Libraries LibTorch opens with dlopen, which ldd cannot see: cuDNN's engine and sub-libraries and
-# NVRTC's builtins (CUDA image only).
+# Libraries LibTorch opens with dlopen, which ldd cannot see (CUDA image only): cuDNN's engine and
+# sub-libraries, and NVRTC (through libcaffe2_nvrtc) with its builtins for runtime-compiled
+# kernels. Not copied: cuSOLVER and libtorch_cuda_linalg (torch.linalg only), cuFile, profilers.
 stage_cuda_dlopen_libs() {
-  local dest="$1" nvidia="$2"
+  local dest="$1" nvidia="$2" torch_lib="$3"
   cp -L "$nvidia"/cudnn/lib/libcudnn*.so.* "$dest/lib/"
-  cp -L "$nvidia"/cu13/lib/libnvrtc-builtins.so.* "$dest/lib/"
+  cp -L "$nvidia"/cu13/lib/libnvrtc.so.* "$nvidia"/cu13/lib/libnvrtc-builtins.so.* "$dest/lib/"
+  cp -L "$torch_lib/libcaffe2_nvrtc.so" "$dest/lib/"
 }
 
 build_image() {
@@ -180,7 +182,7 @@ main() {
     [[ -x "$bin_dir/trainer-cuda/trainer" ]] || die "no CUDA trainer at $bin_dir/trainer-cuda/trainer"
     LD_LIBRARY_PATH="$torch_lib:$nvidia/cu13/lib:$nvidia/nccl/lib:$nvidia/cudnn/lib:$nvidia/cusparselt/lib:$nvidia/nvshmem/lib" \
       stage_binaries "$contexts/worker-cuda" "$bin_dir/worker/worker" "$bin_dir/trainer-cuda/trainer"
-    stage_cuda_dlopen_libs "$contexts/worker-cuda" "$nvidia"
+    stage_cuda_dlopen_libs "$contexts/worker-cuda" "$nvidia" "$torch_lib"
     build_image worker-cuda "$contexts/worker-cuda"
   fi
   if want prometheus; then

@@ -2,7 +2,8 @@
 worker and Prometheus images (podman, from a debootstrapped Debian base, no registry); a coordinator,
 two workers and Prometheus run as containers on the host network; the CLI image submits
 configs/demo.yaml; every trial completes; the CLI image's `compare` prints the table; and every
-query of every Grafana dashboard panel returns data from that Prometheus.
+query of every Grafana dashboard panel returns data from that Prometheus (but the GPU-only ones,
+MFU and CUDA memory, which a CPU trainer does not report: deploy/gpu_check.sh runs those on a GPU).
 
 Skips, saying so, where podman is not installed. Prints the image sizes and the times it measured.
 """
@@ -14,16 +15,12 @@ import socket
 import subprocess
 import time
 import unittest
-import urllib.parse
-import urllib.request
 
+from deploy.tools import panel_check
 from tests import testlib
 from tests.deploy import deploylib
 
 IMAGES = ("coordinator", "cli", "worker-cpu", "prometheus")
-DASHBOARDS = ("gauntlet-training.json", "gauntlet-cluster.json")
-# The demo's Prometheus scrapes every 5 s; Grafana's $__rate_interval is then 4 x 5 s.
-RATE_INTERVAL = "20s"
 # The worker flag of the shared checkpoint store (issue 11's control-plane branch); passed only
 # when the worker binary has it, until that branch is merged.
 CHECKPOINT_DIR_FLAG = "checkpoint_dir"
@@ -47,19 +44,6 @@ def wait_for_port(port, timeout=60):
                 return
         time.sleep(0.2)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
-def panel_queries(experiment):
-    """(dashboard, panel title, refId, PromQL with the dashboard variables filled in: the given
-    experiment label value, every variant, Grafana's $__rate_interval for a 5 s scrape)."""
-    for name in DASHBOARDS:
-        with open(deploylib.runfile(f"deploy/grafana/dashboards/{name}")) as f:
-            dashboard = json.load(f)
-        for panel in dashboard["panels"]:
-            for target in panel.get("targets", []):
-                expr = (target["expr"].replace("$__rate_interval", RATE_INTERVAL)
-                        .replace('"$experiment"', f'"{experiment}"').replace('"$variant"', '".*"'))
-                yield name, panel["title"], target["refId"], expr
 
 
 class ContainerDemoTest(unittest.TestCase):
@@ -187,13 +171,6 @@ class ContainerDemoTest(unittest.TestCase):
                       "--coordinator", self.coordinator, *args, input=stdin, timeout=timeout,
                       check=False)
 
-    def prometheus(self, path, **params):
-        url = f"http://127.0.0.1:{self.prom_port}/api/v1/{path}?{urllib.parse.urlencode(params)}"
-        with urllib.request.urlopen(url, timeout=30) as response:
-            body = json.loads(response.read().decode())
-        self.assertEqual("success", body["status"], body)
-        return body["data"]
-
     def test_images_are_non_root_and_carry_no_build_tools(self):
         for name in IMAGES:
             config = json.loads(podman("image", "inspect", self.image(name)).stdout)[0]["Config"]
@@ -244,24 +221,11 @@ class ContainerDemoTest(unittest.TestCase):
     def check_every_panel_has_data(self, since, experiment_id):
         # Two scrapes after the last trial finished, so the final points are stored.
         time.sleep(12)
-        now = time.time()
-        # The training dashboard's $experiment variable offers what its label_values() query
-        # finds: the experiment's id.
-        offered = self.prometheus("label/experiment/values", **{"match[]": "gauntlet_trial_step",
-                                                                  "start": f"{since:.0f}"})
-        self.assertIn(experiment_id, offered)
-        empty, report = [], []
-        for dashboard, title, ref, expr in panel_queries(experiment_id):
-            data = self.prometheus("query_range", query=expr, start=f"{since:.0f}",
-                                   end=f"{now:.0f}", step="5")
-            values = [float(v) for series in data["result"] for _, v in series["values"]]
-            finite = [v for v in values if v == v]  # NaN != NaN
-            report.append(f"{dashboard} | {title} | {ref} | {len(data['result'])} series, "
-                          f"{len(finite)} points, last {finite[-1] if finite else '-'}")
-            if not finite:
-                empty.append(f"{dashboard}: '{title}' {ref}: {expr}")
+        report, problems = panel_check.check(
+            f"http://127.0.0.1:{self.prom_port}", deploylib.runfile("deploy/grafana/dashboards"),
+            experiment_id, since, gpu=False)
         print("panel queries against the demo's Prometheus:\n" + "\n".join(report))
-        self.assertEqual([], empty, "panels without data")
+        self.assertEqual([], problems)
 
 
 if __name__ == "__main__":
