@@ -26,7 +26,7 @@ stage() {
       [[ "$lib" =~ $SYSTEM_LIBS_RE || "$lib" == */site-packages/* ]] || cp -Ln "$lib" "$dest/pkg/lib/"
     done
   done
-  tar -C "$dest" -cJf "$dest/pkg.tar.xz" pkg && rm -rf "$dest/pkg"
+  XZ_OPT="-T0 -3" tar -C "$dest" -cJf "$dest/pkg.tar.xz" pkg && rm -rf "$dest/pkg"
   CONTAINERS_CONF="${CONTAINERS_CONF:-$HOME/.cache/gauntlet/containers.conf}" \
     podman run --rm --entrypoint /bin/ls "localhost/gauntlet/worker-cuda:$(bash deploy/image_version.sh "$bin_dir/server/coordinator")" \
     /opt/gauntlet/lib > "$dest/image_libs.txt"
