@@ -45,7 +45,7 @@ run() {
   # The CUDA image's library set, copied (not linked: LibTorch's RUNPATH is $ORIGIN-relative) from
   # the wheel, the Debian ones from the staged folder.
   while read -r name; do
-    found="$(ls "$work/pkg/lib/$name" "$site/torch/lib/$name" "$site"/nvidia/*/lib/"$name" 2>/dev/null | head -1)"
+    found="$(ls "$work/pkg/lib/$name" "$site/torch/lib/$name" "$site"/nvidia/*/lib/"$name" 2>/dev/null | head -1 || true)"
     [[ -n "$found" ]] || { echo "gpu_check: $name (in the image) is not in this machine's wheel" >&2; exit 1; }
     cp -L "$found" "$work/imglib/"
   done < "$stage_dir/image_libs.txt"
@@ -56,7 +56,8 @@ run() {
 
   local pids=()
   trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
-  "$bin/coordinator" --listen=127.0.0.1:0 --port_file="$work/port" --metrics_listen=127.0.0.1:0 \
+  # The coordinator and CLI are not in the worker image: they take the staged Debian libraries.
+  LD_LIBRARY_PATH="$work/pkg/lib" "$bin/coordinator" --listen=127.0.0.1:0 --port_file="$work/port" --metrics_listen=127.0.0.1:0 \
     --metrics_port_file="$work/metrics_port" --db="$work/gauntlet.db" \
     --heartbeat_interval_seconds=0.5 > "$out/coordinator.log" 2>&1 &
   pids+=($!)
@@ -75,10 +76,11 @@ run() {
   since="$(date +%s)"
   # configs/demo.yaml on the GPU.
   { cat configs/demo.yaml; printf 'resources: {device: gpu, gpus_per_trial: 1}\n'; } > "$work/demo_gpu.yaml"
-  "$bin/gauntlet" --coordinator "$coordinator" submit "$work/demo_gpu.yaml" | tee "$out/report.txt"
-  timeout 420 "$bin/gauntlet" --coordinator "$coordinator" watch demo > /dev/null || true
-  { "$bin/gauntlet" --coordinator "$coordinator" describe demo
-    "$bin/gauntlet" --coordinator "$coordinator" compare demo; } | tee -a "$out/report.txt"
+  local cli=(env LD_LIBRARY_PATH="$work/pkg/lib" "$bin/gauntlet" --coordinator "$coordinator")
+  "${cli[@]}" submit "$work/demo_gpu.yaml" | tee "$out/report.txt"
+  timeout 420 "${cli[@]}" watch demo > /dev/null || true
+  { "${cli[@]}" describe demo
+    "${cli[@]}" compare demo; } | tee -a "$out/report.txt"
   sleep 12
   "$python" deploy/tools/panel_check.py "http://127.0.0.1:$prom_port" deploy/grafana/dashboards \
     exp-1 "$since" --gpu 2>&1 | tee "$out/panels.txt"
