@@ -23,7 +23,6 @@ from tests.deploy import deploylib
 IMAGES = ("coordinator", "cli", "worker-cpu", "prometheus")
 # The worker flag of the shared checkpoint store (issue 11's control-plane branch); passed only
 # when the worker binary has it, until that branch is merged.
-CHECKPOINT_DIR_FLAG = "checkpoint_dir"
 DEMO_TIMEOUT_S = 900
 
 
@@ -127,18 +126,14 @@ class ContainerDemoTest(unittest.TestCase):
             "--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
             f"--web.listen-address=127.0.0.1:{cls.prom_port}",
             options=("-v", f"{prom_config}:/etc/prometheus/prometheus.yml:ro"))
-        worker_help = podman("run", "--rm", "--entrypoint", "/opt/gauntlet/bin/worker",
-                             cls.image("worker-cpu"), "--helpfull", check=False).stdout
-        cls.shared_checkpoints = f"--{CHECKPOINT_DIR_FLAG}=" in worker_help or \
-            f"-{CHECKPOINT_DIR_FLAG} " in worker_help
         for index in (1, 2):
             args = [f"--coordinator={cls.coordinator}", f"--worker_id=container-w{index}",
                     "--address=127.0.0.1", "--gpus=none", "--cpu_slots=2",
                     "--work_dir=/var/lib/gauntlet-worker", "--trainer=/opt/gauntlet/bin/trainer",
                     "--data_root=/data", f"--rendezvous_port_base={testlib.free_port_block()}",
-                    "--kill_grace_seconds=2"]
-            if cls.shared_checkpoints:
-                args.append(f"--{CHECKPOINT_DIR_FLAG}=/var/lib/gauntlet-checkpoints")
+                    "--kill_grace_seconds=2",
+                    "--checkpoint_store=/var/lib/gauntlet-checkpoints",
+                    "--checkpoint_store_shared"]
             cls.run_container(
                 f"worker-{index}", cls.image("worker-cpu"), *args,
                 options=("-v", f"{cls.data_root}:/data:ro",

@@ -24,7 +24,7 @@ CRD_SCHEMAS = {
 EXAMPLE_SPECS = ("ci_tiny.yaml", "seed_reproduction.yaml", "seed_protocol.yaml", "scaled_up.yaml")
 CHECKPOINTS = "/var/lib/gauntlet-checkpoints"
 # The worker flag of issue 11's shared checkpoint store; rename with that branch's flag.
-CHECKPOINT_DIR_FLAG = "--checkpoint_dir"
+CHECKPOINT_DIR_FLAG = "--checkpoint_store"
 
 
 def built_images():
