@@ -30,7 +30,7 @@ stage() {
   CONTAINERS_CONF="${CONTAINERS_CONF:-$HOME/.cache/gauntlet/containers.conf}" \
     podman run --rm --entrypoint /bin/ls "localhost/gauntlet/worker-cuda:$(bash deploy/image_version.sh "$bin_dir/server/coordinator")" \
     /opt/gauntlet/lib > "$dest/image_libs.txt"
-  cp ../shared/data/tinyshakespeare/input.txt "$dest/data/tinyshakespeare/"
+  cp data/tinyshakespeare/input.txt "$dest/data/tinyshakespeare/"
   du -sh "$dest"
 }
 
