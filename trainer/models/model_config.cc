@@ -39,7 +39,7 @@ absl::StatusOr<ModelConfig> NamedSize(const std::string& size) {
     c.d_ff = 1024;
     c.seq_len = 1024;
     c.dropout = 0.1;
-  } else if (size == "124m") {
+  } else if (size == "124m" || size == "gpt2-small") {
     // GPT-2 small dimensions; dropout 0 as nanoGPT uses for pre-training at this scale.
     c.d_model = 768;
     c.n_layers = 12;
@@ -47,17 +47,10 @@ absl::StatusOr<ModelConfig> NamedSize(const std::string& size) {
     c.d_ff = 3072;
     c.seq_len = 1024;
     c.dropout = 0.0;
-  } else if (size == "gpt2-small") {
-    // GPT-2 small proportions with its vocabulary padded to a multiple of 128 (50,304, as llm.c
-    // and nanoGPT use), so throughput and MFU compare with published GPT-2 124M figures whatever
-    // the tokenizer (its vocabulary must fit).
-    c.d_model = 768;
-    c.n_layers = 12;
-    c.n_heads = 12;
-    c.d_ff = 3072;
-    c.seq_len = 1024;
-    c.dropout = 0.0;
-    c.vocab_size = 50304;
+    // gpt2-small pads its vocabulary to GPT-2's 50,304 (a multiple of 128, as llm.c and nanoGPT
+    // use), so throughput and MFU compare with published GPT-2 124M figures whatever the
+    // tokenizer (its vocabulary must fit); 124m keeps the tokenizer's.
+    if (size == "gpt2-small") c.vocab_size = 50304;
   } else {
     return Invalid(absl::StrCat("model.size: unknown size '", size,
                                 "'; known: ", absl::StrJoin(KnownSizes(), ", ")));

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "gauntlet/v1/spec.pb.h"
 
 namespace gauntlet {
@@ -54,6 +55,28 @@ TEST(ModelConfigTest, NamedSizes) {
   EXPECT_EQ(gpt2->n_heads, 12);
   EXPECT_EQ(gpt2->d_ff, 3072);
   EXPECT_EQ(gpt2->seq_len, 1024);
+}
+
+// gpt2-small is 124m with GPT-2's padded vocabulary whatever the tokenizer's; the vocabulary may
+// be set in the spec, never below the tokenizer's.
+TEST(ModelConfigTest, Gpt2SmallPadsTheVocabularyAndVocabSizeIsChecked) {
+  absl::StatusOr<ModelConfig> gpt2 = ResolveModelConfig(Spec("standard", "gpt2-small"), 65);
+  ASSERT_TRUE(gpt2.ok()) << gpt2.status();
+  EXPECT_EQ(gpt2->vocab_size, 50304);
+  EXPECT_EQ(gpt2->d_model, 768);
+  EXPECT_EQ(gpt2->n_layers, 12);
+  EXPECT_EQ(ResolveModelConfig(Spec("standard", "124m"), 65)->vocab_size, 65);
+
+  v1::ModelSpec padded = Spec("standard", "seed");
+  padded.set_vocab_size(128);
+  EXPECT_EQ(ResolveModelConfig(padded, 65)->vocab_size, 128);
+  padded.set_vocab_size(32);
+  ExpectFieldError(padded, "model.vocab_size");  // below the tokenizer's 65
+  const absl::StatusOr<ModelConfig> too_small =
+      ResolveModelConfig(Spec("standard", "gpt2-small"), 60000);
+  ASSERT_FALSE(too_small.ok());
+  EXPECT_TRUE(absl::StartsWith(too_small.status().message(), "model.vocab_size"))
+      << too_small.status();
 }
 
 TEST(ModelConfigTest, OverridesApplyAndDffFollowsWidth) {
