@@ -1,9 +1,9 @@
 #include "common/tls_credentials.h"
 
-#include <fstream>
-
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
+
+#include <fstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -34,8 +34,8 @@ absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& 
         absl::StrCat("--", flag, ": ", path, " is over ", kMaxPemBytes, " bytes, not a PEM file"));
   }
   if (!absl::StrContains(contents, "-----BEGIN ") || !absl::StrContains(contents, marker)) {
-    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", path, " holds no PEM ",
-                                                   absl::StripSuffix(marker, "-----")));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": ", path, " holds no PEM ", absl::StripSuffix(marker, "-----")));
   }
   return contents;
 }

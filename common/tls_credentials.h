@@ -6,11 +6,11 @@
 // the flag and the file, so a misconfigured deployment fails at start-up instead of at the
 // first handshake.
 
-#include <memory>
-#include <string>
-
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
+
+#include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 

@@ -47,15 +47,18 @@ TEST(TlsCredentialsTest, NamesTheFlagOfAnUnreadableFile) {
 TEST(TlsCredentialsTest, KeyGivenAsCertificateIsNamed) {
   const std::string key = WriteFile("key.pem", kKey);
   auto server = MakeServerCredentials({key, key, ""});
-  EXPECT_THAT(server.status().message(), HasSubstr("--tls_cert: " + key + " holds no PEM CERTIFICATE"));
+  EXPECT_THAT(server.status().message(),
+              HasSubstr("--tls_cert: " + key + " holds no PEM CERTIFICATE"));
   auto client = MakeChannelCredentials({key, "", ""});
-  EXPECT_THAT(client.status().message(), HasSubstr("--tls_ca: " + key + " holds no PEM CERTIFICATE"));
+  EXPECT_THAT(client.status().message(),
+              HasSubstr("--tls_ca: " + key + " holds no PEM CERTIFICATE"));
 }
 
 TEST(TlsCredentialsTest, CertificateGivenAsKeyIsNamed) {
   const std::string cert = WriteFile("cert.pem", kCert);
   auto server = MakeServerCredentials({cert, cert, ""});
-  EXPECT_THAT(server.status().message(), HasSubstr("--tls_key: " + cert + " holds no PEM PRIVATE KEY"));
+  EXPECT_THAT(server.status().message(),
+              HasSubstr("--tls_key: " + cert + " holds no PEM PRIVATE KEY"));
 }
 
 TEST(TlsCredentialsTest, ClientCertNeedsCaAndKey) {

@@ -5,6 +5,8 @@
 // loopback; nothing trains. Prints one JSON object with client-side latencies and throughput.
 // bench/load/run_load.py starts the coordinator, runs this at several sizes and adds the
 // coordinator's own figures (server-side RPC histograms, restarts, CPU).
+#include <grpcpp/grpcpp.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -16,8 +18,6 @@
 #include <thread>
 #include <unordered_map>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -90,7 +90,8 @@ struct EmulatedWorker {
 
 struct Shared {
   // Set by the main thread once the submit returns; read by every client thread.
-  std::atomic<Clock::time_point::rep> measure_from{Clock::time_point::max().time_since_epoch().count()};
+  std::atomic<Clock::time_point::rep> measure_from{
+      Clock::time_point::max().time_since_epoch().count()};
   std::atomic<Clock::time_point::rep> end{Clock::time_point::max().time_since_epoch().count()};
   std::atomic<Clock::time_point::rep> submit_sent{0};
   bool Measured(Clock::time_point from, Clock::time_point to) const {
@@ -145,8 +146,8 @@ void HeartbeatLoop(std::vector<EmulatedWorker>* workers, Shared* shared) {
                                  [](const auto& a, const auto& b) { return a.due < b.due; });
     const Clock::time_point now = Clock::now();
     if (next->due > now) {
-      std::this_thread::sleep_for(std::min<Clock::duration>(next->due - now,
-                                                            std::chrono::milliseconds(50)));
+      std::this_thread::sleep_for(
+          std::min<Clock::duration>(next->due - now, std::chrono::milliseconds(50)));
       continue;
     }
     gauntlet::v1::HeartbeatRequest request;
@@ -174,7 +175,8 @@ void HeartbeatLoop(std::vector<EmulatedWorker>* workers, Shared* shared) {
     }
     const double interval =
         response.interval_seconds() > 0 ? response.interval_seconds() : shared->interval_s;
-    next->due += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval));
+    next->due +=
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval));
     if (next->due < done) next->due = done;  // fell behind: do not burst to catch up
     for (const gauntlet::v1::WorkerAction& action : response.actions()) {
       if (action.has_launch()) {
@@ -196,9 +198,10 @@ void HeartbeatLoop(std::vector<EmulatedWorker>* workers, Shared* shared) {
       } else if (action.has_stop()) {
         ++shared->stops;
         auto& ps = next->processes;
-        ps.erase(std::remove_if(ps.begin(), ps.end(),
-                                [&](const auto& p) { return p.trial_id() == action.stop().trial_id(); }),
-                 ps.end());
+        ps.erase(
+            std::remove_if(ps.begin(), ps.end(),
+                           [&](const auto& p) { return p.trial_id() == action.stop().trial_id(); }),
+            ps.end());
       }
     }
   }
@@ -260,14 +263,14 @@ void MetricLoop(int thread_index, Shared* shared) {
 std::string SpecYaml(int trials) {
   std::string seeds;
   for (int i = 1; i <= trials; ++i) absl::StrAppend(&seeds, i == 1 ? "" : ", ", i);
-  return absl::StrCat(
-      "name: load-", trials, "\n",
-      "data: {path: tinyshakespeare/input.txt, tokenizer: char}\n"
-      "model: {size: tiny}\n"
-      "budget: {steps: 1000000}\n"
-      "resources: {device: gpu, gpus_per_trial: 1}\n"
-      "variants:\n  - name: standard\n    model: {arch: standard}\n"
-      "seeds: [", seeds, "]\n");
+  return absl::StrCat("name: load-", trials, "\n",
+                      "data: {path: tinyshakespeare/input.txt, tokenizer: char}\n"
+                      "model: {size: tiny}\n"
+                      "budget: {steps: 1000000}\n"
+                      "resources: {device: gpu, gpus_per_trial: 1}\n"
+                      "variants:\n  - name: standard\n    model: {arch: standard}\n"
+                      "seeds: [",
+                      seeds, "]\n");
 }
 
 }  // namespace
@@ -345,12 +348,11 @@ int main(int argc, char** argv) {
       n_workers, absl::GetFlag(FLAGS_gpus_per_worker), n_trials, shared.placeable, register_s,
       shared.registered.load(), Seconds(submit_done - submit_sent), shared.first_launch_s.load(),
       shared.all_placed_s.load(), shared.launches.load(), shared.stops.load(),
-      shared.heartbeat.size(), shared.heartbeat.size() / window,
-      shared.heartbeat.PercentileMs(50), shared.heartbeat.PercentileMs(99),
-      shared.heartbeat.MaxMs(), shared.heartbeat_errors.load(), shared.lag.PercentileMs(99),
-      shared.metrics.size(), absl::GetFlag(FLAGS_metric_batch),
+      shared.heartbeat.size(), shared.heartbeat.size() / window, shared.heartbeat.PercentileMs(50),
+      shared.heartbeat.PercentileMs(99), shared.heartbeat.MaxMs(), shared.heartbeat_errors.load(),
+      shared.lag.PercentileMs(99), shared.metrics.size(), absl::GetFlag(FLAGS_metric_batch),
       shared.points_stored.load() / window, static_cast<long long>(shared.points_rejected.load()),
-      shared.metric_errors.load(), shared.metrics.PercentileMs(50),
-      shared.metrics.PercentileMs(99), window);
+      shared.metric_errors.load(), shared.metrics.PercentileMs(50), shared.metrics.PercentileMs(99),
+      window);
   return 0;
 }
