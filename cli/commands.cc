@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "cli/exit_codes.h"
 #include "common/grpc_status.h"
+#include "common/tls_credentials.h"
 #include "cli/format.h"
 #include "gauntlet/v1/coordinator.grpc.pb.h"
 
@@ -88,11 +89,12 @@ absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& args,
 
 class Session {
  public:
-  Session(const CliContext& context, const std::string& address)
+  Session(const CliContext& context, const std::string& address,
+          std::shared_ptr<grpc::ChannelCredentials> credentials, bool tls)
       : context_(context),
-        stub_(v1::Coordinator::NewStub(
-            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))),
-        address_(address) {}
+        stub_(v1::Coordinator::NewStub(grpc::CreateChannel(address, std::move(credentials)))),
+        address_(address),
+        tls_(tls) {}
 
   std::ostream& out() { return *context_.out; }
   std::ostream& err() { return *context_.err; }
@@ -114,8 +116,12 @@ class Session {
         err() << "gauntlet: not found: " << status.message() << "\n";
         break;
       case absl::StatusCode::kUnavailable:
+        // A TLS mismatch shows up as UNAVAILABLE too; say which side of it we are on.
         err() << "gauntlet: coordinator " << address_ << " unavailable: " << status.message()
-              << "\n";
+              << (tls_ ? "\n(connecting over TLS: check that --tls_ca signed the coordinator's "
+                         "certificate and that it names this host)\n"
+                       : "\n(connecting in plaintext: if the coordinator serves TLS, pass "
+                         "--tls_ca)\n");
         break;
       default:
         err() << "gauntlet: " << absl::StatusCodeToString(status.code()) << ": "
@@ -128,6 +134,7 @@ class Session {
   const CliContext& context_;
   std::unique_ptr<v1::Coordinator::Stub> stub_;
   std::string address_;
+  bool tls_;
 };
 
 int Usage(const CliContext& c, const std::string& message) {
@@ -472,7 +479,8 @@ int Compare(Session& s, const Args& args) {
 
 std::string UsageText() {
   return absl::StrCat(
-      "Usage: gauntlet [--coordinator HOST:PORT] COMMAND [ARGS]\n"
+      "Usage: gauntlet [--coordinator HOST:PORT] [--tls_ca PEM [--tls_cert PEM --tls_key PEM]]\n"
+      "                COMMAND [ARGS]\n"
       "\n"
       "Commands:\n"
       "  submit FILE|- [--dry-run]      submit an experiment spec (YAML; - reads stdin)\n"
@@ -491,6 +499,9 @@ std::string UsageText() {
       "Environment:\n"
       "  GAUNTLET_COORDINATOR  coordinator address (default localhost:50051)\n"
       "  GAUNTLET_TOKEN        bearer token sent with every call\n"
+      "  GAUNTLET_TLS_CA       default of --tls_ca: CA that verifies the coordinator (TLS)\n"
+      "  GAUNTLET_TLS_CERT     default of --tls_cert: client certificate (mutual TLS)\n"
+      "  GAUNTLET_TLS_KEY      default of --tls_key: its private key\n"
       "  GAUNTLET_PLOT_SCRIPT  path of plot_curves.py (found beside the binary by default)\n"
       "\n",
       ExitCodeHelp());
@@ -498,18 +509,28 @@ std::string UsageText() {
 
 int RunCli(const std::vector<std::string>& raw_args, const CliContext& c) {
   // Global flags may appear before or after the command.
-  std::string coordinator = c.default_coordinator;
+  std::map<std::string, std::string> globals = {{"coordinator", c.default_coordinator},
+                                                 {"tls_ca", c.tls_ca},
+                                                 {"tls_cert", c.tls_cert},
+                                                 {"tls_key", c.tls_key}};
   std::vector<std::string> args;
   for (size_t i = 0; i < raw_args.size(); ++i) {
-    const std::string& a = raw_args[i];
-    if (a == "--coordinator" || a == "-c") {
-      if (i + 1 >= raw_args.size()) return Usage(c, "--coordinator needs HOST:PORT");
-      coordinator = raw_args[++i];
-    } else if (absl::StartsWith(a, "--coordinator=")) {
-      coordinator = a.substr(strlen("--coordinator="));
-    } else {
-      args.push_back(a);
+    std::string a = raw_args[i] == "-c" ? "--coordinator" : raw_args[i];
+    std::optional<std::string> value;
+    if (const size_t eq = a.find('='); absl::StartsWith(a, "--") && eq != std::string::npos) {
+      value = a.substr(eq + 1);
+      a = a.substr(0, eq);
     }
+    auto global = absl::StartsWith(a, "--") ? globals.find(a.substr(2)) : globals.end();
+    if (global == globals.end()) {
+      args.push_back(raw_args[i]);
+      continue;
+    }
+    if (!value.has_value()) {
+      if (i + 1 >= raw_args.size()) return Usage(c, absl::StrCat(a, " needs a value"));
+      value = raw_args[++i];
+    }
+    global->second = *value;
   }
   if (args.empty()) return Usage(c, "no command given");
   const std::string command = args[0];
@@ -537,7 +558,10 @@ int RunCli(const std::vector<std::string>& raw_args, const CliContext& c) {
   absl::StatusOr<Args> parsed =
       ParseArgs(args, it->second.values, it->second.bools, it->second.aliases);
   if (!parsed.ok()) return Usage(c, absl::StrCat(command, ": ", parsed.status().message()));
-  Session session(c, coordinator);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      MakeChannelCredentials({globals["tls_ca"], globals["tls_cert"], globals["tls_key"]});
+  if (!credentials.ok()) return Usage(c, std::string(credentials.status().message()));
+  Session session(c, globals["coordinator"], *std::move(credentials), !globals["tls_ca"].empty());
   return it->second.run(session, *parsed);
 }
 

@@ -13,6 +13,10 @@ struct CliContext {
   std::string default_coordinator = "localhost:50051";
   // $GAUNTLET_TOKEN: sent as `authorization: Bearer <token>` when set.
   std::string token;
+  // --tls_ca/--tls_cert/--tls_key defaults: $GAUNTLET_TLS_CA/_CERT/_KEY. A CA means TLS.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
   // Redraw progress in place (watch) only on a terminal; plain lines otherwise.
   bool stdout_is_tty = false;
   // cli/plot_curves.py and the interpreter that runs it (for compare --plot).

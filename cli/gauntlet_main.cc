@@ -47,6 +47,9 @@ int main(int argc, char** argv) {
     context.default_coordinator = address;
   }
   context.token = Env("GAUNTLET_TOKEN");
+  context.tls_ca = Env("GAUNTLET_TLS_CA");
+  context.tls_cert = Env("GAUNTLET_TLS_CERT");
+  context.tls_key = Env("GAUNTLET_TLS_KEY");
   context.stdout_is_tty = isatty(STDOUT_FILENO) == 1;
   context.plot_script = FindPlotScript(argv[0]);
   if (std::string python = Env("GAUNTLET_PYTHON"); !python.empty()) context.python = python;

@@ -10,6 +10,7 @@ APT_PACKAGES=(
   prometheus
   libsentencepiece-dev libboost-math-dev libxml2-dev
   podman runc debootstrap
+  openssl  # //tests/e2e:tls_test makes its CA and certificates with it
 )
 # torch pinned to the GPU machines' version so one binary built here runs there.
 PIP_PACKAGES=(

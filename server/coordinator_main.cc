@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "prometheus/exposer.h"
 #include "common/clock.h"
+#include "common/tls_credentials.h"
 #include "server/controller.h"
 #include "server/coordinator_service.h"
 #include "server/health_service.h"
@@ -52,6 +53,13 @@ ABSL_FLAG(int, max_rpc_threads, 64,
 ABSL_FLAG(std::string, auth_token_file, "",
           "If set, every Coordinator and WorkerService RPC must carry "
           "'authorization: Bearer <token>' with the token in this file");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain: with --tls_key, gRPC is served over TLS only (plaintext, the "
+          "default, is meant for loopback)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "If set (with --tls_cert), mutual TLS: every client must present a certificate signed "
+          "by a CA in this PEM file");
 
 namespace {
 
@@ -92,6 +100,12 @@ int main(int argc, char** argv) {
     if (auth_token.empty()) return Fail("--auth_token_file: " + path + " is empty");
   }
 
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      gauntlet::MakeServerCredentials({absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+                                       absl::GetFlag(FLAGS_tls_client_ca)});
+  if (!credentials.ok()) return Fail(std::string(credentials.status().message()));
+  const bool tls = !absl::GetFlag(FLAGS_tls_cert).empty();
+
   absl::StatusOr<std::unique_ptr<gauntlet::SqliteStore>> store =
       gauntlet::SqliteStore::Open(absl::GetFlag(FLAGS_db));
   if (!store.ok()) return Fail(std::string(store.status().message()));
@@ -128,14 +142,14 @@ int main(int argc, char** argv) {
   quota.SetMaxThreads(std::max(4, absl::GetFlag(FLAGS_max_rpc_threads)));
   builder.SetResourceQuota(quota);
   int bound_port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(),
-                           &bound_port);
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), *credentials, &bound_port);
   builder.RegisterService(&coordinator);
   builder.RegisterService(&worker_service);
   builder.RegisterService(&health);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {
-    return Fail("cannot listen on " + absl::GetFlag(FLAGS_listen));
+    return Fail("cannot listen on " + absl::GetFlag(FLAGS_listen) +
+                (tls ? " (check that --tls_key matches --tls_cert)" : ""));
   }
 
   absl::Notification stop;
@@ -147,7 +161,10 @@ int main(int argc, char** argv) {
     health.SetStatus(service, grpc::health::v1::HealthCheckResponse::SERVING);
   }
   const int metrics_port = exposer->GetListeningPorts().front();
-  std::cout << "coordinator: serving gRPC on port " << bound_port << ", /metrics on port "
+  std::cout << "coordinator: serving gRPC on port " << bound_port
+            << (tls ? (absl::GetFlag(FLAGS_tls_client_ca).empty() ? " (TLS)" : " (mutual TLS)")
+                    : " (plaintext)")
+            << ", /metrics on port "
             << metrics_port << ", db " << absl::GetFlag(FLAGS_db) << std::endl;
   WritePortFile(absl::GetFlag(FLAGS_metrics_port_file), metrics_port);
   WritePortFile(absl::GetFlag(FLAGS_port_file), bound_port);

@@ -350,8 +350,10 @@ void WorkerAgent::MaybeHeartbeat(absl::Time now) {
             "the coordinator refused this worker's credentials ", auth_failures_,
             " times in a row: ", response.status().message()));
       }
-    } else if (connected_) {
-      Log(absl::StrCat("heartbeat failed: ", response.status().ToString()));
+    } else if (!unreachable_logged_) {
+      Log(absl::StrCat("heartbeat failed: ", response.status().ToString(),
+                       options_.unreachable_hint));
+      unreachable_logged_ = true;
     }
     connected_ = false;
     next_heartbeat_ = now + backoff_;
@@ -360,6 +362,7 @@ void WorkerAgent::MaybeHeartbeat(absl::Time now) {
   }
   if (!connected_) Log("connected to the coordinator");
   connected_ = true;
+  unreachable_logged_ = false;
   auth_failures_ = 0;
   backoff_ = options_.min_backoff;
   if (response->lease_seconds() > 0) lease_ = absl::Seconds(response->lease_seconds());

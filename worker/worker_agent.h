@@ -45,6 +45,9 @@ struct WorkerAgentOptions {
   // Consecutive heartbeats refused as UNAUTHENTICATED/PERMISSION_DENIED after which the agent
   // gives up (fatal()); each refusal is logged. 0: never give up.
   int max_auth_failures = 5;
+  // Appended to the log line of a failed heartbeat (e.g. how the channel is secured), so an
+  // agent that cannot reach the coordinator says what to check.
+  std::string unreachable_hint;
   // Where the agent records the gangs it started (an AgentRecord); empty: no record. An agent
   // restarted with the same record kills what its predecessor left running.
   std::string record_path;
@@ -113,6 +116,8 @@ class WorkerAgent {
   ProcessLauncher* launcher_;
   std::vector<std::unique_ptr<Gang>> gangs_;
   bool connected_ = false;
+  // A failed heartbeat is logged once per outage, the first one after start-up included.
+  bool unreachable_logged_ = false;
   absl::Time next_heartbeat_ = absl::InfinitePast();
   absl::Duration heartbeat_interval_;
   absl::Duration backoff_;

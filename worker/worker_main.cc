@@ -19,8 +19,9 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "common/spec_yaml.h"
 #include "common/clock.h"
+#include "common/spec_yaml.h"
+#include "common/tls_credentials.h"
 #include "worker/coordinator_client.h"
 #include "worker/gpu_inventory.h"
 #include "worker/process_launcher.h"
@@ -43,6 +44,12 @@ ABSL_FLAG(std::vector<std::string>, cache_roots, {},
           "Directories an absolute data.cache_dir may name (comma-separated), besides --work_dir");
 ABSL_FLAG(int, rendezvous_port_base, 29500, "First port for rank-0 rendezvous on this host");
 ABSL_FLAG(std::string, auth_token_file, "", "File holding the coordinator's bearer token");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM roots that verify the coordinator's certificate: if set, the coordinator is "
+          "reached over TLS (plaintext, the default, is meant for loopback)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM client certificate, for a coordinator started with --tls_client_ca");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
 ABSL_FLAG(double, heartbeat_seconds, 0, "Heartbeat interval (0: as the coordinator says)");
 ABSL_FLAG(double, kill_grace_seconds, 10, "SIGTERM-to-SIGKILL grace when stopping a gang");
 ABSL_FLAG(std::string, checkpoint_store, "",
@@ -167,6 +174,16 @@ int main(int argc, char** argv) {
     if (token.empty()) return Fail("--auth_token_file " + path + " is empty");
   }
 
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      gauntlet::MakeChannelCredentials({absl::GetFlag(FLAGS_tls_ca), absl::GetFlag(FLAGS_tls_cert),
+                                        absl::GetFlag(FLAGS_tls_key)});
+  if (!credentials.ok()) return Fail(std::string(credentials.status().message()));
+  options.unreachable_hint =
+      absl::GetFlag(FLAGS_tls_ca).empty()
+          ? " (connecting in plaintext: if the coordinator serves TLS, pass --tls_ca)"
+          : " (connecting over TLS: check that --tls_ca signed the coordinator's certificate "
+            "and that it names this host)";
+
   std::cerr << "worker: " << inventory.gpus_size() << " GPUs, " << inventory.cpu_slots()
             << " CPU slots; coordinator " << absl::GetFlag(FLAGS_coordinator) << std::endl;
   // gRPC's own reconnect backoff grows to minutes; capped so a coordinator that comes back is
@@ -176,7 +193,7 @@ int main(int argc, char** argv) {
   channel_args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   auto channel = grpc::CreateCustomChannel(absl::GetFlag(FLAGS_coordinator),
-                                           grpc::InsecureChannelCredentials(), channel_args);
+                                           *credentials, channel_args);
   gauntlet::worker::GrpcCoordinatorClient client(channel, token);
   gauntlet::worker::PosixProcessLauncher launcher;
   gauntlet::RealClock clock;
