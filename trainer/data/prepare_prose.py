@@ -8,7 +8,8 @@ HTML goes through Python's html.parser (a real tokenizer: entities and character
 decoded by it); scripts, styles and navigation are dropped, block elements become paragraph
 breaks. POD is rendered by pod2text (Pod::Text), man pages by man/groff, the KJV Bible by the
 `bible` program of bible-kjv. Needs, from Debian: linux-doc-6.1 python3.11-doc debian-handbook
-perl-doc bible-kjv manpages manpages-dev man-db.
+debian-reference-en python-django-doc python-sqlalchemy-doc postgresql-doc-15 git-doc nodejs-doc
+cmake-doc perl-doc bible-kjv manpages manpages-dev man-db.
 
   python3 trainer/data/prepare_prose.py --out=/data/prose
 """
@@ -28,11 +29,16 @@ _DROP_TAGS = frozenset({
     "head", "script", "style", "noscript", "template", "nav", "header", "footer", "form",
     "button", "select", "textarea", "svg", "math", "iframe", "object", "canvas",
 })
-# ARIA roles and (Sphinx, DocBook/Publican) classes that mark navigation and page chrome.
+# ARIA roles, (Sphinx, DocBook/Publican, AsciiDoc) classes and ids that mark navigation and page chrome.
 _DROP_ROLES = frozenset({"navigation", "search", "banner", "contentinfo"})
 _DROP_CLASSES = frozenset({
     "headerlink", "sphinxsidebar", "related", "footer", "navheader", "navfooter", "docnav",
-    "breadcrumbs", "skip-link",
+    "breadcrumbs", "skip-link", "nav", "toc", "header-container", "mark",
+})
+_DROP_IDS = frozenset({
+    "footer", "hd", "ft", "global-nav", "sidebar", "searchbox", "docs-top-navigation-container",
+    "fixed-sidebar", "docs-bottom-navigation", "docs-copyright", "docs-narrow-top-navigation",
+    "narrow-index-nav", "docs-sidebar-popout", "docs-sidebar", "column2", "gtoc", "toc", "contents",
 })
 # Elements that never have content or an end tag.
 _VOID_TAGS = frozenset({
@@ -70,6 +76,8 @@ class _TextExtractor(html.parser.HTMLParser):
             if name == "role" and value.strip().lower() in _DROP_ROLES:
                 return True
             if name == "class" and not _DROP_CLASSES.isdisjoint(value.split()):
+                return True
+            if name == "id" and value in _DROP_IDS:
                 return True
         return False
 
@@ -149,11 +157,26 @@ def html_to_text(markup):
 # ---- sources ----------------------------------------------------------------------------------
 
 _LINUX_DOC = "/usr/share/doc/linux-doc-6.1"
-_PYTHON_DOC = "/usr/share/doc/python3.11/html"
-_HANDBOOK = "/usr/share/doc/debian-handbook/html/en-US"
+# (source, directory of HTML pages): Sphinx, DocBook and AsciiDoc manuals, English only.
+_HTML_SOURCES = (
+    ("python3.11-doc", "/usr/share/doc/python3.11/html"),
+    ("debian-handbook", "/usr/share/doc/debian-handbook/html/en-US"),
+    ("debian-reference-en", "/usr/share/debian-reference"),
+    ("python-django-doc", "/usr/share/doc/python-django-doc/html"),
+    ("python-sqlalchemy-doc", "/usr/share/doc/python-sqlalchemy-doc/html"),
+    ("postgresql-doc-15", "/usr/share/doc/postgresql-doc-15/html"),
+    ("git-doc", "/usr/share/doc/git-doc"),
+    ("nodejs-doc", "/usr/share/doc/nodejs/api"),
+    ("cmake-doc", "/usr/share/doc/cmake-data/html"),
+)
 _PERL_POD = "/usr/share/perl/5.36.0/pod"
-# Generated index pages hold no prose.
-_HTML_SKIP_NAMES = frozenset({"genindex.html", "search.html", "py-modindex.html", "ix01.html"})
+# Generated index pages hold no prose; Node's all.html repeats every other page.
+_HTML_SKIP_NAMES = frozenset({
+    "genindex.html", "search.html", "py-modindex.html", "ix01.html", "all.html",
+})
+# Kernel documents that are neither prose nor rendered to HTML above (.rst).
+_LINUX_DOC_NOT_TEXT = (".rst.gz", ".yaml.gz", ".svg.gz", ".dot.gz", ".sh.gz", ".py.gz",
+                       ".ttf.gz", ".exceptions.gz")
 _HTML_SKIP_DIRS = frozenset({"_sources", "_static", "_images", "_downloads"})
 _MAN_PACKAGES = ("manpages", "manpages-dev")
 _BIBLE_BOOKS = (
@@ -183,12 +206,12 @@ def _html_docs(source, root):
 def _tasks():
     """Every document as (source, name, kind, argument), in a fixed order."""
     yield from _html_docs("linux-doc", os.path.join(_LINUX_DOC, "html"))
-    # Plain-text kernel documents that Sphinx does not render (the .rst ones are the HTML above).
+    # Plain-text kernel documents (.txt, ABI/ entries) that Sphinx does not render.
     docs = os.path.join(_LINUX_DOC, "Documentation")
-    for path in _walk(docs, lambda n: n.endswith(".txt.gz")):
+    for path in _walk(docs, lambda n: n.endswith(".gz") and not n.endswith(_LINUX_DOC_NOT_TEXT)):
         yield ("linux-doc", os.path.relpath(path, _LINUX_DOC)[:-3], "gzip", path)
-    yield from _html_docs("python3.11-doc", _PYTHON_DOC)
-    yield from _html_docs("debian-handbook", _HANDBOOK)
+    for source, root in _HTML_SOURCES:
+        yield from _html_docs(source, root)
     for path in _walk(_PERL_POD, lambda n: n.endswith(".pod")):
         yield ("perl-doc", os.path.relpath(path, _PERL_POD), "pod", path)
     for number, book in enumerate(_BIBLE_BOOKS, 1):
