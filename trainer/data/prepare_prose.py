@@ -200,20 +200,20 @@ def _walk(root, keep):
 
 def _html_docs(source, root):
     for path in _walk(root, lambda n: n.endswith(".html") and n not in _HTML_SKIP_NAMES):
-        yield (source, os.path.relpath(path, root), "html", path)
+        yield (source, os.path.relpath(path, root)[:-len(".html")], "html", path)
 
 
 def _tasks():
-    """Every document as (source, name, kind, argument), in a fixed order."""
+    """Every document as (source, name, kind, argument), in a fixed order; names are unique."""
     yield from _html_docs("linux-doc", os.path.join(_LINUX_DOC, "html"))
     # Plain-text kernel documents (.txt, ABI/ entries) that Sphinx does not render.
     docs = os.path.join(_LINUX_DOC, "Documentation")
     for path in _walk(docs, lambda n: n.endswith(".gz") and not n.endswith(_LINUX_DOC_NOT_TEXT)):
-        yield ("linux-doc", os.path.relpath(path, _LINUX_DOC)[:-3], "gzip", path)
+        yield ("linux-doc", os.path.relpath(path, _LINUX_DOC)[:-len(".gz")], "gzip", path)
     for source, root in _HTML_SOURCES:
         yield from _html_docs(source, root)
     for path in _walk(_PERL_POD, lambda n: n.endswith(".pod")):
-        yield ("perl-doc", os.path.relpath(path, _PERL_POD), "pod", path)
+        yield ("perl-doc", os.path.relpath(path, _PERL_POD)[:-len(".pod")], "pod", path)
     for number, book in enumerate(_BIBLE_BOOKS, 1):
         yield ("bible-kjv", "%02d-%s" % (number, book), "bible", book)
     # The Linux man-pages project's pages (system calls, C library, files, overviews).
@@ -222,7 +222,8 @@ def _tasks():
         for path in sorted(listing.stdout.decode().split("\n")):
             if (path.startswith("/usr/share/man/man") and os.path.isfile(path)
                     and not os.path.islink(path)):  # a link is another name of a page taken
-                yield ("man", os.path.relpath(path, "/usr/share/man"), "man", path)
+                name = os.path.relpath(path, "/usr/share/man")
+                yield ("man", name[:-len(".gz")] if name.endswith(".gz") else name, "man", path)
 
 
 def _run(argv, env=None):
@@ -272,6 +273,10 @@ def main(argv=None):
     if os.path.exists(args.out):
         sys.exit("--out: %s already exists" % args.out)
     tasks = list(_tasks())
+    names = [(t[0], t[1] if t[1].endswith(".txt") else t[1] + ".txt") for t in tasks]
+    if len(set(names)) != len(names):  # two pages would overwrite one file
+        sys.exit("duplicate document names: %s" % sorted(n for n in set(names)
+                                                          if names.count(n) > 1)[:5])
     partial = args.out + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
     stats = {}  # source -> [documents, bytes, dropped]
@@ -285,7 +290,9 @@ def main(argv=None):
             if not text or len(text) < args.min_chars:
                 entry[2] += 1
             else:
-                path = os.path.join(partial, source, os.path.splitext(name)[0] + ".txt")
+                path = os.path.join(partial, source, name)
+                if not path.endswith(".txt"):
+                    path += ".txt"
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 data = text.encode("utf-8")
                 with open(path, "wb") as f:
