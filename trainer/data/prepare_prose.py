@@ -203,6 +203,23 @@ def _html_docs(source, root):
         yield (source, os.path.relpath(path, root)[:-len(".html")], "html", path)
 
 
+def _missing():
+    """The Debian packages whose files are absent (a missing package would silently shrink the
+    corpus and move its token count)."""
+    needed = [("linux-doc-6.1", os.path.join(_LINUX_DOC, "html")), ("perl-doc", _PERL_POD)]
+    needed += [(source, root) for source, root in _HTML_SOURCES]
+    missing = [package for package, root in needed if not os.path.isdir(root)]
+    for package, program in (("bible-kjv", "bible"), ("perl", "pod2text"), ("man-db", "man"),
+                             ("bsdextrautils", "col")):
+        if shutil.which(program) is None:
+            missing.append(package)
+    for package in _MAN_PACKAGES:
+        if subprocess.run(["dpkg", "-s", package], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode != 0:
+            missing.append(package)
+    return missing
+
+
 def _tasks():
     """Every document as (source, name, kind, argument), in a fixed order; names are unique."""
     yield from _html_docs("linux-doc", os.path.join(_LINUX_DOC, "html"))
@@ -272,6 +289,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if os.path.exists(args.out):
         sys.exit("--out: %s already exists" % args.out)
+    missing = _missing()
+    if missing:
+        sys.exit("not installed: %s (apt-get install %s)" % (" ".join(missing), " ".join(missing)))
     tasks = list(_tasks())
     names = [(t[0], t[1] if t[1].endswith(".txt") else t[1] + ".txt") for t in tasks]
     if len(set(names)) != len(names):  # two pages would overwrite one file
