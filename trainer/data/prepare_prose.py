@@ -15,6 +15,7 @@ cmake-doc perl-doc bible-kjv manpages manpages-dev man-db.
 """
 
 import argparse
+import collections
 import gzip
 import html.parser
 import multiprocessing
@@ -243,6 +244,12 @@ def _tasks():
                 yield ("man", name[:-len(".gz")] if name.endswith(".gz") else name, "man", path)
 
 
+def _document_file(source, name):
+    """The output file of a document, relative to --out."""
+    path = os.path.join(source, name)
+    return path if path.endswith(".txt") else path + ".txt"
+
+
 def _run(argv, env=None):
     result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
                             timeout=120)
@@ -293,10 +300,9 @@ def main(argv=None):
     if missing:
         sys.exit("not installed: %s (apt-get install %s)" % (" ".join(missing), " ".join(missing)))
     tasks = list(_tasks())
-    names = [(t[0], t[1] if t[1].endswith(".txt") else t[1] + ".txt") for t in tasks]
-    if len(set(names)) != len(names):  # two pages would overwrite one file
-        sys.exit("duplicate document names: %s" % sorted(n for n in set(names)
-                                                          if names.count(n) > 1)[:5])
+    files = collections.Counter(_document_file(t[0], t[1]) for t in tasks)
+    if len(files) != len(tasks):  # two pages would overwrite one file
+        sys.exit("duplicate document names: %s" % [f for f, n in files.items() if n > 1][:5])
     partial = args.out + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
     stats = {}  # source -> [documents, bytes, dropped]
@@ -310,9 +316,7 @@ def main(argv=None):
             if not text or len(text) < args.min_chars:
                 entry[2] += 1
             else:
-                path = os.path.join(partial, source, name)
-                if not path.endswith(".txt"):
-                    path += ".txt"
+                path = os.path.join(partial, _document_file(source, name))
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 data = text.encode("utf-8")
                 with open(path, "wb") as f:
