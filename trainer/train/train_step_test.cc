@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "gauntlet/v1/spec.pb.h"
 #include "trainer/models/model_config.h"
 #include "trainer/models/registry.h"
 #include "trainer/train/adamw.h"
@@ -13,19 +14,14 @@
 namespace gauntlet {
 namespace {
 
+// The `tiny` named size, with a 40-token vocabulary.
 std::shared_ptr<LanguageModelImpl> Tiny(const std::string& arch) {
-  ModelConfig c;
-  c.arch = arch;
-  c.size = "tiny";
-  c.vocab_size = 40;
-  c.d_model = 16;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.d_ff = 32;
-  c.seq_len = 24;
-  c.dropout = 0.0;
+  v1::ModelSpec spec;
+  spec.set_arch(arch);
+  spec.set_size("tiny");
+  spec.set_seq_len(24);
   torch::manual_seed(11);
-  return *CreateModel(c);
+  return *CreateModel(*ResolveModelConfig(spec, 40));
 }
 
 // Two TrainSteps with accumulation over 2 micro-batches equal the same steps written out by hand
