@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "trainer/kernels/elementwise.h"
 #include "trainer/kernels/rms_norm.h"
 
 #include <utility>
@@ -23,8 +24,8 @@ torch::Tensor StaticMlpBlockImpl::forward(const torch::Tensor& x) {
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
   const torch::Tensor delta = F::dropout(fc_b_(torch::gelu(fc_a_(norm1_(x)))), drop);
   const kernels::AddRmsNormResult mid =
-      kernels::AddRmsNorm(x, delta.to(x.scalar_type()), norm2_->weight());
-  return mid.sum + F::dropout(ffn_(mid.normed), drop);
+      kernels::AddRmsNorm(x, delta, norm2_->weight(), GemmInputDtype(x));
+  return kernels::ResidualAdd(mid.sum, F::dropout(ffn_(mid.normed), drop));
 }
 
 HybridTransformer::HybridTransformer(ModelConfig config) : LanguageModelImpl(std::move(config)) {

@@ -14,9 +14,9 @@
 namespace gauntlet {
 
 // RMSNorm with a learnable scale (init 1) and eps = machine epsilon of the input dtype, which is
-// torch.nn.RMSNorm's default and what the seeds use. A lower-precision input (bf16 under
-// autocast) is normalised with the weight cast to its dtype: ATen's fused kernel needs matching
-// dtypes (it still accumulates in fp32) and otherwise falls back to an unfused composite.
+// torch.nn.RMSNorm's default and what the seeds use. The norm is computed in the input's dtype
+// (the weight cast to it) and returned in GemmInputDtype(x): every consumer is a GEMM, which
+// under autocast would cast it to bf16 anyway, so the value is the same and no cast pass runs.
 class RmsNormImpl : public torch::nn::Module {
  public:
   explicit RmsNormImpl(int64_t dim);
@@ -62,6 +62,10 @@ TORCH_MODULE(RotaryTable);
 // The dtype activations feeding attention have on `device`: the autocast dtype when autocast is
 // on for its device type, else float32. Tables fetched in it need no cast in the layers.
 torch::ScalarType ComputeDtype(const torch::Device& device);
+
+// The dtype a GEMM consumes `x` in: the autocast dtype when autocast is on for x's device type,
+// else x's own. Norms hand their outputs to GEMMs in it.
+torch::ScalarType GemmInputDtype(const torch::Tensor& x);
 
 // Splits (B, T, h * d_h) into heads (B, h, T, d_h), and merges back.
 torch::Tensor SplitHeads(const torch::Tensor& x, int64_t n_heads);
