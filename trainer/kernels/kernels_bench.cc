@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "trainer/kernels/linear_cross_entropy.h"
+#include "trainer/kernels/causal_conv.h"
 #include "trainer/kernels/elementwise.h"
 #include "trainer/kernels/rms_norm.h"
 #include "trainer/kernels/rotary.h"
@@ -142,6 +143,22 @@ void Bench(const Shape& s, int reps) {
     };
     Row("sigmoid gate + head merge fwd+bwd", shape, 8.0 * rows * d * 2, MedianMs(run(true), reps),
         MedianMs(run(false), reps));
+  }
+  // The worker's causal depthwise conv (K = 3) on the float32 stream, fwd+bwd: fwd reads x,
+  // writes out; bwd reads g and x, writes dx: 5 * rows * d * 4 bytes.
+  {
+    const torch::Tensor x = torch::randn({s.batch, s.seq, d}, fp32).requires_grad_(true);
+    const torch::Tensor w = torch::randn({d, 1, 3}, fp32).requires_grad_(true);
+    const torch::Tensor b = torch::randn({d}, fp32).requires_grad_(true);
+    const torch::Tensor g = torch::randn({s.batch, s.seq, d}, fp32);
+    auto run = [&](bool kernel) {
+      return [&, kernel] {
+        const torch::Tensor out = kernel ? CausalConv(x, w, b) : CausalConvReference(x, w, b);
+        torch::autograd::grad({out}, {x, w, b}, {g});
+      };
+    };
+    Row("causal depthwise conv K=3 fp32 fwd+bwd", shape, 20.0 * rows * d,
+        MedianMs(run(true), reps), MedianMs(run(false), reps));
   }
   // RoPE on Q, K + transpose of Q, K, V to (B, H, T, Dh): fwd+bwd, 4 * rows * 3d * 2 bytes.
   {

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "trainer/kernels/causal_conv.h"
 #include "trainer/kernels/elementwise.h"
 #include "trainer/kernels/rms_norm.h"
 #include "trainer/kernels/rotary.h"
@@ -44,15 +45,7 @@ torch::Tensor WorkerLayout::Scatter(const torch::Tensor& x, const torch::Tensor&
 }
 
 torch::Tensor WorkerBlockImpl::CausalConv(const torch::Tensor& x) {
-  // out_t = b + sum_j w_j * x_{t - (kernel - 1) + j}, with zeros before position 0.
-  const int64_t seq_len = x.size(1);
-  const torch::Tensor padded = F::pad(x, F::PadFuncOptions({0, 0, kernel_ - 1, 0}));
-  const torch::Tensor taps = conv_->weight.select(1, 0);  // (d, kernel)
-  torch::Tensor out = torch::addcmul(conv_->bias, padded.narrow(1, 0, seq_len), taps.select(1, 0));
-  for (int64_t j = 1; j < kernel_; ++j) {
-    out = torch::addcmul(out, padded.narrow(1, j, seq_len), taps.select(1, j));
-  }
-  return out;
+  return kernels::CausalConv(x, conv_->weight, conv_->bias);
 }
 
 torch::Tensor WorkerBlockImpl::forward(const torch::Tensor& x, const WorkerLayout& layout,
