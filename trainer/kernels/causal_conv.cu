@@ -12,8 +12,9 @@ namespace gauntlet::kernels {
 namespace {
 
 constexpr int kThreads = 256;
-// Row chunks of the tap/bias reduction: enough blocks to fill the GPU for d = 256.
-constexpr int kRowChunks = 256;
+// Row chunks of the tap/bias reduction: d = 256 channels make one block per chunk, so it takes
+// about a thousand chunks (16 rows each at B*T = 16,384) to keep an H200 busy.
+constexpr int kRowChunks = 1024;
 
 // out (or dx) for VEC channels of one (b, t). `sign` picks the direction: forward reads
 // x[t - (K-1) + j] with tap j; the input gradient reads g[t + (K-1) - j] with tap j.
@@ -91,18 +92,32 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Sums the chunks' partials in chunk order: dtaps (K, d) and dbias (d).
-__global__ void __launch_bounds__(kThreads)
+// Sums the chunks' partials: dtaps (K, d) and dbias (d), output j * d + c. A block owns 32 outputs;
+// its 8 row groups each sum every 8th chunk, then one thread per output adds the 8 group sums in a
+// fixed order (deterministic).
+constexpr int kSumColumns = 32;
+constexpr int kSumGroups = 8;
+
+__global__ void __launch_bounds__(kSumColumns * kSumGroups)
     CausalConvSumKernel(const float* __restrict__ partial, int chunks, int k, int64_t d,
                         float* __restrict__ dtaps, float* __restrict__ dbias) {
-  const int64_t idx = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;  // j * d + c
-  if (idx >= (k + 1) * d) return;
+  __shared__ float group_sums[kSumGroups][kSumColumns];
+  const int64_t outs = (k + 1) * d;
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * kSumColumns + threadIdx.x;
   float s = 0.f;
-  for (int i = 0; i < chunks; ++i) s += partial[static_cast<int64_t>(i) * (k + 1) * d + idx];
+  if (idx < outs) {
+    for (int i = threadIdx.y; i < chunks; i += kSumGroups) s += partial[i * outs + idx];
+  }
+  group_sums[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y != 0 || idx >= outs) return;
+  float total = 0.f;
+#pragma unroll
+  for (int g = 0; g < kSumGroups; ++g) total += group_sums[g][threadIdx.x];
   if (idx < k * d) {
-    dtaps[idx] = s;
+    dtaps[idx] = total;
   } else {
-    dbias[idx - k * d] = s;
+    dbias[idx - k * d] = total;
   }
 }
 
@@ -192,8 +207,9 @@ cudaError_t CausalConvBackward(Dtype dtype, const CausalConvShape& shape, const 
     }
     const int used = shape.batch * shape.seq > 0 ? chunks : 0;
     const int64_t outs = (shape.kernel + 1) * shape.d;
-    CausalConvSumKernel<<<Blocks(outs), kThreads, 0, stream>>>(scratch, used, shape.kernel,
-                                                               shape.d, dtaps, dbias);
+    CausalConvSumKernel<<<static_cast<int>((outs + kSumColumns - 1) / kSumColumns),
+                          dim3(kSumColumns, kSumGroups), 0, stream>>>(scratch, used, shape.kernel,
+                                                                       shape.d, dtaps, dbias);
   });
   return err == cudaSuccess ? cudaGetLastError() : err;
 }

@@ -175,14 +175,35 @@ __global__ void __launch_bounds__(256)
   partial[static_cast<int64_t>(blockIdx.y) * d + c] = s;
 }
 
+// dw[c] = sum of the n partial rows. A block owns 32 columns; its 8 row groups each sum every 8th
+// partial (coalesced along columns), then one thread per column adds the 8 group sums in a fixed
+// order: deterministic, and enough blocks to cover a d = 256 row of hundreds of partials quickly.
+constexpr int kSumColumns = 32;
+constexpr int kSumGroups = 8;
+
 template <typename T>
-__global__ void __launch_bounds__(256)
+__global__ void __launch_bounds__(kSumColumns * kSumGroups)
     SumPartialsKernel(const float* __restrict__ partial, int n, int d, T* __restrict__ dw) {
-  const int c = blockIdx.x * 256 + threadIdx.x;
-  if (c >= d) return;
+  __shared__ float group_sums[kSumGroups][kSumColumns];
+  const int c = blockIdx.x * kSumColumns + threadIdx.x;
   float s = 0.f;
-  for (int i = 0; i < n; ++i) s += partial[static_cast<int64_t>(i) * d + c];
-  dw[c] = FromFloat<T>(s);
+  if (c < d) {
+    for (int i = threadIdx.y; i < n; i += kSumGroups) s += partial[static_cast<int64_t>(i) * d + c];
+  }
+  group_sums[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < d) {
+    float total = 0.f;
+#pragma unroll
+    for (int g = 0; g < kSumGroups; ++g) total += group_sums[g][threadIdx.x];
+    dw[c] = FromFloat<T>(total);
+  }
+}
+
+template <typename T>
+void LaunchSumPartials(const float* partial, int n, int d, T* dw, cudaStream_t stream) {
+  SumPartialsKernel<T><<<(d + kSumColumns - 1) / kSumColumns, dim3(kSumColumns, kSumGroups), 0,
+                         stream>>>(partial, n, d, dw);
 }
 
 // VEC elements of the stream type make one 16-byte access; narrower types move fewer bytes.
@@ -234,7 +255,7 @@ void LaunchBackward(const Y* dy, const S* dres, const S* x, const S* w, const fl
                                                                              rows, d);
     partials = chunks;
   }
-  SumPartialsKernel<S><<<(d + 255) / 256, 256, 0, stream>>>(scratch, partials, d, dw);
+  LaunchSumPartials<S>(scratch, partials, d, dw, stream);
 }
 
 template <typename S_, typename D_, typename Y_>
@@ -311,8 +332,7 @@ cudaError_t RmsNormBackward(const RmsNormTypes& types, const void* dy, const voi
     auto* dwp = static_cast<S*>(dw);
     if (rows == 0) {
       // No rows: dw is zero. One tiny kernel keeps it on the stream (capturable).
-      SumPartialsKernel<S><<<(d + 255) / 256, 256, 0, stream>>>(scratch, 0, static_cast<int>(d),
-                                                                dwp);
+      LaunchSumPartials<S>(scratch, 0, static_cast<int>(d), dwp, stream);
       return;
     }
     const auto* dyp = static_cast<const Y*>(dy);

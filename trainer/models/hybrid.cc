@@ -22,7 +22,8 @@ StaticMlpBlockImpl::StaticMlpBlockImpl(int64_t d_model, int64_t ratio, int64_t d
 
 torch::Tensor StaticMlpBlockImpl::forward(const torch::Tensor& x) {
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
-  const torch::Tensor delta = F::dropout(fc_b_(torch::gelu(fc_a_(norm1_(x)))), drop);
+  const torch::Tensor delta =
+      F::dropout(ApplyLinear(*fc_b_, torch::gelu(ApplyLinear(*fc_a_, norm1_(x)))), drop);
   const kernels::AddRmsNormResult mid =
       kernels::AddRmsNorm(x, delta, norm2_->weight(), GemmInputDtype(x));
   return kernels::ResidualAdd(mid.sum, F::dropout(ffn_(mid.normed), drop));

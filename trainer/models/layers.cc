@@ -75,6 +75,10 @@ torch::ScalarType ComputeDtype(const torch::Device& device) {
   return torch::kFloat32;
 }
 
+torch::Tensor ApplyLinear(const torch::nn::LinearImpl& layer, const torch::Tensor& x) {
+  return at::linear(x, layer.weight, layer.bias);
+}
+
 torch::ScalarType GemmInputDtype(const torch::Tensor& x) {
   const c10::DeviceType type = x.device().type();
   return at::autocast::is_autocast_enabled(type) ? at::autocast::get_autocast_dtype(type)
@@ -117,7 +121,9 @@ GeluFfnImpl::GeluFfnImpl(int64_t d_model, int64_t d_hidden) {
   fc2_ = register_module("fc2", torch::nn::Linear(d_hidden, d_model));
 }
 
-torch::Tensor GeluFfnImpl::forward(const torch::Tensor& x) { return fc2_(torch::gelu(fc1_(x))); }
+torch::Tensor GeluFfnImpl::forward(const torch::Tensor& x) {
+  return ApplyLinear(*fc2_, torch::gelu(ApplyLinear(*fc1_, x)));
+}
 
 TransformerBlockImpl::TransformerBlockImpl(int64_t d_model, int64_t n_heads, int64_t d_ff,
                                            double dropout)

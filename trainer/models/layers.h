@@ -63,6 +63,12 @@ TORCH_MODULE(RotaryTable);
 // on for its device type, else float32. Tables fetched in it need no cast in the layers.
 torch::ScalarType ComputeDtype(const torch::Device& device);
 
+// layer(x) through at::linear. torch::nn::Linear's own forward adds the bias in a separate
+// `+=` for inputs of more than two axes, which under autocast is a float32 bias broadcast into a
+// bf16 product: a full non-vectorised pass over the output. at::linear folds the batch axes and
+// adds the bias in the GEMM's epilogue (cuBLASLt), with autocast casting the bias like the weight.
+torch::Tensor ApplyLinear(const torch::nn::LinearImpl& layer, const torch::Tensor& x);
+
 // The dtype a GEMM consumes `x` in: the autocast dtype when autocast is on for x's device type,
 // else x's own. Norms hand their outputs to GEMMs in it.
 torch::ScalarType GemmInputDtype(const torch::Tensor& x);
