@@ -2,6 +2,7 @@
 # Runs on the GPU machine (repo root, staged .device/): the custom kernels' GPU tests and
 # micro-benchmark, per-kernel device-time profiles of warm training steps, and graph-vs-eager
 # throughput. Everything goes to $OUT/perf.txt (one file: the device tool returns few files).
+# PROFILE_ONLY=1 skips the tests and the micro-benchmark.
 set -uo pipefail
 source scripts/device_env.sh
 OUT="${OUT:-/tmp/out}"; mkdir -p "$OUT"
@@ -10,13 +11,13 @@ log="$OUT/perf.txt"
 work="$(mktemp -d)"
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; date -u
-  for t in rms_norm_test elementwise_test causal_conv_test rotary_test linear_cross_entropy_test kernels_graph_test; do
+  for t in $([[ "${PROFILE_ONLY:-0}" == 1 ]] || echo rms_norm_test elementwise_test causal_conv_test rotary_test linear_cross_entropy_test kernels_graph_test); do
     echo "== $t"
     if [[ -x .device/bin/$t ]]; then .device/bin/$t 2>&1 | grep -vE '^\[ +(RUN|OK) ' | tail -40
     else echo "missing .device/bin/$t"; fi
   done
   echo "== kernels_bench"
-  [[ -x .device/bin/kernels_bench ]] && .device/bin/kernels_bench 2>&1 | tail -30
+  [[ "${PROFILE_ONLY:-0}" != 1 && -x .device/bin/kernels_bench ]] && .device/bin/kernels_bench 2>&1 | tail -30
   for model in standard:seed worker:seed standard:gpt2-small; do
     arch="${model%%:*}"; size="${model#*:}"
     cat > "$work/p.yaml" <<YAML
