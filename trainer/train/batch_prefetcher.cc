@@ -54,11 +54,12 @@ void BatchPrefetcher::Produce() {
       free_.pop_front();
     }
     Slot& slot = *slots_[index];
-#if GAUNTLET_CUDA
-    if (slot.released != nullptr) slot.released->synchronize();
-#endif
     std::string error;
+    // A CUDA error in the wait reaches the training thread through Next(), not std::terminate.
     try {
+#if GAUNTLET_CUDA
+      if (slot.released != nullptr) slot.released->synchronize();
+#endif
       for (int64_t micro = 0; micro < accum_; ++micro) {
         Batch batch = sampler_.Next();
         slot.inputs.select(0, micro).copy_(batch.inputs);

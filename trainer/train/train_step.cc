@@ -181,7 +181,10 @@ bool TrainStep::Capture() {
   optimizer_->ZeroGrad();
   auto graph = std::make_unique<Graph>();
   try {
-    graph->graph.capture_begin();
+    // Thread-local capture: the batch prefetcher's thread keeps waiting on its copy events while
+    // this thread captures. In the default global mode that wait is an illegal call during a
+    // capture (the prefetcher dies with "operation not permitted when stream is capturing").
+    graph->graph.capture_begin(/*pool=*/{0, 0}, cudaStreamCaptureModeThreadLocal);
     try {
       Body(static_inputs_, static_targets_);
     } catch (...) {
