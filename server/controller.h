@@ -17,11 +17,13 @@
 #include "gauntlet/v1/trainer.pb.h"
 #include "gauntlet/v1/worker.pb.h"
 #include "server/metrics.h"
+#include "server/ordered_store.h"
 #include "server/store.h"
 #include "server/trial_lifecycle.h"
 #include "server/watch_hub.h"
 #include "server/watch_queue.h"
 #include "server/worker_registry.h"
+#include "server/worker_wakeups.h"
 
 namespace gauntlet {
 
@@ -47,12 +49,17 @@ struct ControllerOptions {
   absl::Duration finished_series_retention = absl::Minutes(10);
   // GetExperiment returns at most this many trials per page.
   int max_trials_per_page = 1000;
+  // When a finished experiment's series age out, its trials' stored metric points are thinned
+  // to this many per metric name (0 keeps every point).
+  int max_points_per_series = 1000;
 };
 
 // The coordinator's control plane behind one facade: RPC handlers call the request methods; a
 // driver calls Tick(now) periodically (tests call it directly, so nothing here sleeps). The jobs
-// live in three parts: TrialLifecycle (experiments, trials, transitions), WorkerRegistry (leases,
-// health, device bookings) and WatchHub (watch streams).
+// live in parts: TrialLifecycle (experiments, trials, transitions), WorkerRegistry (leases,
+// health, device bookings), WatchHub (watch streams), WorkerWakeups (the agents' wake-up
+// streams), ReconcileHeartbeat and CheckMetrics. One lock (mu_) guards the lifecycle and the
+// registry, never a SQLite write of metric points: those are ordered by the OrderedStore.
 class Controller {
  public:
   Controller(Store* store, CoordinatorMetrics* metrics, const Clock* clock, SpecCompiler compiler,
@@ -89,16 +96,24 @@ class Controller {
   absl::Status ReportLogs(const v1::ReportLogsRequest& request);
   absl::Status Deregister(const v1::DeregisterRequest& request);
 
-  // One control-loop step: expires worker leases, places pending trials when something changed,
-  // refreshes the gauges and ages out finished experiments' series.
+  // The agents' wake-up streams: WorkerService.WatchActions registers here.
+  WorkerWakeups* wakeups() { return &wakeups_; }
+
+  // One control-loop step: expires worker leases, places pending trials when something changed
+  // and wakes the workers they were placed on, refreshes the gauges, ages out finished
+  // experiments' series and thins their stored points.
   void Tick(absl::Time now);
+  // For the driver: returns when something asks for a Tick now (a submit, an exit, a new
+  // worker) or `timeout` passed.
+  void AwaitWork(absl::Duration timeout);
 
  private:
   void Schedule(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefreshGauges(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  v1::LaunchTrial LaunchOf(const v1::Trial& trial, int slice) const;
+  // Asks the driver for a Tick now.
+  void Kick();
 
-  Store* const store_;
+  OrderedStore store_;
   CoordinatorMetrics* const metrics_;
   const Clock* const clock_;
   const SpecCompiler compiler_;
@@ -111,9 +126,12 @@ class Controller {
   absl::Time last_schedule_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // A placement the store refused: the next tick tries again.
   bool schedule_again_ ABSL_GUARDED_BY(mu_) = false;
+  // Workers with a new launch or stop, woken after the lock is released.
+  std::vector<std::string> to_wake_ ABSL_GUARDED_BY(mu_);
+  WorkerWakeups wakeups_;
 
-  absl::Mutex logs_mu_;
-  int64_t logs_version_ ABSL_GUARDED_BY(logs_mu_) = 0;
+  absl::Mutex kick_mu_;
+  bool kicked_ ABSL_GUARDED_BY(kick_mu_) = false;
 };
 
 }  // namespace gauntlet

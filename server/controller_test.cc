@@ -1,12 +1,15 @@
 #include "server/controller.h"
 
 #include <cstdlib>
+#include <functional>
+#include <thread>
 #include <limits>
 #include <map>
 #include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/metric_family.h"
@@ -24,6 +27,8 @@ class FlakyStore final : public Store {
  public:
   explicit FlakyStore(std::unique_ptr<Store> real) : real_(std::move(real)) {}
   bool fail_trial_writes = false;
+  // Runs inside SaveMetrics before the write (to hold a write in flight).
+  std::function<void()> before_save_metrics;
 
   absl::Status CreateExperiment(const v1::Experiment& e) override {
     return real_->CreateExperiment(e);
@@ -34,6 +39,7 @@ class FlakyStore final : public Store {
   }
   absl::Status SaveMetrics(const std::vector<v1::MetricPoint>& p,
                            const std::vector<const v1::Trial*>& t) override {
+    if (before_save_metrics) before_save_metrics();
     return real_->SaveMetrics(p, t);
   }
   absl::Status SaveSummary(const std::string& id, const v1::TrainerSummary& summary) override {
@@ -41,6 +47,9 @@ class FlakyStore final : public Store {
   }
   absl::Status AppendLogs(const std::vector<v1::LogChunk>& c) override {
     return real_->AppendLogs(c);
+  }
+  absl::Status DownsampleMetrics(const std::string& id, int max_points) override {
+    return real_->DownsampleMetrics(id, max_points);
   }
   absl::StatusOr<std::vector<v1::Experiment>> LoadExperiments() override {
     return real_->LoadExperiments();
@@ -692,6 +701,128 @@ TEST_F(ControllerTest, DeregisterRequeuesAtOnceAndGetPagesTrials) {
   EXPECT_EQ(second->trials_size(), 2);
   EXPECT_EQ(second->trials(0).id(), "exp-1-4");
   EXPECT_TRUE(second->next_trial_page_token().empty());
+}
+
+TEST_F(ControllerTest, APlacementWakesItsWorkerAndASubmitAsksForATickAtOnce) {
+  std::vector<std::string> woken;
+  controller_->wakeups()->Add("w1", [&] { woken.push_back("w1"); });
+  controller_->wakeups()->Add("w2", [&] { woken.push_back("w2"); });
+  Beat("w1", 1);
+  Beat("w2", 1);
+  Tick();
+  controller_->AwaitWork(absl::ZeroDuration());  // the new workers asked for one
+  // Nothing asked for a tick since: the driver waits its whole period (fake time).
+  absl::Time before = clock_.Now();
+  controller_->AwaitWork(absl::Milliseconds(200));
+  EXPECT_EQ(clock_.Now() - before, absl::Milliseconds(200));
+
+  Submit(book_.Add("wake", {"a"}, {1}));
+  before = clock_.Now();
+  controller_->AwaitWork(absl::Milliseconds(200));
+  EXPECT_EQ(clock_.Now(), before);  // the submit asked for a tick now
+  EXPECT_TRUE(woken.empty());
+  Tick();
+  const std::string placed_on = GetTrial("exp-1-0").placement().slices(0).worker_id();
+  EXPECT_EQ(woken, std::vector<std::string>{placed_on});
+  // The woken worker's heartbeat carries the launch.
+  const v1::HeartbeatResponse reply = Beat(placed_on, 1);
+  ASSERT_EQ(reply.actions_size(), 1);
+  EXPECT_EQ(reply.actions(0).launch().trial_id(), "exp-1-0");
+}
+
+TEST_F(ControllerTest, OutOfMemoryRetriesWithASmallerMicroBatchWhileTheSpecAllows) {
+  const std::string yaml = book_.Add("oom", {"a"}, {1}, 1, 1, /*max_restarts=*/0);
+  v1::TrainSpec& train = *book_.specs[yaml].trials[0].mutable_spec()->mutable_train();
+  train.set_batch_size(16);
+  train.set_grad_accum_steps(1);
+  train.set_oom_min_batch_size(8);
+  Submit(yaml);
+  Beat("w1", 1);
+  Tick();
+  ASSERT_TRUE(Exit("w1", "exp-1-0", 1, v1::TRAINER_EXIT_OUT_OF_MEMORY).ok());
+  v1::Trial retried = GetTrial("exp-1-0");
+  // Retried although max_restarts is 0: halving bounds these retries.
+  ASSERT_EQ(retried.state(), v1::TRIAL_STATE_PENDING);
+  EXPECT_EQ(retried.attempt(), 2);
+  EXPECT_EQ(retried.spec().train().batch_size(), 8);
+  EXPECT_EQ(retried.spec().train().grad_accum_steps(), 2);
+  EXPECT_THAT(retried.status_message(), HasSubstr("retrying with micro-batch 8 x 2"));
+  // The next launch carries the smaller micro-batch.
+  Tick();
+  const v1::HeartbeatResponse reply = Beat("w1", 1);
+  ASSERT_EQ(reply.actions_size(), 1);
+  EXPECT_EQ(reply.actions(0).launch().spec().train().batch_size(), 8);
+  EXPECT_EQ(reply.actions(0).launch().spec().train().grad_accum_steps(), 2);
+  // 4 would be below oom_min_batch_size: the second OOM fails the trial.
+  ASSERT_TRUE(Exit("w1", "exp-1-0", 2, v1::TRAINER_EXIT_OUT_OF_MEMORY).ok());
+  EXPECT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_FAILED);
+  EXPECT_EQ(GetTrial("exp-1-0").spec().train().batch_size(), 8);
+  // The spec survives a restart of the coordinator.
+  Start();
+  EXPECT_EQ(GetTrial("exp-1-0").spec().train().grad_accum_steps(), 2);
+}
+
+TEST_F(ControllerTest, AFinishedExperimentsPointsAreThinnedAfterTheRetention) {
+  Submit(book_.Add("thin", {"a"}, {1}));
+  Beat("w1", 1);
+  Tick();
+  Beat("w1", 1, {Process("exp-1-0", 1, v1::PROCESS_STATE_RUNNING)});
+  v1::ReportMetricsRequest points;
+  points.set_worker_id("w1");
+  points.set_attempt(1);
+  for (int step = 1; step <= 3000; ++step) {
+    v1::MetricPoint* p = points.add_points();
+    p->set_trial_id("exp-1-0");
+    p->set_name("train_loss");
+    p->set_value(10.0 / step);
+    p->set_step(step);
+  }
+  ASSERT_TRUE(controller_->ReportMetrics(points).ok());
+  ASSERT_TRUE(Metric("exp-1-0", 1, "val_loss", 2.5, 3000, 3000).ok());
+  ASSERT_TRUE(Exit("w1", "exp-1-0", 1, 0).ok());
+  Tick();
+  ASSERT_EQ(store_->LoadMetrics("exp-1-0", "train_loss")->size(), 3000u);  // not yet
+  clock_.Advance(ControllerOptions{}.finished_series_retention);
+  Tick();
+  const auto curve = store_->LoadMetrics("exp-1-0", "train_loss");
+  ASSERT_TRUE(curve.ok());
+  ASSERT_EQ(curve->size(), static_cast<size_t>(ControllerOptions{}.max_points_per_series));
+  EXPECT_EQ(curve->front().step(), 1);
+  EXPECT_EQ(curve->back().step(), 3000);
+  for (size_t i = 1; i < curve->size(); ++i) {
+    EXPECT_LT(curve->at(i - 1).step(), curve->at(i).step());
+    EXPECT_LE(curve->at(i).step() - curve->at(i - 1).step(), 4);  // evenly spread (3000 / 1000)
+  }
+  EXPECT_EQ(store_->LoadMetrics("exp-1-0", "val_loss")->size(), 1u);  // short series untouched
+}
+
+TEST_F(ControllerTest, AMetricWriteInFlightDoesNotHoldUpHeartbeats) {
+  Submit(book_.Add("busy", {"a"}, {1}));
+  Beat("w1", 1);
+  Tick();
+  Beat("w1", 1, {Process("exp-1-0", 1, v1::PROCESS_STATE_RUNNING)});
+  ASSERT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_RUNNING);
+  absl::Notification entered, release;
+  store_->before_save_metrics = [&] {
+    entered.Notify();
+    release.WaitForNotification();
+  };
+  std::thread writer([&] { EXPECT_TRUE(Metric("exp-1-0", 1, "train_loss", 1.0, 1, 1).ok()); });
+  entered.WaitForNotification();
+  // SQLite is busy with the points; a heartbeat (and the control loop) goes on without it.
+  absl::Notification beat_done;
+  std::thread beater([&] {
+    Beat("w1", 1, {Process("exp-1-0", 1, v1::PROCESS_STATE_RUNNING)});
+    beat_done.Notify();
+  });
+  const bool beat_finished = beat_done.WaitForNotificationWithTimeout(absl::Seconds(30));
+  release.Notify();
+  writer.join();
+  beater.join();
+  EXPECT_TRUE(beat_finished) << "the heartbeat waited for the metric write";
+  store_->before_save_metrics = nullptr;
+  EXPECT_EQ(GetTrial("exp-1-0").latest_metrics().at("train_loss"), 1.0);
+  EXPECT_EQ(store_->LoadMetrics("exp-1-0", "train_loss")->size(), 1u);
 }
 
 }  // namespace

@@ -61,6 +61,11 @@ CoordinatorMetrics::CoordinatorMetrics(const std::string& version)
                              .Help("Time from PENDING to SCHEDULED")
                              .Register(r)
                              .Add({}, LatencyBuckets());
+  schedule_pass_ = &prometheus::BuildHistogram()
+                        .Name("gauntlet_schedule_pass_seconds")
+                        .Help("Duration of one scheduling pass")
+                        .Register(r)
+                        .Add({}, LatencyBuckets());
   restarts_ = &prometheus::BuildCounter()
                    .Name("gauntlet_trial_restarts_total")
                    .Help("Trials sent back to PENDING after a worker loss or gang failure")
@@ -97,7 +102,8 @@ std::vector<std::string> CoordinatorMetrics::FamilyNames() {
        {"gauntlet_trial_step", "gauntlet_trial_tokens", "gauntlet_trial_train_seconds",
         "gauntlet_trial_last_metric_unix_seconds", "gauntlet_experiments", "gauntlet_trials",
         "gauntlet_workers", "gauntlet_devices", "gauntlet_queue_depth",
-        "gauntlet_scheduling_latency_seconds", "gauntlet_trial_restarts_total",
+        "gauntlet_scheduling_latency_seconds", "gauntlet_schedule_pass_seconds",
+        "gauntlet_trial_restarts_total",
         "gauntlet_metric_points_total", "gauntlet_rpc_requests_total",
         "gauntlet_rpc_latency_seconds", "gauntlet_build_info"}) {
     names.push_back(name);
@@ -173,6 +179,8 @@ void CoordinatorMetrics::SetQueueDepth(int pending) { queue_depth_->Set(pending)
 void CoordinatorMetrics::ObserveSchedulingLatency(double seconds) {
   scheduling_latency_->Observe(seconds);
 }
+
+void CoordinatorMetrics::ObserveSchedulePass(double seconds) { schedule_pass_->Observe(seconds); }
 
 void CoordinatorMetrics::IncrementRestarts() { restarts_->Increment(); }
 

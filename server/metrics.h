@@ -47,6 +47,8 @@ class CoordinatorMetrics {
   void SetDeviceCounts(int gpu_free, int gpu_busy, int cpu_free, int cpu_busy);
   void SetQueueDepth(int pending);
   void ObserveSchedulingLatency(double seconds);
+  // How long one scheduling pass took (placing pending trials on the free devices).
+  void ObserveSchedulePass(double seconds);
   void IncrementRestarts();
   void AddMetricPoints(int n);
   void ObserveRpc(const std::string& method, const std::string& code, double seconds);
@@ -75,6 +77,7 @@ class CoordinatorMetrics {
   GaugeFamily* devices_;
   prometheus::Gauge* queue_depth_;
   prometheus::Histogram* scheduling_latency_;
+  prometheus::Histogram* schedule_pass_;
   prometheus::Counter* restarts_;
   prometheus::Counter* metric_points_;
   prometheus::Family<prometheus::Counter>* rpc_requests_;

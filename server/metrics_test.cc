@@ -20,7 +20,7 @@ const std::set<std::string> kContract = {
     "gauntlet_trial_tokens", "gauntlet_trial_train_seconds",
     "gauntlet_trial_last_metric_unix_seconds", "gauntlet_experiments", "gauntlet_trials",
     "gauntlet_workers", "gauntlet_devices", "gauntlet_queue_depth",
-    "gauntlet_scheduling_latency_seconds", "gauntlet_trial_restarts_total",
+    "gauntlet_scheduling_latency_seconds", "gauntlet_schedule_pass_seconds", "gauntlet_trial_restarts_total",
     "gauntlet_metric_points_total", "gauntlet_rpc_requests_total", "gauntlet_rpc_latency_seconds",
     "gauntlet_build_info"};
 

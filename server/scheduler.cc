@@ -172,4 +172,11 @@ ScheduleResult Schedule(const ClusterSnapshot& cluster, std::vector<PendingTrial
   return result;
 }
 
+int SliceOf(const v1::Placement& placement, const std::string& worker_id) {
+  for (int i = 0; i < placement.slices_size(); ++i) {
+    if (placement.slices(i).worker_id() == worker_id) return i;
+  }
+  return -1;
+}
+
 }  // namespace gauntlet

@@ -252,6 +252,30 @@ absl::Status SqliteStore::SaveMetrics(const std::vector<v1::MetricPoint>& points
   });
 }
 
+absl::Status SqliteStore::DownsampleMetrics(const std::string& trial_id,
+                                           int max_points_per_name) {
+  if (max_points_per_name < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_points_per_name: must be >= 2, got ", max_points_per_name));
+  }
+  absl::MutexLock lock(&mu_);
+  return InTransaction([&]() -> absl::Status {
+    // Point i of n (0-based, per name, by seq) is kept when it is the first or starts a new one
+    // of the m - 1 equal buckets floor(i * (m - 1) / (n - 1)): m points, first and last included.
+    Statement stmt(db_,
+                   "DELETE FROM metrics WHERE seq IN ("
+                   "  SELECT seq FROM ("
+                   "    SELECT seq, ROW_NUMBER() OVER w - 1 AS i, COUNT(*) OVER p AS n"
+                   "    FROM metrics WHERE trial_id = ?1"
+                   "    WINDOW p AS (PARTITION BY name), w AS (PARTITION BY name ORDER BY seq))"
+                   "  WHERE n > ?2 AND i > 0"
+                   "    AND (i * (?2 - 1)) / (n - 1) = ((i - 1) * (?2 - 1)) / (n - 1))");
+    if (!stmt.ok()) return SqliteError(db_, "prepare downsample");
+    stmt.Bind(1, trial_id).Bind(2, static_cast<int64_t>(max_points_per_name));
+    return stmt.Run("downsample metrics");
+  });
+}
+
 absl::Status SqliteStore::SaveSummary(const std::string& trial_id,
                                       const v1::TrainerSummary& summary) {
   // Kept as JSON so the table stays readable with the sqlite3 shell.

@@ -27,6 +27,7 @@ class SqliteStore final : public Store {
   absl::Status SaveSummary(const std::string& trial_id,
                            const v1::TrainerSummary& summary) override;
   absl::Status AppendLogs(const std::vector<v1::LogChunk>& chunks) override;
+  absl::Status DownsampleMetrics(const std::string& trial_id, int max_points_per_name) override;
   absl::StatusOr<std::vector<v1::Experiment>> LoadExperiments() override;
   absl::StatusOr<std::map<std::string, v1::TrainerSummary>> LoadSummaries() override;
   absl::StatusOr<std::vector<v1::MetricPoint>> LoadMetrics(const std::string& trial_id,

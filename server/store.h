@@ -38,6 +38,11 @@ class Store {
   virtual absl::Status SaveSummary(const std::string& trial_id,
                                    const v1::TrainerSummary& summary) = 0;
   virtual absl::Status AppendLogs(const std::vector<v1::LogChunk>& chunks) = 0;
+  // Thins a trial's stored points to at most `max_points_per_name` per metric name, evenly
+  // spaced in arrival order with the first and the last kept (a finished trial's curves keep
+  // their shape in bounded space). Names with fewer points are untouched; idempotent.
+  virtual absl::Status DownsampleMetrics(const std::string& trial_id,
+                                         int max_points_per_name) = 0;
 
   // Every experiment, oldest first, with trials (ordered by index) and their full transitions.
   virtual absl::StatusOr<std::vector<v1::Experiment>> LoadExperiments() = 0;

@@ -28,7 +28,7 @@ bool Retryable(int exit_code) {
     case v1::TRAINER_EXIT_BAD_SPEC:
     case v1::TRAINER_EXIT_BAD_DATA:
     case v1::TRAINER_EXIT_NON_FINITE:
-    case v1::TRAINER_EXIT_OUT_OF_MEMORY:
+    case v1::TRAINER_EXIT_OUT_OF_MEMORY:  // unless train.oom_min_batch_size allows a smaller batch
       return false;
     default:
       return true;
@@ -42,13 +42,6 @@ std::string ExitName(int exit_code) {
                         v1::TrainerExitCode_Name(static_cast<v1::TrainerExitCode>(exit_code)), ")");
   }
   return absl::StrCat("exit code ", exit_code);
-}
-
-int SliceOf(const v1::Placement& placement, const std::string& worker_id) {
-  for (int i = 0; i < placement.slices_size(); ++i) {
-    if (placement.slices(i).worker_id() == worker_id) return i;
-  }
-  return -1;
 }
 
 // Time the trial last entered PENDING (its creation when it never left).
@@ -218,12 +211,13 @@ absl::Status TrialLifecycle::Transition(v1::Trial& trial, v1::TrialState to, abs
 
 absl::Status TrialLifecycle::RestartOrFail(v1::Trial& trial, absl::Time now,
                                            const std::string& reason, bool retryable,
-                                           int exit_code) {
-  const auto record_exit = [exit_code](v1::Trial& t) {
+                                           int exit_code, const v1::TrialSpec* next_spec) {
+  const auto record_exit = [exit_code, next_spec](v1::Trial& t) {
     if (exit_code != 0) t.set_exit_code(exit_code);
+    if (next_spec != nullptr) *t.mutable_spec() = *next_spec;
   };
   const int restarts_used = trial.attempt() - 1;
-  if (retryable && restarts_used < MaxRestarts(trial)) {
+  if (retryable && (next_spec != nullptr || restarts_used < MaxRestarts(trial))) {
     // Where the next attempt finds its checkpoints: said here, so nobody expects a resume that
     // cannot happen. Rank 0's worker writes them.
     std::string resume = "starts from step 0 (it has no placement)";
@@ -273,10 +267,29 @@ absl::Status TrialLifecycle::HandleExit(v1::Trial& trial, const std::string& wor
                       [](v1::Trial& t) { t.set_exit_code(0); });
   }
   // Any failing rank fails the whole gang; the other slices are stopped at their next heartbeat.
-  return RestartOrFail(trial, now,
-                       absl::StrCat(ExitName(exit_code), " on worker ", worker_id,
-                                    reason.empty() ? "" : ": ", reason),
-                       Retryable(exit_code), exit_code);
+  std::string why = absl::StrCat(ExitName(exit_code), " on worker ", worker_id,
+                                 reason.empty() ? "" : ": ", reason);
+  v1::TrialSpec smaller = trial.spec();
+  if (exit_code == v1::TRAINER_EXIT_OUT_OF_MEMORY && HalveMicroBatch(smaller)) {
+    absl::StrAppend(&why, "; retrying with micro-batch ", smaller.train().batch_size(), " x ",
+                    smaller.train().grad_accum_steps(), " accumulation steps");
+    return RestartOrFail(trial, now, why, /*retryable=*/true, exit_code, &smaller);
+  }
+  return RestartOrFail(trial, now, why, Retryable(exit_code), exit_code);
+}
+
+absl::Status TrialLifecycle::Cancel(v1::Experiment& experiment, const std::string& reason,
+                                    absl::Time now, std::vector<std::string>* workers) {
+  for (v1::Trial& trial : *experiment.mutable_trials()) {
+    if (IsTerminal(trial.state())) continue;
+    for (const v1::PlacementSlice& slice : trial.placement().slices()) {
+      workers->push_back(slice.worker_id());
+    }
+    if (absl::Status s = Transition(trial, v1::TRIAL_STATE_CANCELED, now, reason); !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status TrialLifecycle::LoseWorker(const std::string& worker_id, const std::string& why,

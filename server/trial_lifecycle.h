@@ -51,12 +51,19 @@ class TrialLifecycle {
                           const std::string& reason,
                           const std::function<void(v1::Trial&)>& mutate = nullptr);
   // A gang failed (exit_code != 0) or lost a worker (exit_code 0): back to PENDING if it is
-  // retryable and restarts remain, else FAILED.
+  // retryable and restarts remain, else FAILED. With `next_spec` (a smaller micro-batch after
+  // running out of memory) it is retried with that spec whatever max_restarts says: halving
+  // bounds those retries.
   absl::Status RestartOrFail(v1::Trial& trial, absl::Time now, const std::string& reason,
-                             bool retryable, int exit_code);
+                             bool retryable, int exit_code,
+                             const v1::TrialSpec* next_spec = nullptr);
   // The gang's slice on `worker_id` exited (the one route an exit takes: ReportTrialExit).
   absl::Status HandleExit(v1::Trial& trial, const std::string& worker_id, int exit_code,
                           const std::string& reason, absl::Time now);
+  // Cancels every unfinished trial of `experiment`; the workers of their placements are added
+  // to `workers` (to be woken, so they stop the gangs now).
+  absl::Status Cancel(v1::Experiment& experiment, const std::string& reason, absl::Time now,
+                      std::vector<std::string>* workers);
   // Every live trial placed on `worker_id` goes back to PENDING (or FAILED).
   absl::Status LoseWorker(const std::string& worker_id, const std::string& why, absl::Time now);
 

@@ -1,5 +1,6 @@
 #include "server/trial_state.h"
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -119,6 +120,19 @@ std::string TrialStateName(TrialState state) {
 
 std::string ExperimentStateName(v1::ExperimentState state) {
   return EnumSuffix(v1::ExperimentState_Name(state), "EXPERIMENT_STATE_");
+}
+
+bool HalveMicroBatch(v1::TrialSpec& spec) {
+  v1::TrainSpec& train = *spec.mutable_train();
+  const int batch = train.batch_size();
+  if (!train.has_oom_min_batch_size() || batch % 2 != 0 ||
+      batch / 2 < std::max(1, train.oom_min_batch_size()) ||
+      train.grad_accum_steps() > (1 << 30)) {
+    return false;
+  }
+  train.set_batch_size(batch / 2);
+  train.set_grad_accum_steps(train.grad_accum_steps() * 2);
+  return true;
 }
 
 }  // namespace gauntlet

@@ -23,6 +23,12 @@ bool IsTerminal(v1::TrialState state);
 absl::Status ApplyTransition(v1::Trial& trial, v1::TrialState to, absl::Time now,
                              const std::string& reason);
 
+// The spec an attempt that ran out of memory is retried with: half the micro-batch
+// (train.batch_size) and twice train.grad_accum_steps, so an optimizer step sees the same
+// sequences. False, leaving `spec` alone, unless train.oom_min_batch_size is set and the halved
+// micro-batch stays a whole number >= it.
+bool HalveMicroBatch(v1::TrialSpec& spec);
+
 // The experiment's state derived from its trials (see ExperimentState in coordinator.proto).
 v1::ExperimentState DeriveExperimentState(const v1::Experiment& experiment);
 

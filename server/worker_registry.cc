@@ -151,4 +151,27 @@ WorkerRegistry::Counts WorkerRegistry::GetCounts(absl::Time now) const {
   return counts;
 }
 
+absl::Status WorkerRegistry::CheckFits(const std::vector<v1::Trial>& trials,
+                                       absl::Time now) const {
+  const ClusterSnapshot cluster = Snapshot(now);
+  if (cluster.workers.empty()) return absl::OkStatus();
+  for (const v1::Trial& trial : trials) {
+    const DeviceKind kind = ResolveDeviceKind(trial.spec().resources().device(), cluster);
+    int largest = 0;
+    for (const WorkerSnapshot& w : cluster.workers) {
+      largest = std::max(largest, kind == DeviceKind::kGpu ? static_cast<int>(w.gpus.size())
+                                                           : w.cpu_slots);
+    }
+    const auto& resources = trial.spec().resources();
+    if (resources.gpus_per_trial() > resources.max_nodes() * largest) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "resources.gpus_per_trial: variant '", trial.variant(), "' needs ",
+          resources.gpus_per_trial(), " ", kind == DeviceKind::kGpu ? "gpu" : "cpu",
+          " devices but can get at most ", resources.max_nodes() * largest, " (max_nodes ",
+          resources.max_nodes(), " x largest registered worker's ", largest, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace gauntlet

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "gauntlet/v1/coordinator.pb.h"
 #include "gauntlet/v1/worker.pb.h"
@@ -55,6 +56,11 @@ class WorkerRegistry {
   void Release(const std::string& trial_id);
   // Trials whose live placement includes `worker_id`.
   std::vector<std::string> TrialsOn(const std::string& worker_id) const;
+
+  // INVALID_ARGUMENT naming the variant when a trial's gang is larger than the registered
+  // cluster could ever hold (max_nodes x the largest worker), so it is refused now instead of
+  // queued forever. OK while no worker has registered.
+  absl::Status CheckFits(const std::vector<v1::Trial>& trials, absl::Time now) const;
 
   // Alive, healthy workers with an inventory, sorted by id, with their bookings.
   ClusterSnapshot Snapshot(absl::Time now) const;
