@@ -300,23 +300,27 @@ absl::Status Controller::Deregister(const v1::DeregisterRequest& request) {
                                clock_->Now());
 }
 
-void Controller::Schedule(absl::Time now) {
+void Controller::Schedule(absl::Time now, bool new_pending) {
   if (lifecycle_.pending_count() == 0) return;
   last_schedule_ = now;
   const absl::Time start = clock_->Now();
+  // The short-cut: nothing free anywhere, so nothing to place, and every pending trial already
+  // says why it waits.
+  if (!new_pending && !registry_.HasFreeDevices(now)) {
+    metrics_->ObserveSchedulePass(absl::ToDoubleSeconds(clock_->Now() - start));
+    return;
+  }
   ScheduleResult result = gauntlet::Schedule(registry_.Snapshot(now), lifecycle_.Pending());
   metrics_->ObserveSchedulePass(absl::ToDoubleSeconds(clock_->Now() - start));
-  for (auto& [trial_id, placement] : result.placements) {
-    v1::Trial* trial = lifecycle_.FindTrial(trial_id);
-    absl::Status status = lifecycle_.Transition(
-        *trial, v1::TRIAL_STATE_SCHEDULED, now,
-        absl::StrCat("placed on ", placement.slices_size(), " worker(s)"),
-        [&placement](v1::Trial& t) { *t.mutable_placement() = placement; });
-    if (!status.ok()) {
-      schedule_again_ = true;
-      std::cerr << "coordinator: cannot schedule " << trial_id << ": " << status << std::endl;
-      continue;
-    }
+  // One write for the whole pass; if the store refuses it, nothing moved and the next tick
+  // tries again.
+  if (absl::Status status = lifecycle_.Place(result.placements, now); !status.ok()) {
+    schedule_again_ = true;
+    std::cerr << "coordinator: cannot place " << result.placements.size()
+              << " trial(s): " << status << std::endl;
+    return;
+  }
+  for (const auto& [trial_id, placement] : result.placements) {
     for (const v1::PlacementSlice& slice : placement.slices()) {
       to_wake_.push_back(slice.worker_id());
     }
@@ -345,7 +349,7 @@ void Controller::Tick(absl::Time now) {
     const bool capacity = registry_.TakeCapacityChanged();
     if (new_pending || capacity || std::exchange(schedule_again_, false) ||
         now - last_schedule_ >= options_.schedule_every) {
-      Schedule(now);
+      Schedule(now, new_pending);
     }
     for (const std::string& id :
          lifecycle_.TakeFinishedBefore(now - options_.finished_series_retention)) {

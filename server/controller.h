@@ -108,7 +108,8 @@ class Controller {
   void AwaitWork(absl::Duration timeout);
 
  private:
-  void Schedule(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `new_pending`: a trial became pending since the last pass (it needs its waiting message).
+  void Schedule(absl::Time now, bool new_pending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefreshGauges(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Asks the driver for a Tick now.
   void Kick();

@@ -37,6 +37,10 @@ class FlakyStore final : public Store {
     if (fail_trial_writes) return absl::UnavailableError("disk full");
     return real_->SaveTrial(t, tr);
   }
+  absl::Status SaveTrials(const std::vector<const v1::Trial*>& t) override {
+    if (fail_trial_writes) return absl::UnavailableError("disk full");
+    return real_->SaveTrials(t);
+  }
   absl::Status SaveMetrics(const std::vector<v1::MetricPoint>& p,
                            const std::vector<const v1::Trial*>& t) override {
     if (before_save_metrics) before_save_metrics();

@@ -13,6 +13,11 @@ absl::Status OrderedStore::SaveTrial(const v1::Trial& trial,
   return inner_->SaveTrial(trial, transition);
 }
 
+absl::Status OrderedStore::SaveTrials(const std::vector<const v1::Trial*>& trials) {
+  absl::MutexLock lock(&turn_);
+  return inner_->SaveTrials(trials);
+}
+
 absl::Status OrderedStore::SaveMetrics(const std::vector<v1::MetricPoint>& points,
                                        const std::vector<const v1::Trial*>& trials) {
   absl::MutexLock lock(&turn_);

@@ -31,6 +31,7 @@ class OrderedStore final : public Store {
 
   absl::Status CreateExperiment(const v1::Experiment& experiment) override;
   absl::Status SaveTrial(const v1::Trial& trial, const v1::TrialTransition* transition) override;
+  absl::Status SaveTrials(const std::vector<const v1::Trial*>& trials) override;
   absl::Status SaveMetrics(const std::vector<v1::MetricPoint>& points,
                            const std::vector<const v1::Trial*>& trials) override;
   absl::Status SaveSummary(const std::string& trial_id,

@@ -220,15 +220,35 @@ absl::Status SqliteStore::SaveTrial(const v1::Trial& trial, const v1::TrialTrans
   absl::MutexLock lock(&mu_);
   return InTransaction([&]() -> absl::Status {
     if (absl::Status status = WriteTrial(trial); !status.ok()) return status;
-    if (transition == nullptr) return absl::OkStatus();
-    Statement stmt(db_,
-                   "INSERT INTO transitions(trial_id, from_state, to_state, unix_time, reason) "
-                   "VALUES(?,?,?,?,?)");
-    stmt.Bind(1, trial.id()).Bind(2, static_cast<int64_t>(transition->from()));
-    stmt.Bind(3, static_cast<int64_t>(transition->to())).Bind(4, transition->unix_time());
-    stmt.Bind(5, transition->reason());
-    return stmt.Run("append transition of " + trial.id());
+    return transition == nullptr ? absl::OkStatus() : WriteTransition(trial.id(), *transition);
   });
+}
+
+absl::Status SqliteStore::SaveTrials(const std::vector<const v1::Trial*>& trials) {
+  absl::MutexLock lock(&mu_);
+  return InTransaction([&]() -> absl::Status {
+    for (const v1::Trial* trial : trials) {
+      if (absl::Status status = WriteTrial(*trial); !status.ok()) return status;
+      if (trial->transitions_size() == 0) continue;
+      if (absl::Status status = WriteTransition(
+              trial->id(), trial->transitions(trial->transitions_size() - 1));
+          !status.ok()) {
+        return status;
+      }
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::Status SqliteStore::WriteTransition(const std::string& trial_id,
+                                          const v1::TrialTransition& transition) {
+  Statement stmt(db_,
+                 "INSERT INTO transitions(trial_id, from_state, to_state, unix_time, reason) "
+                 "VALUES(?,?,?,?,?)");
+  stmt.Bind(1, trial_id).Bind(2, static_cast<int64_t>(transition.from()));
+  stmt.Bind(3, static_cast<int64_t>(transition.to())).Bind(4, transition.unix_time());
+  stmt.Bind(5, transition.reason());
+  return stmt.Run("append transition of " + trial_id);
 }
 
 absl::Status SqliteStore::SaveMetrics(const std::vector<v1::MetricPoint>& points,

@@ -22,6 +22,7 @@ class SqliteStore final : public Store {
 
   absl::Status CreateExperiment(const v1::Experiment& experiment) override;
   absl::Status SaveTrial(const v1::Trial& trial, const v1::TrialTransition* transition) override;
+  absl::Status SaveTrials(const std::vector<const v1::Trial*>& trials) override;
   absl::Status SaveMetrics(const std::vector<v1::MetricPoint>& points,
                            const std::vector<const v1::Trial*>& trials) override;
   absl::Status SaveSummary(const std::string& trial_id,
@@ -39,6 +40,8 @@ class SqliteStore final : public Store {
   explicit SqliteStore(sqlite3* db) : db_(db) {}
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteTrial(const v1::Trial& trial) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status WriteTransition(const std::string& trial_id, const v1::TrialTransition& transition)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs `body` inside BEGIN IMMEDIATE ... COMMIT, rolling back when it fails.
   template <typename Body>
   absl::Status InTransaction(Body body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -31,6 +31,9 @@ class Store {
   // history when non-null.
   virtual absl::Status SaveTrial(const v1::Trial& trial,
                                  const v1::TrialTransition* transition) = 0;
+  // Replaces every given trial and appends its last transition, in one transaction (a scheduling
+  // pass placing thousands of trials writes once).
+  virtual absl::Status SaveTrials(const std::vector<const v1::Trial*>& trials) = 0;
   // Appends metric points and replaces the given trials (whose latest metrics they update).
   virtual absl::Status SaveMetrics(const std::vector<v1::MetricPoint>& points,
                                    const std::vector<const v1::Trial*>& trials) = 0;

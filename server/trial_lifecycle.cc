@@ -22,28 +22,6 @@ bool Finished(v1::ExperimentState state) {
          state == v1::EXPERIMENT_STATE_CANCELED;
 }
 
-// Exit codes a restart cannot fix: the same spec and seed fail the same way again.
-bool Retryable(int exit_code) {
-  switch (exit_code) {
-    case v1::TRAINER_EXIT_BAD_SPEC:
-    case v1::TRAINER_EXIT_BAD_DATA:
-    case v1::TRAINER_EXIT_NON_FINITE:
-    case v1::TRAINER_EXIT_OUT_OF_MEMORY:  // unless train.oom_min_batch_size allows a smaller batch
-      return false;
-    default:
-      return true;
-  }
-}
-
-std::string ExitName(int exit_code) {
-  if (exit_code > 128) return absl::StrCat("killed by signal ", exit_code - 128);
-  if (v1::TrainerExitCode_IsValid(exit_code)) {
-    return absl::StrCat("exit code ", exit_code, " (",
-                        v1::TrainerExitCode_Name(static_cast<v1::TrainerExitCode>(exit_code)), ")");
-  }
-  return absl::StrCat("exit code ", exit_code);
-}
-
 // Time the trial last entered PENDING (its creation when it never left).
 double PendingSince(const v1::Trial& trial) {
   for (int i = trial.transitions_size() - 1; i >= 0; --i) {
@@ -64,6 +42,7 @@ void TrialLifecycle::Index(const v1::Experiment& experiment) {
     const v1::Trial& trial = experiment.trials(i);
     trials_[trial.id()] = {experiment.id(), i};
     ++trial_counts_[trial.state()];
+    ++experiment_trial_counts_[experiment.id()][trial.state()];
     if (trial.state() == v1::TRIAL_STATE_PENDING) {
       pending_[trial.id()] = ToPending(trial);
       new_pending_ = true;
@@ -163,7 +142,7 @@ PendingTrial TrialLifecycle::ToPending(const v1::Trial& trial) const {
 
 void TrialLifecycle::UpdateExperimentState(const v1::Experiment& experiment, absl::Time now) {
   v1::ExperimentState& state = experiment_states_[experiment.id()];
-  const v1::ExperimentState next = DeriveExperimentState(experiment);
+  const v1::ExperimentState next = DeriveExperimentState(experiment_trial_counts_[experiment.id()]);
   if (!Finished(state) && Finished(next)) finished_.push_back({now, experiment.id()});
   state = next;
 }
@@ -179,10 +158,37 @@ absl::Status TrialLifecycle::Transition(v1::Trial& trial, v1::TrialState to, abs
       !status.ok()) {
     return status;
   }
+  Apply(trial, std::move(next), now);
+  return absl::OkStatus();
+}
+
+absl::Status TrialLifecycle::Place(const std::map<std::string, v1::Placement>& placements,
+                                   absl::Time now) {
+  std::vector<std::pair<v1::Trial*, v1::Trial>> next;
+  for (const auto& [trial_id, placement] : placements) {
+    v1::Trial* trial = FindTrial(trial_id);
+    v1::Trial& placed = next.emplace_back(trial, *trial).second;
+    absl::Status status = ApplyTransition(
+        placed, v1::TRIAL_STATE_SCHEDULED, now,
+        absl::StrCat("placed on ", placement.slices_size(), " worker(s)"));
+    if (!status.ok()) return status;
+    *placed.mutable_placement() = placement;
+  }
+  std::vector<const v1::Trial*> rows;
+  for (const auto& entry : next) rows.push_back(&entry.second);
+  if (absl::Status status = store_->SaveTrials(rows); !status.ok()) return status;
+  for (auto& [trial, placed] : next) Apply(*trial, std::move(placed), now);
+  return absl::OkStatus();
+}
+
+void TrialLifecycle::Apply(v1::Trial& trial, v1::Trial next, absl::Time now) {
   const v1::TrialState from = trial.state();
+  const v1::TrialState to = next.state();
   trial = std::move(next);
   --trial_counts_[from];
   ++trial_counts_[to];
+  --experiment_trial_counts_[trial.experiment_id()][from];
+  ++experiment_trial_counts_[trial.experiment_id()][to];
   if (from == v1::TRIAL_STATE_PENDING) pending_.erase(trial.id());
   if (to == v1::TRIAL_STATE_PENDING) {
     pending_[trial.id()] = ToPending(trial);
@@ -206,7 +212,6 @@ absl::Status TrialLifecycle::Transition(v1::Trial& trial, v1::TrialState to, abs
     if (finished) view = View(experiment, true, false);
     hub_->TrialChanged(trial, finished ? &view : nullptr);
   }
-  return absl::OkStatus();
 }
 
 absl::Status TrialLifecycle::RestartOrFail(v1::Trial& trial, absl::Time now,
@@ -275,7 +280,7 @@ absl::Status TrialLifecycle::HandleExit(v1::Trial& trial, const std::string& wor
                     smaller.train().grad_accum_steps(), " accumulation steps");
     return RestartOrFail(trial, now, why, /*retryable=*/true, exit_code, &smaller);
   }
-  return RestartOrFail(trial, now, why, Retryable(exit_code), exit_code);
+  return RestartOrFail(trial, now, why, RetryableExit(exit_code), exit_code);
 }
 
 absl::Status TrialLifecycle::Cancel(v1::Experiment& experiment, const std::string& reason,

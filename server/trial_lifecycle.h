@@ -50,6 +50,9 @@ class TrialLifecycle {
   absl::Status Transition(v1::Trial& trial, v1::TrialState to, absl::Time now,
                           const std::string& reason,
                           const std::function<void(v1::Trial&)>& mutate = nullptr);
+  // Moves every trial named to SCHEDULED on its placement, written in one transaction: all or
+  // none.
+  absl::Status Place(const std::map<std::string, v1::Placement>& placements, absl::Time now);
   // A gang failed (exit_code != 0) or lost a worker (exit_code 0): back to PENDING if it is
   // retryable and restarts remain, else FAILED. With `next_spec` (a smaller micro-batch after
   // running out of memory) it is retried with that spec whatever max_restarts says: halving
@@ -100,6 +103,9 @@ class TrialLifecycle {
   int MaxRestarts(const v1::Trial& trial) const;
   void Index(const v1::Experiment& experiment);
   void UpdateExperimentState(const v1::Experiment& experiment, absl::Time now);
+  // The in-memory half of a transition the store accepted: `next` replaces `trial` and every
+  // derived index (counts, pending, bookings, experiment state, watchers) follows.
+  void Apply(v1::Trial& trial, v1::Trial next, absl::Time now);
   PendingTrial ToPending(const v1::Trial& trial) const;
 
   Store* const store_;
@@ -119,6 +125,8 @@ class TrialLifecycle {
   std::map<std::string, PendingTrial> pending_;
   bool new_pending_ = false;
   std::map<v1::TrialState, int> trial_counts_;
+  // Per experiment: trials in each state (its state is derived from these, not from a rescan).
+  std::map<std::string, std::map<v1::TrialState, int>> experiment_trial_counts_;
   std::map<std::string, v1::ExperimentState> experiment_states_;
   std::deque<std::pair<absl::Time, std::string>> finished_;
 };

@@ -133,6 +133,17 @@ ClusterSnapshot WorkerRegistry::Snapshot(absl::Time now) const {
   return cluster;
 }
 
+bool WorkerRegistry::HasFreeDevices(absl::Time now) const {
+  for (const auto& [id, worker] : workers_) {
+    if (!Schedulable(worker, now)) continue;
+    if (worker.inventory.gpus_size() > static_cast<int>(worker.busy_gpus.size()) ||
+        worker.inventory.cpu_slots() > static_cast<int>(worker.busy_cpu_slots.size())) {
+      return true;
+    }
+  }
+  return false;
+}
+
 WorkerRegistry::Counts WorkerRegistry::GetCounts(absl::Time now) const {
   Counts counts;
   for (const auto& [id, worker] : workers_) {

@@ -62,6 +62,10 @@ class WorkerRegistry {
   // queued forever. OK while no worker has registered.
   absl::Status CheckFits(const std::vector<v1::Trial>& trials, absl::Time now) const;
 
+  // Whether some schedulable worker has a free GPU or CPU slot (O(workers), no copies): a
+  // scheduling pass with nothing free can place nothing.
+  bool HasFreeDevices(absl::Time now) const;
+
   // Alive, healthy workers with an inventory, sorted by id, with their bookings.
   ClusterSnapshot Snapshot(absl::Time now) const;
   // True (once) when capacity may have grown since the last call (a worker joined or came back,

@@ -92,5 +92,22 @@ TEST(WorkerRegistryTest, DeregisterLosesTheWorkerAtOnce) {
   EXPECT_TRUE(registry.Snapshot(kT0).workers.empty());
 }
 
+TEST(WorkerRegistryTest, HasFreeDevicesUntilEveryDeviceIsBookedAndIgnoresLostWorkers) {
+  WorkerRegistry registry(WorkerRegistryOptions{});
+  EXPECT_FALSE(registry.HasFreeDevices(kT0));  // nobody registered
+  registry.Heartbeat("w1", Inventory(1, 1), kT0);
+  EXPECT_TRUE(registry.HasFreeDevices(kT0));
+  registry.Book("t-gpu", OnWorker("w1", {0}, v1::DEVICE_KIND_GPU));
+  EXPECT_TRUE(registry.HasFreeDevices(kT0));  // the CPU slot
+  registry.Book("t-cpu", OnWorker("w1", {0}, v1::DEVICE_KIND_CPU, 29501));
+  EXPECT_FALSE(registry.HasFreeDevices(kT0));
+  registry.Heartbeat("w2", Inventory(1, 0), kT0);
+  EXPECT_TRUE(registry.HasFreeDevices(kT0));
+  registry.Deregister("w2");
+  EXPECT_FALSE(registry.HasFreeDevices(kT0));
+  registry.Release("t-gpu");
+  EXPECT_TRUE(registry.HasFreeDevices(kT0));
+}
+
 }  // namespace
 }  // namespace gauntlet
