@@ -261,6 +261,10 @@ void CheckTrain(const v1::TrainSpec& train, Checker& c) {
   c.AtMost("train.batch_size", train.batch_size(), 65536);
   c.AtLeast<int32_t>("train.grad_accum_steps", train.grad_accum_steps(), 1);
   c.AtMost("train.grad_accum_steps", train.grad_accum_steps(), 65536);
+  if (train.has_oom_min_batch_size()) {
+    c.AtLeast<int32_t>("train.oom_min_batch_size", train.oom_min_batch_size(), 1);
+    c.AtMost("train.oom_min_batch_size", train.oom_min_batch_size(), train.batch_size());
+  }
   const v1::OptimizerSpec& opt = train.optimizer();
   c.OneOf("train.optimizer.name", opt.name(), {"adamw"});
   c.Positive("train.optimizer.lr", opt.lr());
