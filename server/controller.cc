@@ -215,21 +215,20 @@ absl::Status Controller::ReportMetrics(const v1::ReportMetricsRequest& request,
   if (request.worker_id().empty()) return absl::InvalidArgumentError("worker_id: required");
   mu_.Lock();
   MetricBatch batch = CheckMetrics(request, lifecycle_);
-  // Memory first, then the write outside the lock: heartbeats and the control loop do not wait
-  // for SQLite. The write still lands before any later transition of these trials (its turn is
-  // taken under the lock), and the reply waits for it, so an acknowledged point is stored. If
-  // the write fails the worker sends the points again; the latest values were already right.
+  // Memory first, then the write is queued under the lock (so it lands before any later
+  // transition of these trials) and waited for outside it: heartbeats and the control loop never
+  // wait for SQLite on its account. The reply waits, so an acknowledged point is stored. If the
+  // write fails the worker sends the points again; the latest values were already right.
   ApplyMetrics(batch, lifecycle_);
-  if (batch.accepted.empty()) {
-    mu_.Unlock();
-  } else {
-    store_.BeginWrite();
-    mu_.Unlock();
-    std::vector<const v1::Trial*> trials;
-    for (const auto& entry : batch.updated) trials.push_back(&entry.second);
-    absl::Status status = store_.SaveMetricsInTurn(batch.accepted, trials);
-    store_.EndWrite();
-    if (!status.ok()) return status;
+  uint64_t ticket = 0;
+  if (!batch.accepted.empty()) {
+    std::vector<v1::Trial> rows;
+    for (const auto& entry : batch.updated) rows.push_back(entry.second);
+    ticket = store_.QueueMetrics(batch.accepted, std::move(rows));
+  }
+  mu_.Unlock();
+  if (ticket != 0) {
+    if (absl::Status status = store_.Wait(ticket); !status.ok()) return status;
   }
   if (!batch.rejected.empty()) {
     std::cerr << "coordinator: ReportMetrics from " << Quote(request.worker_id()) << ": rejected "

@@ -1,5 +1,6 @@
 #include "server/controller.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <functional>
 #include <thread>
@@ -807,12 +808,16 @@ TEST_F(ControllerTest, AMetricWriteInFlightDoesNotHoldUpHeartbeats) {
   Beat("w1", 1, {Process("exp-1-0", 1, v1::PROCESS_STATE_RUNNING)});
   ASSERT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_RUNNING);
   absl::Notification entered, release;
+  std::atomic<int> writes{0};
   store_->before_save_metrics = [&] {
+    if (writes++ > 0) return;  // only the first write is held
     entered.Notify();
     release.WaitForNotification();
   };
   std::thread writer([&] { EXPECT_TRUE(Metric("exp-1-0", 1, "train_loss", 1.0, 1, 1).ok()); });
   entered.WaitForNotification();
+  // A second batch queues behind the first without holding the controller's lock meanwhile.
+  std::thread second([&] { EXPECT_TRUE(Metric("exp-1-0", 1, "train_loss", 0.5, 2, 2).ok()); });
   // SQLite is busy with the points; a heartbeat (and the control loop) goes on without it.
   absl::Notification beat_done;
   std::thread beater([&] {
@@ -822,11 +827,16 @@ TEST_F(ControllerTest, AMetricWriteInFlightDoesNotHoldUpHeartbeats) {
   const bool beat_finished = beat_done.WaitForNotificationWithTimeout(absl::Seconds(30));
   release.Notify();
   writer.join();
+  second.join();
   beater.join();
   EXPECT_TRUE(beat_finished) << "the heartbeat waited for the metric write";
   store_->before_save_metrics = nullptr;
-  EXPECT_EQ(GetTrial("exp-1-0").latest_metrics().at("train_loss"), 1.0);
-  EXPECT_EQ(store_->LoadMetrics("exp-1-0", "train_loss")->size(), 1u);
+  EXPECT_EQ(GetTrial("exp-1-0").latest_metrics().at("train_loss"), 0.5);
+  EXPECT_EQ(store_->LoadMetrics("exp-1-0", "train_loss")->size(), 2u);
+  // The stored row is the newest: a restarted coordinator sees the second batch's values.
+  Start();
+  EXPECT_EQ(GetTrial("exp-1-0").latest_metrics().at("train_loss"), 0.5);
+  EXPECT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_RUNNING);
 }
 
 }  // namespace

@@ -1,8 +1,12 @@
 #ifndef GAUNTLET_SERVER_ORDERED_STORE_H_
 #define GAUNTLET_SERVER_ORDERED_STORE_H_
 
+#include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -10,24 +14,22 @@
 
 namespace gauntlet {
 
-// A Store that writes in one order, so the controller can let go of its own lock before a slow
-// write without a stale trial row overtaking a newer one: a writer takes its turn while it still
-// holds the lock that ordered its change (BeginWrite), releases that lock, writes, and ends its
-// turn. Every write method of the Store interface takes the turn itself. Reads pass straight
-// through. Thread-safe when `inner` is.
+// A Store whose writes all go through one queue and one writer thread, in the order they were
+// queued, so the controller can queue a write while it holds its lock (that fixes the order) and
+// wait for it after letting go: a trial row written with a batch of metric points can then never
+// overtake a later transition of that trial, and no lock of the controller is held while SQLite
+// works. Metric batches queued back to back are written as one transaction (group commit).
+// Every write method of the Store interface queues and waits; reads pass straight through.
+// Thread-safe when `inner` is.
 class OrderedStore final : public Store {
  public:
-  explicit OrderedStore(Store* inner) : inner_(inner) {}
+  explicit OrderedStore(Store* inner);
+  // Writes what is queued, then stops the writer.
+  ~OrderedStore() override;
 
-  // Hand-over-hand: BeginWrite() under the caller's lock, then the caller unlocks, calls
-  // SaveMetricsInTurn, then EndWrite().
-  void BeginWrite() ABSL_EXCLUSIVE_LOCK_FUNCTION(turn_) { turn_.Lock(); }
-  absl::Status SaveMetricsInTurn(const std::vector<v1::MetricPoint>& points,
-                                 const std::vector<const v1::Trial*>& trials)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(turn_) {
-    return inner_->SaveMetrics(points, trials);
-  }
-  void EndWrite() ABSL_UNLOCK_FUNCTION(turn_) { turn_.Unlock(); }
+  // Queues a metric write; Wait(ticket) returns its outcome.
+  uint64_t QueueMetrics(std::vector<v1::MetricPoint> points, std::vector<v1::Trial> trials);
+  absl::Status Wait(uint64_t ticket);
 
   absl::Status CreateExperiment(const v1::Experiment& experiment) override;
   absl::Status SaveTrial(const v1::Trial& trial, const v1::TrialTransition* transition) override;
@@ -54,8 +56,25 @@ class OrderedStore final : public Store {
   }
 
  private:
+  struct Job {
+    uint64_t ticket = 0;
+    // A metric batch (merged with its neighbours), or any other write.
+    std::vector<v1::MetricPoint> points;
+    std::vector<v1::Trial> trials;
+    std::function<absl::Status()> write;
+  };
+  uint64_t Queue(Job job);
+  // Queues `write` and waits for it (the Store interface's writes).
+  absl::Status Run(std::function<absl::Status()> write);
+  void WriterLoop();
+
   Store* const inner_;
-  absl::Mutex turn_;
+  absl::Mutex mu_;
+  std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, absl::Status> done_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread writer_;
 };
 
 }  // namespace gauntlet
