@@ -350,13 +350,10 @@ void Controller::Tick(absl::Time now) {
         now - last_schedule_ >= options_.schedule_every) {
       Schedule(now, new_pending);
     }
-    for (const std::string& id :
+    for (const v1::Trial* trial :
          lifecycle_.TakeFinishedBefore(now - options_.finished_series_retention)) {
-      metrics_->RemoveExperiment(id);
-      if (options_.max_points_per_series <= 0) continue;
-      for (const v1::Trial& trial : lifecycle_.experiments().at(id).trials()) {
-        thin.push_back(trial.id());
-      }
+      metrics_->RemoveTrial(trial->experiment_id(), trial->id());
+      if (options_.max_points_per_series > 0) thin.push_back(trial->id());
     }
     RefreshGauges(now);
     wake.swap(to_wake_);

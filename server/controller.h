@@ -45,12 +45,13 @@ struct ControllerOptions {
   absl::Duration unhealthy_for = absl::Minutes(5);
   // A scheduling pass runs when something changed, and at least this often.
   absl::Duration schedule_every = absl::Seconds(5);
-  // Per-trial Prometheus series of a finished experiment are dropped after this long.
+  // A finished trial's Prometheus series are dropped, and its stored points thinned, this long
+  // after it ended.
   absl::Duration finished_series_retention = absl::Minutes(10);
   // GetExperiment returns at most this many trials per page.
   int max_trials_per_page = 1000;
-  // When a finished experiment's series age out, its trials' stored metric points are thinned
-  // to this many per metric name (0 keeps every point).
+  // When a finished trial's series age out, its stored metric points are thinned to this many
+  // per metric name (0 keeps every point).
   int max_points_per_series = 1000;
 };
 

@@ -801,6 +801,24 @@ TEST_F(ControllerTest, AFinishedExperimentsPointsAreThinnedAfterTheRetention) {
   EXPECT_EQ(store_->LoadMetrics("exp-1-0", "val_loss")->size(), 1u);  // short series untouched
 }
 
+TEST_F(ControllerTest, AFinishedTrialsSeriesAgeOutWhileItsExperimentRuns) {
+  Submit(book_.Add("age", {"a"}, {1, 2}));
+  Beat("w1", 2);
+  Tick();
+  Beat("w1", 2, {Process("exp-1-0", 1, v1::PROCESS_STATE_RUNNING),
+                 Process("exp-1-1", 1, v1::PROCESS_STATE_RUNNING)});
+  ASSERT_TRUE(Metric("exp-1-0", 1, "val_loss", 3.0, 10, 1).ok());
+  ASSERT_TRUE(Metric("exp-1-1", 1, "val_loss", 2.0, 10, 1).ok());
+  ASSERT_TRUE(Exit("w1", "exp-1-0", 1, 0).ok());
+  clock_.Advance(ControllerOptions{}.finished_series_retention - absl::Seconds(1));
+  Tick();
+  EXPECT_EQ(Scrape("gauntlet_trial_val_loss", "trial", "exp-1-0"), 3.0);  // kept a while
+  clock_.Advance(absl::Seconds(1));
+  Tick();
+  EXPECT_TRUE(std::isnan(Scrape("gauntlet_trial_val_loss", "trial", "exp-1-0")));
+  EXPECT_EQ(Scrape("gauntlet_trial_val_loss", "trial", "exp-1-1"), 2.0);  // still running
+}
+
 TEST_F(ControllerTest, AMetricWriteInFlightDoesNotHoldUpHeartbeats) {
   Submit(book_.Add("busy", {"a"}, {1}));
   Beat("w1", 1);

@@ -138,14 +138,16 @@ void CoordinatorMetrics::ObserveTrialMetric(const TrialLabels& labels,
   TrialGauge(series, *trial_last_metric_, labels).Set(point.unix_time());
 }
 
-void CoordinatorMetrics::RemoveExperiment(const std::string& experiment_id) {
+void CoordinatorMetrics::RemoveTrial(const std::string& experiment_id,
+                                     const std::string& trial_id) {
   absl::MutexLock lock(&mu_);
-  auto it = series_.find(experiment_id);
-  if (it == series_.end()) return;
-  for (auto& [trial, series] : it->second) {
-    for (auto& [family, gauge] : series.gauges) family->Remove(gauge);
-  }
-  series_.erase(it);
+  auto experiment = series_.find(experiment_id);
+  if (experiment == series_.end()) return;
+  auto trial = experiment->second.find(trial_id);
+  if (trial == experiment->second.end()) return;
+  for (auto& [family, gauge] : trial->second.gauges) family->Remove(gauge);
+  experiment->second.erase(trial);
+  if (experiment->second.empty()) series_.erase(experiment);
 }
 
 void CoordinatorMetrics::SetExperimentCounts(const std::map<std::string, int>& counts) {

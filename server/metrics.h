@@ -36,9 +36,10 @@ class CoordinatorMetrics {
   // Updates the trial's gauge for `point.name` (names without a gauge, such as
   // val_bits_per_token, are only stored) plus its step, tokens, train_seconds and
   // last-metric time. Series stay at their last value after the trial ends so dashboards keep
-  // the curve's end; they go away with RemoveExperiment or a restart.
+  // the curve's end; they go away with RemoveTrial (the controller calls it a retention period
+  // after the trial ended) or a restart.
   void ObserveTrialMetric(const TrialLabels& labels, const v1::MetricPoint& point);
-  void RemoveExperiment(const std::string& experiment_id);
+  void RemoveTrial(const std::string& experiment_id, const std::string& trial_id);
 
   // Control-plane gauges, set wholesale from the controller's state (state name -> count).
   void SetExperimentCounts(const std::map<std::string, int>& counts);

@@ -67,6 +67,8 @@ absl::Status TrialLifecycle::Recover(absl::Time now) {
     // Workers of live placements get a fresh lease: if they heartbeat in time their trials are
     // adopted, otherwise they are lost as usual.
     for (const v1::Trial& trial : experiment.trials()) {
+      // Ended before the restart: thinned a retention period from now (idempotent if done).
+      if (IsTerminal(trial.state())) finished_.push_back({now, trial.id()});
       if (!Live(trial.state())) continue;
       for (const v1::PlacementSlice& slice : trial.placement().slices()) {
         registry_->Expect(slice.worker_id(), now);
@@ -143,7 +145,6 @@ PendingTrial TrialLifecycle::ToPending(const v1::Trial& trial) const {
 void TrialLifecycle::UpdateExperimentState(const v1::Experiment& experiment, absl::Time now) {
   v1::ExperimentState& state = experiment_states_[experiment.id()];
   const v1::ExperimentState next = DeriveExperimentState(experiment_trial_counts_[experiment.id()]);
-  if (!Finished(state) && Finished(next)) finished_.push_back({now, experiment.id()});
   state = next;
 }
 
@@ -189,6 +190,7 @@ void TrialLifecycle::Apply(v1::Trial& trial, v1::Trial next, absl::Time now) {
   ++trial_counts_[to];
   --experiment_trial_counts_[trial.experiment_id()][from];
   ++experiment_trial_counts_[trial.experiment_id()][to];
+  if (IsTerminal(to) && !IsTerminal(from)) finished_.push_back({now, trial.id()});
   if (from == v1::TRIAL_STATE_PENDING) pending_.erase(trial.id());
   if (to == v1::TRIAL_STATE_PENDING) {
     pending_[trial.id()] = ToPending(trial);
@@ -374,13 +376,13 @@ std::map<std::string, int> TrialLifecycle::ExperimentCounts() const {
   return counts;
 }
 
-std::vector<std::string> TrialLifecycle::TakeFinishedBefore(absl::Time cutoff) {
-  std::vector<std::string> ids;
+std::vector<const v1::Trial*> TrialLifecycle::TakeFinishedBefore(absl::Time cutoff) {
+  std::vector<const v1::Trial*> trials;
   while (!finished_.empty() && finished_.front().first <= cutoff) {
-    ids.push_back(finished_.front().second);
+    if (const v1::Trial* trial = FindTrial(finished_.front().second)) trials.push_back(trial);
     finished_.pop_front();
   }
-  return ids;
+  return trials;
 }
 
 }  // namespace gauntlet

@@ -91,9 +91,10 @@ class TrialLifecycle {
   v1::ExperimentState State(const std::string& experiment_id) const {
     return experiment_states_.at(experiment_id);
   }
-  // Experiments that finished at or before `cutoff`, each returned once (for ageing out their
-  // per-trial Prometheus series).
-  std::vector<std::string> TakeFinishedBefore(absl::Time cutoff);
+  // Trials that ended at or before `cutoff` (or were already over when the coordinator
+  // started), each returned once: their Prometheus series age out and their stored points are
+  // thinned.
+  std::vector<const v1::Trial*> TakeFinishedBefore(absl::Time cutoff);
 
  private:
   struct TrialRef {
