@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -171,12 +172,7 @@ absl::StatusOr<std::shared_ptr<WatchQueue>> Controller::Watch(
 
 absl::StatusOr<std::vector<StoredLogChunk>> Controller::ReadLogs(const std::string& trial_id,
                                                                  int rank, int64_t after_id) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (lifecycle_.FindTrial(trial_id) == nullptr) {
-      return absl::NotFoundError(absl::StrCat("trial '", Quote(trial_id), "' not found"));
-    }
-  }
+  if (absl::StatusOr<bool> known = TrialFinished(trial_id); !known.ok()) return known.status();
   return store_.ReadLogs(trial_id, rank, after_id);
 }
 
@@ -219,25 +215,14 @@ absl::Status Controller::ReportMetrics(const v1::ReportMetricsRequest& request,
   // transition of these trials) and waited for outside it: heartbeats and the control loop never
   // wait for SQLite on its account. The reply waits, so an acknowledged point is stored. If the
   // write fails the worker sends the points again; the latest values were already right.
-  ApplyMetrics(batch, lifecycle_);
-  uint64_t ticket = 0;
-  if (!batch.accepted.empty()) {
-    std::vector<v1::Trial> rows;
-    for (const auto& entry : batch.updated) rows.push_back(entry.second);
-    ticket = store_.QueueMetrics(batch.accepted, std::move(rows));
-  }
+  std::vector<v1::Trial> rows = ApplyMetrics(batch, lifecycle_);
+  const uint64_t ticket =
+      batch.accepted.empty() ? 0 : store_.QueueMetrics(batch.accepted, std::move(rows));
   mu_.Unlock();
   if (ticket != 0) {
     if (absl::Status status = store_.Wait(ticket); !status.ok()) return status;
   }
-  if (!batch.rejected.empty()) {
-    std::cerr << "coordinator: ReportMetrics from " << Quote(request.worker_id()) << ": rejected "
-              << batch.rejected.size() << " of " << request.points_size()
-              << " points, first: " << batch.rejected.front() << std::endl;
-  }
-  if (response != nullptr) {
-    for (std::string& r : batch.rejected) response->add_rejected(std::move(r));
-  }
+  ReportRejected(request, batch, response);
   // Gauges are set before the reply, so the next scrape already sees the point.
   for (const v1::MetricPoint& point : batch.accepted) {
     const v1::Trial& trial = batch.updated.at(point.trial_id());
@@ -299,28 +284,37 @@ absl::Status Controller::Deregister(const v1::DeregisterRequest& request) {
                                clock_->Now());
 }
 
-void Controller::Schedule(absl::Time now, bool new_pending) {
-  if (lifecycle_.pending_count() == 0) return;
+std::optional<Controller::Pass> Controller::StartPass(absl::Time now) {
+  // Event-driven: a pass only when a trial became pending or capacity may have grown (plus a
+  // slow safety net, e.g. for a worker whose unhealthy period ended).
+  const bool new_pending = lifecycle_.TakeNewPending();
+  const bool capacity = registry_.TakeCapacityChanged();
+  if (!(new_pending || capacity || std::exchange(schedule_again_, false) ||
+        now - last_schedule_ >= options_.schedule_every) ||
+      lifecycle_.pending_count() == 0) {
+    return std::nullopt;
+  }
   last_schedule_ = now;
-  const absl::Time start = clock_->Now();
   // The short-cut: nothing free anywhere, so nothing to place, and every pending trial already
   // says why it waits.
-  if (!new_pending && !registry_.HasFreeDevices(now)) {
-    metrics_->ObserveSchedulePass(absl::ToDoubleSeconds(clock_->Now() - start));
-    return;
-  }
-  ScheduleResult result = gauntlet::Schedule(registry_.Snapshot(now), lifecycle_.Pending());
-  metrics_->ObserveSchedulePass(absl::ToDoubleSeconds(clock_->Now() - start));
+  if (!new_pending && !registry_.HasFreeDevices(now)) return std::nullopt;
+  return Pass{registry_.Snapshot(now), lifecycle_.Pending()};
+}
+
+void Controller::FinishPass(const ScheduleResult& result, absl::Time now) {
   // One write for the whole pass; if the store refuses it, nothing moved and the next tick
   // tries again.
-  if (absl::Status status = lifecycle_.Place(result.placements, now); !status.ok()) {
+  absl::StatusOr<std::vector<const v1::Trial*>> placed = lifecycle_.Place(result.placements, now);
+  if (!placed.ok()) {
     schedule_again_ = true;
     std::cerr << "coordinator: cannot place " << result.placements.size()
-              << " trial(s): " << status << std::endl;
+              << " trial(s): " << placed.status() << std::endl;
     return;
   }
-  for (const auto& [trial_id, placement] : result.placements) {
-    for (const v1::PlacementSlice& slice : placement.slices()) {
+  // A placement that no longer held (its worker went away meanwhile) is decided again.
+  if (placed->size() != result.placements.size()) schedule_again_ = true;
+  for (const v1::Trial* trial : *placed) {
+    for (const v1::PlacementSlice& slice : trial->placement().slices()) {
       to_wake_.push_back(slice.worker_id());
     }
   }
@@ -330,6 +324,7 @@ void Controller::Schedule(absl::Time now, bool new_pending) {
 void Controller::Tick(absl::Time now) {
   std::vector<std::string> wake;
   std::vector<std::string> thin;
+  std::optional<Pass> pass;
   {
     absl::MutexLock lock(&mu_);
     for (const std::string& worker_id : registry_.ExpireLeases(now)) {
@@ -342,14 +337,19 @@ void Controller::Tick(absl::Time now) {
         std::cerr << "coordinator: " << status << std::endl;
       }
     }
-    // Event-driven: a pass only when a trial became pending or capacity may have grown (plus a
-    // slow safety net, e.g. for a worker whose unhealthy period ended).
-    const bool new_pending = lifecycle_.TakeNewPending();
-    const bool capacity = registry_.TakeCapacityChanged();
-    if (new_pending || capacity || std::exchange(schedule_again_, false) ||
-        now - last_schedule_ >= options_.schedule_every) {
-      Schedule(now, new_pending);
-    }
+    pass = StartPass(now);
+  }
+  if (pass.has_value()) {
+    // Decided without the lock (it can take tens of ms at 10,000 pending trials): heartbeats
+    // and reports go on meanwhile; FinishPass keeps only what still holds.
+    const absl::Time start = clock_->Now();
+    const ScheduleResult result = Schedule(pass->cluster, std::move(pass->pending));
+    metrics_->ObserveSchedulePass(absl::ToDoubleSeconds(clock_->Now() - start));
+    absl::MutexLock lock(&mu_);
+    FinishPass(result, now);
+  }
+  {
+    absl::MutexLock lock(&mu_);
     for (const v1::Trial* trial :
          lifecycle_.TakeFinishedBefore(now - options_.finished_series_retention)) {
       metrics_->RemoveTrial(trial->experiment_id(), trial->id());

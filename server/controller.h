@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -109,8 +110,14 @@ class Controller {
   void AwaitWork(absl::Duration timeout);
 
  private:
-  // `new_pending`: a trial became pending since the last pass (it needs its waiting message).
-  void Schedule(absl::Time now, bool new_pending) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A scheduling pass: its input is copied under the lock (StartPass, nothing when no pass is
+  // due or nothing is free), decided without it, and applied under it again (FinishPass).
+  struct Pass {
+    ClusterSnapshot cluster;
+    std::vector<PendingTrial> pending;
+  };
+  std::optional<Pass> StartPass(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishPass(const ScheduleResult& result, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefreshGauges(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Asks the driver for a Tick now.
   void Kick();

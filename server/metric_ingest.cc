@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <iostream>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/yaml_proto.h"
@@ -73,13 +75,26 @@ absl::Status CheckLogs(const v1::ReportLogsRequest& request, TrialLifecycle& lif
   return absl::OkStatus();
 }
 
-void ApplyMetrics(const MetricBatch& batch, TrialLifecycle& lifecycle) {
+std::vector<v1::Trial> ApplyMetrics(const MetricBatch& batch, TrialLifecycle& lifecycle) {
+  std::vector<v1::Trial> rows;
   for (const auto& [id, next] : batch.updated) {
     v1::Trial& trial = *lifecycle.FindTrial(id);
     *trial.mutable_latest_metrics() = next.latest_metrics();
     trial.set_latest_step(next.latest_step());
     trial.set_steps_lost(next.steps_lost());
+    rows.push_back(trial);
   }
+  return rows;
+}
+
+void ReportRejected(const v1::ReportMetricsRequest& request, MetricBatch& batch,
+                    v1::ReportMetricsResponse* response) {
+  if (batch.rejected.empty()) return;
+  std::cerr << "coordinator: ReportMetrics from " << Truncated(request.worker_id(), kQuoteBytes)
+            << ": rejected " << batch.rejected.size() << " of " << request.points_size()
+            << " points, first: " << batch.rejected.front() << std::endl;
+  if (response == nullptr) return;
+  for (std::string& r : batch.rejected) response->add_rejected(std::move(r));
 }
 
 }  // namespace gauntlet

@@ -35,8 +35,13 @@ MetricBatch CheckMetrics(const v1::ReportMetricsRequest& request, TrialLifecycle
 // trial or a negative rank.
 absl::Status CheckLogs(const v1::ReportLogsRequest& request, TrialLifecycle& lifecycle);
 
-// Sets the latest metrics, step and steps lost of the batch's trials in memory.
-void ApplyMetrics(const MetricBatch& batch, TrialLifecycle& lifecycle);
+// Sets the latest metrics, step and steps lost of the batch's trials in memory; returns the
+// trial rows to store with the points.
+std::vector<v1::Trial> ApplyMetrics(const MetricBatch& batch, TrialLifecycle& lifecycle);
+
+// Logs the refused points (one line per request) and lists them in `response` (when given).
+void ReportRejected(const v1::ReportMetricsRequest& request, MetricBatch& batch,
+                    v1::ReportMetricsResponse* response);
 
 }  // namespace gauntlet
 

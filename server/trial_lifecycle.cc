@@ -163,11 +163,15 @@ absl::Status TrialLifecycle::Transition(v1::Trial& trial, v1::TrialState to, abs
   return absl::OkStatus();
 }
 
-absl::Status TrialLifecycle::Place(const std::map<std::string, v1::Placement>& placements,
-                                   absl::Time now) {
+absl::StatusOr<std::vector<const v1::Trial*>> TrialLifecycle::Place(
+    const std::map<std::string, v1::Placement>& placements, absl::Time now) {
   std::vector<std::pair<v1::Trial*, v1::Trial>> next;
   for (const auto& [trial_id, placement] : placements) {
     v1::Trial* trial = FindTrial(trial_id);
+    if (trial == nullptr || trial->state() != v1::TRIAL_STATE_PENDING ||
+        !registry_->CanBook(placement, now)) {
+      continue;  // canceled, or its worker went away, while the pass was deciding
+    }
     v1::Trial& placed = next.emplace_back(trial, *trial).second;
     absl::Status status = ApplyTransition(
         placed, v1::TRIAL_STATE_SCHEDULED, now,
@@ -178,8 +182,12 @@ absl::Status TrialLifecycle::Place(const std::map<std::string, v1::Placement>& p
   std::vector<const v1::Trial*> rows;
   for (const auto& entry : next) rows.push_back(&entry.second);
   if (absl::Status status = store_->SaveTrials(rows); !status.ok()) return status;
-  for (auto& [trial, placed] : next) Apply(*trial, std::move(placed), now);
-  return absl::OkStatus();
+  std::vector<const v1::Trial*> done;
+  for (auto& [trial, placed] : next) {
+    Apply(*trial, std::move(placed), now);
+    done.push_back(trial);
+  }
+  return done;
 }
 
 void TrialLifecycle::Apply(v1::Trial& trial, v1::Trial next, absl::Time now) {

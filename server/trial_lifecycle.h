@@ -51,8 +51,10 @@ class TrialLifecycle {
                           const std::string& reason,
                           const std::function<void(v1::Trial&)>& mutate = nullptr);
   // Moves every trial named to SCHEDULED on its placement, written in one transaction: all or
-  // none.
-  absl::Status Place(const std::map<std::string, v1::Placement>& placements, absl::Time now);
+  // none. A pass decided outside the lock may be stale: trials no longer PENDING and placements
+  // the registry can no longer book are skipped. Returns the trials placed.
+  absl::StatusOr<std::vector<const v1::Trial*>> Place(
+      const std::map<std::string, v1::Placement>& placements, absl::Time now);
   // A gang failed (exit_code != 0) or lost a worker (exit_code 0): back to PENDING if it is
   // retryable and restarts remain, else FAILED. With `next_spec` (a smaller micro-batch after
   // running out of memory) it is retried with that spec whatever max_restarts says: halving

@@ -1,5 +1,6 @@
 #include "server/worker_registry.h"
 
+#include <algorithm>
 #include <iostream>
 
 namespace gauntlet {
@@ -86,6 +87,26 @@ void WorkerRegistry::Book(const std::string& trial_id, const v1::Placement& plac
     worker.trials.insert(trial_id);
   }
   bookings_[trial_id] = placement;
+}
+
+bool WorkerRegistry::CanBook(const v1::Placement& placement, absl::Time now) const {
+  const bool cpu = placement.device_kind() == v1::DEVICE_KIND_CPU;
+  for (int s = 0; s < placement.slices_size(); ++s) {
+    const v1::PlacementSlice& slice = placement.slices(s);
+    auto it = workers_.find(slice.worker_id());
+    if (it == workers_.end() || !Schedulable(it->second, now)) return false;
+    const Worker& worker = it->second;
+    const int count = cpu ? worker.inventory.cpu_slots() : worker.inventory.gpus_size();
+    for (int device : slice.devices()) {
+      const bool exists = cpu ? device < count
+                              : std::any_of(worker.inventory.gpus().begin(),
+                                            worker.inventory.gpus().end(),
+                                            [&](const v1::GpuInfo& g) { return g.index() == device; });
+      if (!exists || (cpu ? worker.busy_cpu_slots : worker.busy_gpus).count(device)) return false;
+    }
+    if (s == 0 && worker.busy_ports.count(placement.master_port())) return false;
+  }
+  return true;
 }
 
 void WorkerRegistry::Release(const std::string& trial_id) {

@@ -51,6 +51,9 @@ class WorkerRegistry {
   void RecordLaunchFailure(const std::string& worker_id, absl::Time now);
   void RecordLaunchSuccess(const std::string& worker_id);
 
+  // Whether `placement` can still be booked at `now`: every worker schedulable, every device
+  // there and free, the port free. (A pass decided outside the lock re-checks its result.)
+  bool CanBook(const v1::Placement& placement, absl::Time now) const;
   // Devices and rendezvous port of a live placement; Release frees them (idempotent).
   void Book(const std::string& trial_id, const v1::Placement& placement);
   void Release(const std::string& trial_id);

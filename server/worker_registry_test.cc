@@ -109,5 +109,20 @@ TEST(WorkerRegistryTest, HasFreeDevicesUntilEveryDeviceIsBookedAndIgnoresLostWor
   EXPECT_TRUE(registry.HasFreeDevices(kT0));
 }
 
+TEST(WorkerRegistryTest, CanBookOnlyWhatIsStillFreeOnAWorkerStillThere) {
+  WorkerRegistry registry(WorkerRegistryOptions{});
+  registry.Heartbeat("w1", Inventory(2, 1), kT0);
+  const v1::Placement gpu0 = OnWorker("w1", {0}, v1::DEVICE_KIND_GPU);
+  EXPECT_TRUE(registry.CanBook(gpu0, kT0));
+  EXPECT_FALSE(registry.CanBook(OnWorker("w1", {5}, v1::DEVICE_KIND_GPU), kT0));  // no GPU 5
+  EXPECT_FALSE(registry.CanBook(OnWorker("w9", {0}, v1::DEVICE_KIND_GPU), kT0));  // unknown
+  registry.Book("t1", gpu0);
+  EXPECT_FALSE(registry.CanBook(OnWorker("w1", {0}, v1::DEVICE_KIND_GPU, 29501), kT0));  // busy
+  EXPECT_FALSE(registry.CanBook(OnWorker("w1", {1}, v1::DEVICE_KIND_GPU), kT0));  // port taken
+  EXPECT_TRUE(registry.CanBook(OnWorker("w1", {1}, v1::DEVICE_KIND_GPU, 29501), kT0));
+  registry.Deregister("w1");
+  EXPECT_FALSE(registry.CanBook(OnWorker("w1", {1}, v1::DEVICE_KIND_GPU, 29501), kT0));
+}
+
 }  // namespace
 }  // namespace gauntlet
