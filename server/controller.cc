@@ -55,39 +55,43 @@ absl::StatusOr<v1::Experiment> Controller::Submit(const v1::SubmitExperimentRequ
     return absl::InvalidArgumentError("variants: the spec expands to no trials");
   }
 
-  absl::MutexLock lock(&mu_);
-  const std::string& name = compiled->spec.name();
-  if (std::string id; lifecycle_.NameTaken(name, &id)) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("name: an experiment named '", name, "' already exists (", id, ")"));
-  }
-  const absl::Time now = clock_->Now();
-  if (absl::Status fits = registry_.CheckFits(compiled->trials, now); !fits.ok()) return fits;
-
   v1::Experiment experiment;
-  *experiment.mutable_spec() = compiled->spec;
+  *experiment.mutable_spec() = std::move(compiled->spec);
   experiment.set_spec_yaml(request.spec_yaml());
-  experiment.set_created_unix_time(Unix(now));
-  for (v1::Trial& compiled_trial : compiled->trials) {
-    v1::Trial& trial = *experiment.add_trials();
-    trial = std::move(compiled_trial);
-    trial.set_state(v1::TRIAL_STATE_PENDING);
-    trial.set_attempt(1);
-    trial.set_created_unix_time(Unix(now));
-    trial.set_status_message("waiting for the scheduler");
-  }
-  v1::Experiment view;
-  if (request.dry_run()) {
-    for (int i = 0; i < experiment.trials_size(); ++i) {
-      experiment.mutable_trials(i)->set_id(absl::StrCat("-", i));
+  uint64_t ticket = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    const std::string& name = experiment.spec().name();
+    if (std::string id; lifecycle_.NameTaken(name, &id)) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("name: an experiment named '", name, "' already exists (", id, ")"));
     }
-    view = lifecycle_.View(experiment, true, true);
-  } else {
-    absl::StatusOr<const v1::Experiment*> created = lifecycle_.Create(std::move(experiment));
-    if (!created.ok()) return created.status();
-    view = lifecycle_.View(**created, true, true);
-    Kick();
+    const absl::Time now = clock_->Now();
+    if (absl::Status fits = registry_.CheckFits(compiled->trials, now); !fits.ok()) return fits;
+    experiment.set_created_unix_time(Unix(now));
+    for (v1::Trial& trial : compiled->trials) {
+      *experiment.add_trials() = NewTrial(std::move(trial), now);
+    }
+    if (request.dry_run()) {
+      for (int i = 0; i < experiment.trials_size(); ++i) {
+        experiment.mutable_trials(i)->set_id(absl::StrCat("-", i));
+      }
+      v1::Experiment view = ExperimentView(experiment, true, true);
+      TrimToFirstPage(view, options_.max_trials_per_page);
+      return view;
+    }
+    // The id and name are taken now; the (possibly large) write happens without the lock.
+    lifecycle_.Reserve(experiment);
+    ticket = store_.QueueCreate(experiment);
   }
+  const absl::Status written = store_.Wait(ticket);
+  absl::MutexLock lock(&mu_);
+  if (!written.ok()) {
+    lifecycle_.Unreserve(experiment);
+    return written;
+  }
+  v1::Experiment view = ExperimentView(*lifecycle_.Commit(std::move(experiment)), true, true);
+  Kick();
   // The reply stays small whatever the experiment's size: the rest is a GetExperiment away.
   TrimToFirstPage(view, options_.max_trials_per_page);
   return view;
@@ -162,7 +166,7 @@ absl::StatusOr<std::shared_ptr<WatchQueue>> Controller::Watch(
   absl::MutexLock lock(&mu_);
   absl::StatusOr<v1::Experiment*> experiment = lifecycle_.Lookup(request.experiment());
   if (!experiment.ok()) return experiment.status();
-  *snapshot = lifecycle_.View(**experiment, true, false);
+  *snapshot = ExperimentView(**experiment, true, false);
   const v1::ExperimentState state = snapshot->state();
   if (state != v1::EXPERIMENT_STATE_PENDING && state != v1::EXPERIMENT_STATE_RUNNING) {
     return WatchHub::Ended(*snapshot, request.include_metrics());

@@ -28,10 +28,14 @@ class FlakyStore final : public Store {
  public:
   explicit FlakyStore(std::unique_ptr<Store> real) : real_(std::move(real)) {}
   bool fail_trial_writes = false;
-  // Runs inside SaveMetrics before the write (to hold a write in flight).
+  // Runs inside SaveMetrics / CreateExperiment before the write (to hold a write in flight).
   std::function<void()> before_save_metrics;
+  std::function<void()> before_create;
+  bool fail_creates = false;
 
   absl::Status CreateExperiment(const v1::Experiment& e) override {
+    if (before_create) before_create();
+    if (fail_creates) return absl::UnavailableError("disk full");
     return real_->CreateExperiment(e);
   }
   absl::Status SaveTrial(const v1::Trial& t, const v1::TrialTransition* tr) override {
@@ -817,6 +821,70 @@ TEST_F(ControllerTest, AFinishedTrialsSeriesAgeOutWhileItsExperimentRuns) {
   Tick();
   EXPECT_TRUE(std::isnan(Scrape("gauntlet_trial_val_loss", "trial", "exp-1-0")));
   EXPECT_EQ(Scrape("gauntlet_trial_val_loss", "trial", "exp-1-1"), 2.0);  // still running
+}
+
+TEST_F(ControllerTest, ASubmitIsWrittenWithoutTheLockAndItsNameIsHeldMeanwhile) {
+  const std::string yaml = book_.Add("big", {"a"}, {1, 2, 3});
+  Beat("w1", 1);
+  absl::Notification entered, release;
+  store_->before_create = [&] {
+    entered.Notify();
+    release.WaitForNotification();
+  };
+  std::thread submitter([&] { Submit(yaml); });
+  entered.WaitForNotification();
+  // While the experiment is being written: heartbeats go on, its name is taken, and it cannot
+  // be seen yet.
+  absl::Notification beat_done;
+  std::thread beater([&] {
+    Beat("w1", 1);
+    beat_done.Notify();
+  });
+  const bool beat_finished = beat_done.WaitForNotificationWithTimeout(absl::Seconds(30));
+  v1::SubmitExperimentRequest again;
+  again.set_spec_yaml(yaml);
+  const absl::StatusCode duplicate = controller_->Submit(again).status().code();
+  v1::GetExperimentRequest get;
+  get.set_experiment("big");
+  const absl::StatusCode unseen = controller_->Get(get).status().code();
+  release.Notify();
+  submitter.join();
+  beater.join();
+  store_->before_create = nullptr;
+  EXPECT_TRUE(beat_finished) << "the heartbeat waited for the experiment's write";
+  EXPECT_EQ(duplicate, absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(unseen, absl::StatusCode::kNotFound);
+  EXPECT_EQ(Get("big").trials_size(), 3);
+
+  // A write the store refuses gives the name back.
+  const std::string other = book_.Add("refused", {"a"}, {1});
+  store_->fail_creates = true;
+  v1::SubmitExperimentRequest refused;
+  refused.set_spec_yaml(other);
+  EXPECT_EQ(controller_->Submit(refused).status().code(), absl::StatusCode::kUnavailable);
+  store_->fail_creates = false;
+  EXPECT_EQ(Submit(other).trials_size(), 1);
+}
+
+TEST_F(ControllerTest, CancelWritesEveryTrialInOneTransaction) {
+  Submit(book_.Add("many", {"a", "b"}, {1, 2, 3}));
+  Beat("w1", 2);
+  Tick();
+  store_->fail_trial_writes = true;
+  v1::CancelExperimentRequest cancel;
+  cancel.set_experiment("many");
+  EXPECT_FALSE(controller_->Cancel(cancel).ok());
+  // All or nothing: no trial was canceled by the refused write.
+  const v1::Experiment refused = Get("many");
+  for (const v1::Trial& t : refused.trials()) {
+    EXPECT_NE(t.state(), v1::TRIAL_STATE_CANCELED) << t.id();
+  }
+  store_->fail_trial_writes = false;
+  ASSERT_TRUE(controller_->Cancel(cancel).ok());
+  const v1::Experiment canceled = Get("many");
+  for (const v1::Trial& t : canceled.trials()) {
+    EXPECT_EQ(t.state(), v1::TRIAL_STATE_CANCELED) << t.id();
+  }
 }
 
 TEST_F(ControllerTest, AMetricWriteInFlightDoesNotHoldUpHeartbeats) {

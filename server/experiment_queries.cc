@@ -61,7 +61,7 @@ absl::StatusOr<v1::Experiment> GetExperimentPage(TrialLifecycle& lifecycle,
   const auto& all = stored.trials();
   const int end = PageEnd(all, first, page_size, kMaxPageBytes);
   for (int i = first; i < end; ++i) *page.add_trials() = all[i];
-  v1::Experiment view = lifecycle.View(page, true, request.include_transitions());
+  v1::Experiment view = ExperimentView(page, true, request.include_transitions());
   view.set_state(lifecycle.State(page.id()));
   view.clear_trial_counts();
   for (const v1::Trial& trial : all) {
@@ -107,7 +107,7 @@ absl::StatusOr<v1::ListExperimentsResponse> ListExperimentsPage(
   v1::ListExperimentsResponse response;
   for (size_t i = 0; i < order.size() && i < static_cast<size_t>(page_size); ++i) {
     // Spec summary stays (name, variants...) but the YAML and trial specs are left out.
-    *response.add_experiments() = lifecycle.View(*order[i].second, false, false);
+    *response.add_experiments() = ExperimentView(*order[i].second, false, false);
   }
   if (order.size() > static_cast<size_t>(page_size)) {
     response.set_next_page_token(absl::StrCat(order[page_size - 1].first));

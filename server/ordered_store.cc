@@ -22,6 +22,12 @@ uint64_t OrderedStore::Queue(Job job) {
   return ticket;
 }
 
+uint64_t OrderedStore::QueueCreate(const v1::Experiment& experiment) {
+  Job job;
+  job.write = [this, &experiment] { return inner_->CreateExperiment(experiment); };
+  return Queue(std::move(job));
+}
+
 uint64_t OrderedStore::QueueMetrics(std::vector<v1::MetricPoint> points,
                                     std::vector<v1::Trial> trials) {
   Job job;

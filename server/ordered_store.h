@@ -27,6 +27,8 @@ class OrderedStore final : public Store {
   // Writes what is queued, then stops the writer.
   ~OrderedStore() override;
 
+  // Queues the write of a new experiment, which must outlive Wait(ticket).
+  uint64_t QueueCreate(const v1::Experiment& experiment);
   // Queues a metric write; Wait(ticket) returns its outcome.
   uint64_t QueueMetrics(std::vector<v1::MetricPoint> points, std::vector<v1::Trial> trials);
   absl::Status Wait(uint64_t ticket);

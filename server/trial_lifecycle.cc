@@ -82,21 +82,26 @@ absl::Status TrialLifecycle::Recover(absl::Time now) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<const v1::Experiment*> TrialLifecycle::Create(v1::Experiment experiment) {
-  const int64_t sequence = next_sequence_;
-  experiment.set_id(absl::StrCat("exp-", sequence));
+void TrialLifecycle::Reserve(v1::Experiment& experiment) {
+  experiment.set_id(absl::StrCat("exp-", next_sequence_++));
   for (int i = 0; i < experiment.trials_size(); ++i) {
     v1::Trial& trial = *experiment.mutable_trials(i);
     trial.set_id(absl::StrCat(experiment.id(), "-", i));
     trial.set_experiment_id(experiment.id());
   }
-  if (absl::Status status = store_->CreateExperiment(experiment); !status.ok()) return status;
-  ++next_sequence_;
-  sequence_[experiment.id()] = sequence;
+  id_by_name_[experiment.spec().name()] = experiment.id();
+}
+
+const v1::Experiment* TrialLifecycle::Commit(v1::Experiment experiment) {
   const std::string id = experiment.id();
+  sequence_[id] = std::stoll(id.substr(4));
   experiments_[id] = std::move(experiment);
   Index(experiments_[id]);
   return &experiments_[id];
+}
+
+void TrialLifecycle::Unreserve(const v1::Experiment& experiment) {
+  id_by_name_.erase(experiment.spec().name());  // its number stays unused
 }
 
 absl::StatusOr<v1::Experiment*> TrialLifecycle::Lookup(const std::string& id_or_name) {
@@ -106,7 +111,10 @@ absl::StatusOr<v1::Experiment*> TrialLifecycle::Lookup(const std::string& id_or_
   auto it = experiments_.find(id_or_name);
   if (it != experiments_.end()) return &it->second;
   auto by_name = id_by_name_.find(id_or_name);
-  if (by_name != id_by_name_.end()) return &experiments_[by_name->second];
+  // A reserved name whose experiment is still being written is not found yet.
+  if (by_name != id_by_name_.end() && experiments_.count(by_name->second)) {
+    return &experiments_[by_name->second];
+  }
   return absl::NotFoundError(
       absl::StrCat("experiment '", id_or_name.substr(0, 80), "' not found"));
 }
@@ -179,12 +187,17 @@ absl::StatusOr<std::vector<const v1::Trial*>> TrialLifecycle::Place(
     if (!status.ok()) return status;
     *placed.mutable_placement() = placement;
   }
+  return WriteAndApply(next, now);
+}
+
+absl::StatusOr<std::vector<const v1::Trial*>> TrialLifecycle::WriteAndApply(
+    std::vector<std::pair<v1::Trial*, v1::Trial>>& next, absl::Time now) {
   std::vector<const v1::Trial*> rows;
   for (const auto& entry : next) rows.push_back(&entry.second);
   if (absl::Status status = store_->SaveTrials(rows); !status.ok()) return status;
   std::vector<const v1::Trial*> done;
-  for (auto& [trial, placed] : next) {
-    Apply(*trial, std::move(placed), now);
+  for (auto& [trial, changed] : next) {
+    Apply(*trial, std::move(changed), now);
     done.push_back(trial);
   }
   return done;
@@ -219,7 +232,7 @@ void TrialLifecycle::Apply(v1::Trial& trial, v1::Trial next, absl::Time now) {
   if (hub_->Watched(experiment.id())) {
     const bool finished = Finished(experiment_states_[experiment.id()]);
     v1::Experiment view;
-    if (finished) view = View(experiment, true, false);
+    if (finished) view = ExperimentView(experiment, true, false);
     hub_->TrialChanged(trial, finished ? &view : nullptr);
   }
 }
@@ -295,16 +308,20 @@ absl::Status TrialLifecycle::HandleExit(v1::Trial& trial, const std::string& wor
 
 absl::Status TrialLifecycle::Cancel(v1::Experiment& experiment, const std::string& reason,
                                     absl::Time now, std::vector<std::string>* workers) {
+  // One write for all of them: a 10,000-trial experiment is one transaction, not 10,000.
+  std::vector<std::pair<v1::Trial*, v1::Trial>> next;
   for (v1::Trial& trial : *experiment.mutable_trials()) {
     if (IsTerminal(trial.state())) continue;
     for (const v1::PlacementSlice& slice : trial.placement().slices()) {
       workers->push_back(slice.worker_id());
     }
-    if (absl::Status s = Transition(trial, v1::TRIAL_STATE_CANCELED, now, reason); !s.ok()) {
+    v1::Trial& canceled = next.emplace_back(&trial, trial).second;
+    if (absl::Status s = ApplyTransition(canceled, v1::TRIAL_STATE_CANCELED, now, reason);
+        !s.ok()) {
       return s;
     }
   }
-  return absl::OkStatus();
+  return WriteAndApply(next, now).status();
 }
 
 absl::Status TrialLifecycle::LoseWorker(const std::string& worker_id, const std::string& why,
@@ -349,28 +366,12 @@ std::vector<PendingTrial> TrialLifecycle::Pending() const {
 }
 
 void TrialLifecycle::SetWaiting(const std::string& trial_id, const std::string& why) {
-  v1::Trial* trial = FindTrial(trial_id);
-  if (trial == nullptr || trial->status_message() == why) return;
-  v1::Trial next = *trial;
-  next.set_status_message(why);
-  if (store_->SaveTrial(next, nullptr).ok()) *trial = std::move(next);
+  // Memory only: a pass rewrites thousands of these, and the next pass after a restart says it
+  // again; the row picks it up with the trial's next transition.
+  if (v1::Trial* trial = FindTrial(trial_id)) trial->set_status_message(why);
 }
 
 bool TrialLifecycle::TakeNewPending() { return std::exchange(new_pending_, false); }
-
-v1::Experiment TrialLifecycle::View(const v1::Experiment& experiment, bool include_spec,
-                                    bool include_transitions) const {
-  v1::Experiment view = experiment;
-  view.set_state(DeriveExperimentState(experiment));
-  auto& counts = *view.mutable_trial_counts();
-  for (v1::Trial& trial : *view.mutable_trials()) {
-    ++counts[TrialStateName(trial.state())];
-    if (!include_spec) trial.clear_spec();
-    if (!include_transitions) trial.clear_transitions();
-  }
-  if (!include_spec) view.clear_spec_yaml();
-  return view;
-}
 
 std::map<std::string, int> TrialLifecycle::TrialCounts() const {
   std::map<std::string, int> counts;

@@ -36,8 +36,12 @@ class TrialLifecycle {
   // Loads the persisted state; workers named by live placements are expected from `now`.
   absl::Status Recover(absl::Time now);
 
-  // Persists a new experiment; its id (exp-<n>) and trial ids are assigned here.
-  absl::StatusOr<const v1::Experiment*> Create(v1::Experiment experiment);
+  // A new experiment in two halves, so the caller can write it to the store without holding its
+  // lock: Reserve assigns its id (exp-<n>) and trial ids and takes its name; Commit indexes it
+  // once the store accepted it; Unreserve gives the name back when the store refused it.
+  void Reserve(v1::Experiment& experiment);
+  const v1::Experiment* Commit(v1::Experiment experiment);
+  void Unreserve(const v1::Experiment& experiment);
   // The one experiment lookup: an id, else a name (names never look like ids, see
   // spec_validation), NOT_FOUND naming what was asked for.
   absl::StatusOr<v1::Experiment*> Lookup(const std::string& id_or_name);
@@ -85,9 +89,6 @@ class TrialLifecycle {
   // True (once) when a trial became PENDING since the last call: a reason to schedule.
   bool TakeNewPending();
 
-  // The experiment as clients see it: derived state and counts filled in.
-  v1::Experiment View(const v1::Experiment& experiment, bool include_spec,
-                      bool include_transitions) const;
   std::map<std::string, int> TrialCounts() const;
   std::map<std::string, int> ExperimentCounts() const;
   v1::ExperimentState State(const std::string& experiment_id) const {
@@ -104,6 +105,9 @@ class TrialLifecycle {
     int index = 0;
   };
   int MaxRestarts(const v1::Trial& trial) const;
+  // Writes every changed trial in one transaction, then applies each; all or none.
+  absl::StatusOr<std::vector<const v1::Trial*>> WriteAndApply(
+      std::vector<std::pair<v1::Trial*, v1::Trial>>& next, absl::Time now);
   void Index(const v1::Experiment& experiment);
   void UpdateExperimentState(const v1::Experiment& experiment, absl::Time now);
   // The in-memory half of a transition the store accepted: `next` replaces `trial` and every

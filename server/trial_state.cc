@@ -150,4 +150,26 @@ std::string ExitName(int exit_code) {
   return absl::StrCat("exit code ", exit_code);
 }
 
+v1::Experiment ExperimentView(const v1::Experiment& experiment, bool include_spec,
+                              bool include_transitions) {
+  v1::Experiment view = experiment;
+  view.set_state(DeriveExperimentState(experiment));
+  auto& counts = *view.mutable_trial_counts();
+  for (v1::Trial& trial : *view.mutable_trials()) {
+    ++counts[TrialStateName(trial.state())];
+    if (!include_spec) trial.clear_spec();
+    if (!include_transitions) trial.clear_transitions();
+  }
+  if (!include_spec) view.clear_spec_yaml();
+  return view;
+}
+
+v1::Trial NewTrial(v1::Trial trial, absl::Time now) {
+  trial.set_state(v1::TRIAL_STATE_PENDING);
+  trial.set_attempt(1);
+  trial.set_created_unix_time(absl::ToDoubleSeconds(now - absl::UnixEpoch()));
+  trial.set_status_message("waiting for the scheduler");
+  return trial;
+}
+
 }  // namespace gauntlet

@@ -11,6 +11,9 @@
 
 namespace gauntlet {
 
+// A submitted trial as it starts: PENDING, attempt 1, created `now`, waiting for the scheduler.
+v1::Trial NewTrial(v1::Trial trial, absl::Time now);
+
 // True when `from -> to` is in the single table of legal trial transitions.
 bool IsLegalTransition(v1::TrialState from, v1::TrialState to);
 
@@ -41,6 +44,11 @@ bool HalveMicroBatch(v1::TrialSpec& spec);
 // or from how many of its trials are in each state (kept incrementally by the lifecycle).
 v1::ExperimentState DeriveExperimentState(const v1::Experiment& experiment);
 v1::ExperimentState DeriveExperimentState(const std::map<v1::TrialState, int>& counts);
+
+// The experiment as clients see it: its state and counts per trial state filled in; trial specs
+// and the YAML, and the transitions, only when asked for.
+v1::Experiment ExperimentView(const v1::Experiment& experiment, bool include_spec,
+                              bool include_transitions);
 
 // Lower-case names used in metrics labels and trial_counts: "pending", "running", ...
 std::string TrialStateName(v1::TrialState state);
