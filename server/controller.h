@@ -60,8 +60,10 @@ struct ControllerOptions {
 // driver calls Tick(now) periodically (tests call it directly, so nothing here sleeps). The jobs
 // live in parts: TrialLifecycle (experiments, trials, transitions), WorkerRegistry (leases,
 // health, device bookings), WatchHub (watch streams), WorkerWakeups (the agents' wake-up
-// streams), ReconcileHeartbeat and CheckMetrics. One lock (mu_) guards the lifecycle and the
-// registry, never a SQLite write of metric points: those are ordered by the OrderedStore.
+// streams), ReconcileHeartbeat, CheckMetrics and the experiment queries. One lock (mu_) guards
+// the lifecycle and the registry. It is not held while a metric batch or a new experiment is
+// written (the OrderedStore keeps writes in lock order) nor while a scheduling pass decides;
+// transitions are still written under it.
 class Controller {
  public:
   Controller(Store* store, CoordinatorMetrics* metrics, const Clock* clock, SpecCompiler compiler,
