@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "common/trial_expansion.h"
 #include "common/yaml_proto.h"
@@ -29,17 +30,53 @@ absl::Status FieldError(const std::string& path, const std::string& detail) {
 
 std::string Num(double value) { return ShortestDouble(value); }
 
-// Collects the first error; later checks are skipped once one failed.
+// Collects every error, one "path: detail" line each, up to kMaxSpecErrors (then counts the
+// rest), so one submit shows everything that is wrong with a spec.
 class Checker {
  public:
-  explicit Checker(std::string prefix) : prefix_(std::move(prefix)) {}
+  explicit Checker(std::string prefix = "") : prefix_(std::move(prefix)) {}
 
   void Fail(const std::string& field, const std::string& detail) {
-    if (status_.ok()) status_ = FieldError(prefix_ + field, detail);
+    Add(absl::StrCat(prefix_, field, ": ", detail));
   }
+  // Every line of `status` (errors of a nested check), prefixed where it names a field without
+  // the prefix.
   void Merge(const absl::Status& status) {
-    if (status_.ok() && !status.ok()) status_ = status;
+    if (status.ok()) return;
+    for (absl::string_view line : absl::StrSplit(status.message(), '\n')) {
+      std::string path, detail;
+      if (SplitFieldError(std::string(line), &path, &detail) && !prefix_.empty() &&
+          !absl::StartsWith(path, prefix_)) {
+        Add(absl::StrCat(prefix_, line));
+      } else {
+        Add(std::string(line));
+      }
+    }
   }
+  // Lines already recorded are not repeated (a bad base field fails every grid point alike).
+  void Add(std::string line) {
+    // One error per line: a newline inside a quoted value must not split it.
+    line = absl::StrReplaceAll(line, {{"\n", "\\n"}});
+    if (!seen_.insert(line).second) return;
+    if (static_cast<int>(errors_.size()) < kMaxSpecErrors) {
+      errors_.push_back(std::move(line));
+    } else {
+      overflowed_ = true;
+    }
+  }
+  size_t count() const { return errors_.size() + (overflowed_ ? 1 : 0); }
+  // More errors than are listed were found: checking further would only cost time.
+  bool overflowed() const { return overflowed_; }
+  absl::Status status() const {
+    if (errors_.empty()) return absl::OkStatus();
+    std::string message = absl::StrJoin(errors_, "\n");
+    if (overflowed_) {
+      absl::StrAppend(&message, "\n... and more errors (the first ", kMaxSpecErrors,
+                      " are listed)");
+    }
+    return absl::InvalidArgumentError(message);
+  }
+
   template <typename T>
   void AtLeast(const std::string& field, T value, T min) {
     if (!(value >= min)) Fail(field, absl::StrCat("must be >= ", min, " (got ", value, ")"));
@@ -88,11 +125,12 @@ class Checker {
     }
   }
 
-  const absl::Status& status() const { return status_; }
 
  private:
   std::string prefix_;
-  absl::Status status_;
+  std::vector<std::string> errors_;
+  std::set<std::string> seen_;
+  bool overflowed_ = false;
 };
 
 bool ValidName(const std::string& name) {
@@ -200,6 +238,7 @@ void CheckData(const v1::DataSpec& data, Checker& c) {
 }
 
 void CheckModel(const v1::ModelSpec& model, Checker& c) {
+  const size_t before = c.count();
   if (model.arch().empty()) {
     c.Fail("model.arch", absl::StrCat("required (one of ", absl::StrJoin(KnownArchs(), ", "), ")"));
     return;
@@ -211,7 +250,7 @@ void CheckModel(const v1::ModelSpec& model, Checker& c) {
   if (model.has_n_heads()) c.AtMost("model.n_heads", model.n_heads(), 1024);
   if (model.has_seq_len()) c.AtMost("model.seq_len", model.seq_len(), 1 << 20);
   if (model.has_d_ff()) c.AtMost("model.d_ff", model.d_ff(), 1 << 20);
-  if (!c.status().ok()) return;
+  if (c.count() != before) return;
   // Named size + overrides; dimension rules (heads divide d_model, even head width, ...) live
   // with the model code. The real vocabulary is unknown until the corpus is tokenized.
   c.Merge(ResolveModelConfig(model, kValidationVocabSize).status());
@@ -222,6 +261,10 @@ void CheckTrain(const v1::TrainSpec& train, Checker& c) {
   c.AtMost("train.batch_size", train.batch_size(), 65536);
   c.AtLeast<int32_t>("train.grad_accum_steps", train.grad_accum_steps(), 1);
   c.AtMost("train.grad_accum_steps", train.grad_accum_steps(), 65536);
+  if (train.has_oom_min_batch_size()) {
+    c.AtLeast<int32_t>("train.oom_min_batch_size", train.oom_min_batch_size(), 1);
+    c.AtMost("train.oom_min_batch_size", train.oom_min_batch_size(), train.batch_size());
+  }
   const v1::OptimizerSpec& opt = train.optimizer();
   c.OneOf("train.optimizer.name", opt.name(), {"adamw"});
   c.Positive("train.optimizer.lr", opt.lr());
@@ -341,129 +384,134 @@ absl::Status ValidateTrialSpec(const v1::TrialSpec& spec, const std::string& pat
   CheckCheckpoint(spec.checkpoint(), c);
   c.AtLeast<int64_t>("seed", spec.seed(), 0);
   c.SanePath("run_dir", spec.run_dir());
-  if (c.status().ok() || path_prefix.empty()) return c.status();
-  // ResolveModelConfig's errors name fields without our prefix.
-  std::string path, detail;
-  const std::string message(c.status().message());
-  if (SplitFieldError(message, &path, &detail) && !absl::StartsWith(path, path_prefix)) {
-    return FieldError(path_prefix + path, detail);
-  }
   return c.status();
 }
 
 absl::Status ValidateExperimentSpec(const v1::ExperimentSpec& spec) {
+  Checker c;
   if (!ValidName(spec.name())) {
-    return FieldError("name", spec.name().empty() ? std::string("required")
-                                                  : absl::StrCat(kNameRule, " (got \"",
-                                                                 Truncated(spec.name(), 64), "\")"));
-  }
-  // Commands take an id or a name: a name shaped like an id could hit another experiment.
-  if (LooksLikeExperimentId(spec.name())) {
-    return FieldError("name", absl::StrCat("must not look like an experiment id (exp-<n>), got \"",
-                                           spec.name(), "\""));
+    c.Fail("name", spec.name().empty() ? std::string("required")
+                                       : absl::StrCat(kNameRule, " (got \"",
+                                                      Truncated(spec.name(), 64), "\")"));
+  } else if (LooksLikeExperimentId(spec.name())) {
+    // Commands take an id or a name: a name shaped like an id could hit another experiment.
+    c.Fail("name", absl::StrCat("must not look like an experiment id (exp-<n>), got \"",
+                                spec.name(), "\""));
   }
   if (spec.max_restarts() > 100) {
-    return FieldError("max_restarts",
-                      absl::StrCat("must be <= 100 (got ", spec.max_restarts(), ")"));
+    c.Fail("max_restarts", absl::StrCat("must be <= 100 (got ", spec.max_restarts(), ")"));
   }
-  if (absl::Status s = CheckNoPerTrialFields(spec.base(), ""); !s.ok()) return s;
-  if (spec.variants_size() == 0) return FieldError("variants", "at least one variant is required");
+  if (spec.max_restarts() < 0) {
+    c.Fail("max_restarts", absl::StrCat("must be >= 0 (got ", spec.max_restarts(), ")"));
+  }
+  c.Merge(CheckNoPerTrialFields(spec.base(), ""));
+  if (spec.variants_size() == 0) c.Fail("variants", "at least one variant is required");
   std::map<std::string, int> variant_index;
   for (int i = 0; i < spec.variants_size(); ++i) {
     const v1::Variant& variant = spec.variants(i);
     const std::string prefix = absl::StrCat("variants[", i, "].");
     if (!ValidName(variant.name())) {
-      return FieldError(prefix + "name",
-                        variant.name().empty()
-                            ? std::string("required")
-                            : absl::StrCat(kNameRule, " (got \"", Truncated(variant.name(), 64),
-                                           "\")"));
+      c.Fail(prefix + "name", variant.name().empty()
+                                  ? std::string("required")
+                                  : absl::StrCat(kNameRule, " (got \"",
+                                                 Truncated(variant.name(), 64), "\")"));
+    } else if (auto [it, inserted] = variant_index.emplace(variant.name(), i); !inserted) {
+      c.Fail(prefix + "name", absl::StrCat("duplicate variant name \"", variant.name(),
+                                           "\" (also variants[", it->second, "])"));
     }
-    if (auto [it, inserted] = variant_index.emplace(variant.name(), i); !inserted) {
-      return FieldError(prefix + "name", absl::StrCat("duplicate variant name \"", variant.name(),
-                                                      "\" (also variants[", it->second, "])"));
-    }
-    if (absl::Status s = CheckNoPerTrialFields(variant.overrides(), prefix); !s.ok()) return s;
+    c.Merge(CheckNoPerTrialFields(variant.overrides(), prefix));
     if (spec.base().model().arch().empty() && variant.overrides().model().arch().empty()) {
-      return FieldError(prefix + "model.arch",
-                        absl::StrCat("required: set model.arch in the base or in every variant (",
-                                     absl::StrJoin(KnownArchs(), ", "), ")"));
+      c.Fail(prefix + "model.arch",
+             absl::StrCat("required: set model.arch in the base or in every variant (",
+                          absl::StrJoin(KnownArchs(), ", "), ")"));
     }
   }
-  if (variant_index.count(spec.baseline()) == 0) {
-    return FieldError("baseline",
-                      absl::StrCat("must name a variant (got \"", Truncated(spec.baseline(), 64),
-                                   "\")"));
+  if (!spec.variants().empty() && variant_index.count(spec.baseline()) == 0) {
+    c.Fail("baseline", absl::StrCat("must name a variant (got \"",
+                                    Truncated(spec.baseline(), 64), "\")"));
   }
-  if (spec.seeds_size() == 0) return FieldError("seeds", "at least one seed is required");
+  if (spec.seeds_size() == 0) c.Fail("seeds", "at least one seed is required");
   std::set<int64_t> seeds;
   for (int i = 0; i < spec.seeds_size(); ++i) {
     const std::string field = absl::StrCat("seeds[", i, "]");
     if (spec.seeds(i) < 0) {
-      return FieldError(field, absl::StrCat("must be >= 0 (got ", spec.seeds(i), ")"));
-    }
-    if (!seeds.insert(spec.seeds(i)).second) {
-      return FieldError(field, absl::StrCat("duplicate seed ", spec.seeds(i)));
+      c.Fail(field, absl::StrCat("must be >= 0 (got ", spec.seeds(i), ")"));
+    } else if (!seeds.insert(spec.seeds(i)).second) {
+      c.Fail(field, absl::StrCat("duplicate seed ", spec.seeds(i)));
     }
   }
-  if (spec.max_restarts() < 0) {
-    return FieldError("max_restarts", absl::StrCat("must be >= 0 (got ", spec.max_restarts(), ")"));
-  }
+  // The grid can be expanded only when every axis is usable.
+  bool expandable = spec.variants_size() > 0 && spec.seeds_size() > 0;
   int64_t grid_size = 1;
   std::set<std::string> axes;
   for (const v1::SweepAxis& axis : spec.sweep()) {
     const std::string field = absl::StrCat("sweep.", axis.path());
-    if (!axes.insert(axis.path()).second) return FieldError(field, "duplicate sweep path");
+    const size_t before = c.count();
+    if (!axes.insert(axis.path()).second) {
+      c.Fail(field, "duplicate sweep path");
+      expandable = false;
+      continue;
+    }
     for (const std::string& other : axes) {
       if (other != axis.path() &&
           (UnderAxis(axis.path(), other) || UnderAxis(other, axis.path()))) {
-        return FieldError(field, absl::StrCat("overlaps sweep path ", other));
+        c.Fail(field, absl::StrCat("overlaps sweep path ", other));
       }
     }
     absl::StatusOr<const google::protobuf::FieldDescriptor*> target =
         FindFieldByPath(*v1::TrialSpec::descriptor(), axis.path(), field);
-    if (!target.ok()) return target.status();
+    c.Merge(target.status());
     if (axis.path() == "seed" || axis.path() == "run_dir") {
-      return FieldError(field, "cannot be swept (use seeds; run_dir is set per trial)");
+      c.Fail(field, "cannot be swept (use seeds; run_dir is set per trial)");
     }
-    if (axis.values_size() == 0) return FieldError(field, "needs at least one value");
+    if (axis.values_size() == 0) c.Fail(field, "needs at least one value");
     std::set<std::string> values;
     for (int j = 0; j < axis.values_size(); ++j) {
       if (!values.insert(axis.values(j)).second) {
-        return FieldError(absl::StrCat(field, "[", j, "]"),
-                          absl::StrCat("duplicate value \"", axis.values(j), "\""));
+        c.Fail(absl::StrCat(field, "[", j, "]"),
+               absl::StrCat("duplicate value \"", Truncated(axis.values(j), 64), "\""));
       }
     }
-    grid_size *= axis.values_size();
-    if (grid_size * spec.variants_size() * spec.seeds_size() > kMaxTrials) break;
+    if (c.count() != before) expandable = false;
+    grid_size *= std::max(1, axis.values_size());
+    if (grid_size * spec.variants_size() * std::max(1, spec.seeds_size()) > kMaxTrials) break;
   }
-  const int64_t trials = grid_size * spec.variants_size() * spec.seeds_size();
+  const int64_t trials = grid_size * spec.variants_size() * std::max(1, spec.seeds_size());
   if (trials > kMaxTrials) {
-    return FieldError(spec.sweep_size() > 0 ? "sweep" : "seeds",
-                      absl::StrCat("expands to more than ", kMaxTrials, " trials"));
+    c.Fail(spec.sweep_size() > 0 ? "sweep" : "seeds",
+           absl::StrCat("expands to more than ", kMaxTrials, " trials"));
+    expandable = false;
   }
+  if (!expandable) return c.status();
 
   // Every variant at every grid point must resolve to a valid trial. Seeds change nothing here.
-  for (int i = 0; i < spec.variants_size(); ++i) {
+  for (int i = 0; i < spec.variants_size() && !c.overflowed(); ++i) {
     for (const GridIndex& point : SweepGrid(spec)) {
+      if (c.overflowed()) break;
       absl::StatusOr<v1::TrialSpec> trial = ResolveTrialSpec(spec, i, point, spec.seeds(0));
       absl::Status status = trial.ok() ? ValidateTrialSpec(*trial) : trial.status();
       if (status.ok()) continue;
-      std::string path, detail;
-      const std::string message(status.message());
-      if (!SplitFieldError(message, &path, &detail)) return status;
-      if (absl::StartsWith(path, "sweep.")) return status;
-      // Blame the grid value when the bad field is one the sweep sets: it was applied last.
-      for (int a = 0; a < spec.sweep_size(); ++a) {
-        if (UnderAxis(path, spec.sweep(a).path())) {
-          return FieldError(absl::StrCat("sweep.", spec.sweep(a).path(), "[", point[a], "]"),
-                            absl::StrCat(detail, " (variant \"", spec.variants(i).name(), "\")"));
+      for (absl::string_view line : absl::StrSplit(status.message(), '\n')) {
+        std::string path, detail;
+        const std::string message(line);
+        if (!SplitFieldError(message, &path, &detail) || absl::StartsWith(path, "sweep.")) {
+          c.Add(message);
+          continue;
         }
+        // Blame the grid value when the bad field is one the sweep sets: it was applied last.
+        bool blamed = false;
+        for (int a = 0; a < spec.sweep_size() && !blamed; ++a) {
+          if (UnderAxis(path, spec.sweep(a).path())) {
+            c.Fail(absl::StrCat("sweep.", spec.sweep(a).path(), "[", point[a], "]"),
+                   absl::StrCat(detail, " (variant \"", spec.variants(i).name(), "\")"));
+            blamed = true;
+          }
+        }
+        if (!blamed) c.Fail(absl::StrCat("variants[", i, "].", path), detail);
       }
-      return FieldError(absl::StrCat("variants[", i, "].", path), detail);
     }
   }
-  return absl::OkStatus();
+  return c.status();
 }
 
 }  // namespace gauntlet

@@ -2,9 +2,10 @@
 #define GAUNTLET_COMMON_SPEC_VALIDATION_H_
 
 // Cross-field rules for specs that already parsed and have their defaults applied.
-// Errors are InvalidArgument whose message starts with the field path as the YAML spells it,
-// "path: detail", e.g. "train.optimizer.lr: must be > 0 (got -1)". They carry no line/column:
-// spec_yaml.h adds those from the parser's SourceMap.
+// Errors are InvalidArgument listing EVERY error found, one per line, each starting with the
+// field path as the YAML spells it, "path: detail", e.g. "train.optimizer.lr: must be > 0 (got
+// -1)"; at most kMaxSpecErrors lines, then "... and more errors (...)". They carry no line/column:
+// spec_yaml.h adds those, line by line, from the parser's SourceMap.
 
 #include <string>
 
@@ -16,6 +17,9 @@ namespace gauntlet {
 // Vocabulary upper bound used to check model dimensions before the corpus is tokenized (the byte
 // tokenizer's 256 bounds the char tokenizer too for the corpora we use).
 inline constexpr int kValidationVocabSize = 256;
+
+// Errors listed per spec at most (the message stays small whatever the spec).
+inline constexpr int kMaxSpecErrors = 20;
 
 // Validates one resolved trial spec (defaults applied). Paths in errors are `path_prefix` + field.
 absl::Status ValidateTrialSpec(const v1::TrialSpec& spec, const std::string& path_prefix = "");

@@ -2,10 +2,14 @@
 
 #include <map>
 #include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/spec_defaults.h"
 #include "common/spec_validation.h"
 #include "common/yaml_proto.h"
@@ -310,10 +314,13 @@ absl::Status ParseExperiment(const YAML::Node& root, v1::ExperimentSpec* spec,
 // Adds the line and column to a validation error ("path: detail"), which names a field of the
 // parsed proto. Errors of a resolved variant come as "variants[i].field": the field was set either
 // by that variant's overrides or by the base, whichever the YAML shows closest.
-absl::Status Locate(const absl::Status& status, const SourceMap& source_map,
-                    const v1::ExperimentSpec* experiment) {
+// `key` gets the located error without the variant named, so the same base error reached through
+// several variants is listed once.
+absl::Status LocateOne(const std::string& message, const SourceMap& source_map,
+                       const v1::ExperimentSpec* experiment, std::string* key) {
+  *key = message;
   std::string path, detail;
-  const std::string message(status.message());
+  if (absl::StartsWith(message, "... and ")) return absl::InvalidArgumentError(message);
   if (!SplitFieldError(message, &path, &detail)) {
     YAML::Mark root;
     source_map.Find("", &root);
@@ -344,6 +351,7 @@ absl::Status Locate(const absl::Status& status, const SourceMap& source_map,
             overrides.GetReflection()->HasField(overrides, section_field)) {
           context = absl::StrCat(" (variant \"", experiment->variants(index).name(), "\")");
         }
+        *key = std::string(YamlError(mark, field, detail).message());
         return YamlError(mark, field, detail + context);
       }
       if (candidate.empty()) break;
@@ -352,6 +360,19 @@ absl::Status Locate(const absl::Status& status, const SourceMap& source_map,
   YAML::Mark mark = YAML::Mark::null_mark();
   source_map.Find(path, &mark);
   return YamlError(mark, path, detail);
+}
+
+// Locates every line of a validation error (one error per line), in the order found.
+absl::Status Locate(const absl::Status& status, const SourceMap& source_map,
+                    const v1::ExperimentSpec* experiment) {
+  std::vector<std::string> lines;
+  std::set<std::string> seen;
+  for (absl::string_view line : absl::StrSplit(status.message(), '\n')) {
+    std::string key;
+    absl::Status located = LocateOne(std::string(line), source_map, experiment, &key);
+    if (seen.insert(key).second) lines.emplace_back(located.message());
+  }
+  return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
 }
 
 }  // namespace

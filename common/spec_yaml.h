@@ -6,6 +6,8 @@
 // Every error is InvalidArgument naming the field with its 1-based line and column:
 //   line 7, column 5: train.optimizer.lr: must be > 0 (got -1)
 //   line 3, column 3: model.dmodel: unknown field (did you mean d_model?)
+// Parse errors stop at the first (what follows a bad key is not known); validation reports every
+// error found, one per line, each located.
 //
 // Experiment YAML layout (keys are the snake_case fields of proto/gauntlet/v1/spec.proto):
 //

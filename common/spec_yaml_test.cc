@@ -1,6 +1,9 @@
 #include "common/spec_yaml.h"
 
+#include <algorithm>
 #include <string>
+
+#include "common/spec_validation.h"
 
 #include "common/spec_defaults.h"
 #include "common/trial_expansion.h"
@@ -94,6 +97,45 @@ TEST(SpecYamlTest, BriefExamplesProduceTheDocumentedMessages) {
   EXPECT_EQ(
       std::string(ParseExperimentSpecYaml("name: x\nmodel:\n  dmodel: 1\n").status().message()),
       "line 3, column 3: model.dmodel: unknown field (did you mean d_model?)");
+}
+
+TEST(SpecYamlTest, EveryValidationErrorIsReportedAtOnceEachWithItsLineAndColumn) {
+  absl::Status status = ParseExperimentSpecYaml(R"(name: exp-7
+data: {path: x}
+budget: {steps: 1}
+model: {arch: standard}
+train:
+  grad_clip: -1
+  optimizer: {lr: -1}
+seeds: [1, 1]
+variants:
+  - name: a
+  - name: a
+    train: {grad_accum_steps: 0}
+)")
+                            .status();
+  ASSERT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(status.message()),
+            "line 1, column 1: name: must not look like an experiment id (exp-<n>), got \"exp-7\"\n"
+            "line 11, column 5: variants[1].name: duplicate variant name \"a\" (also "
+            "variants[0])\n"
+            "line 8, column 12: seeds[1]: duplicate seed 1\n"
+            "line 7, column 15: train.optimizer.lr: must be > 0 (got -1)\n"
+            "line 6, column 3: train.grad_clip: must be >= 0 (got -1)\n"
+            "line 12, column 13: variants[1].train.grad_accum_steps: must be >= 1 (got 0)");
+}
+
+TEST(SpecYamlTest, TheErrorListIsBoundedWhateverTheSpec) {
+  std::string yaml = "name: x\ndata: {path: x}\nbudget: {steps: 1}\nmodel: {arch: standard}\n"
+                     "seeds: [1]\nvariants:\n";
+  for (int i = 0; i < 100; ++i) {
+    yaml += "  - {name: v" + std::to_string(i) + ", model: {arch: bogus" + std::to_string(i) + "}}\n";
+  }
+  absl::Status status = ParseExperimentSpecYaml(yaml).status();
+  const std::string message(status.message());
+  EXPECT_EQ(std::count(message.begin(), message.end(), '\n'), kMaxSpecErrors);
+  EXPECT_NE(message.find("\n... and more errors (the first 20 are listed)"), std::string::npos)
+      << message;
 }
 
 TEST(SpecYamlTest, BaseErrorInsideAVariantsSectionNamesTheVariant) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,11 +18,13 @@
 #include "gauntlet/v1/trainer.pb.h"
 #include "gauntlet/v1/worker.pb.h"
 #include "server/metrics.h"
+#include "server/ordered_store.h"
 #include "server/store.h"
 #include "server/trial_lifecycle.h"
 #include "server/watch_hub.h"
 #include "server/watch_queue.h"
 #include "server/worker_registry.h"
+#include "server/worker_wakeups.h"
 
 namespace gauntlet {
 
@@ -43,16 +46,24 @@ struct ControllerOptions {
   absl::Duration unhealthy_for = absl::Minutes(5);
   // A scheduling pass runs when something changed, and at least this often.
   absl::Duration schedule_every = absl::Seconds(5);
-  // Per-trial Prometheus series of a finished experiment are dropped after this long.
+  // A finished trial's Prometheus series are dropped, and its stored points thinned, this long
+  // after it ended.
   absl::Duration finished_series_retention = absl::Minutes(10);
   // GetExperiment returns at most this many trials per page.
   int max_trials_per_page = 1000;
+  // When a finished trial's series age out, its stored metric points are thinned to this many
+  // per metric name (0 keeps every point).
+  int max_points_per_series = 1000;
 };
 
 // The coordinator's control plane behind one facade: RPC handlers call the request methods; a
 // driver calls Tick(now) periodically (tests call it directly, so nothing here sleeps). The jobs
-// live in three parts: TrialLifecycle (experiments, trials, transitions), WorkerRegistry (leases,
-// health, device bookings) and WatchHub (watch streams).
+// live in parts: TrialLifecycle (experiments, trials, transitions), WorkerRegistry (leases,
+// health, device bookings), WatchHub (watch streams), WorkerWakeups (the agents' wake-up
+// streams), ReconcileHeartbeat, CheckMetrics and the experiment queries. One lock (mu_) guards
+// the lifecycle and the registry. It is not held while a metric batch or a new experiment is
+// written (the OrderedStore keeps writes in lock order) nor while a scheduling pass decides;
+// transitions are still written under it.
 class Controller {
  public:
   Controller(Store* store, CoordinatorMetrics* metrics, const Clock* clock, SpecCompiler compiler,
@@ -89,16 +100,31 @@ class Controller {
   absl::Status ReportLogs(const v1::ReportLogsRequest& request);
   absl::Status Deregister(const v1::DeregisterRequest& request);
 
-  // One control-loop step: expires worker leases, places pending trials when something changed,
-  // refreshes the gauges and ages out finished experiments' series.
+  // The agents' wake-up streams: WorkerService.WatchActions registers here.
+  WorkerWakeups* wakeups() { return &wakeups_; }
+
+  // One control-loop step: expires worker leases, places pending trials when something changed
+  // and wakes the workers they were placed on, refreshes the gauges, ages out finished
+  // experiments' series and thins their stored points.
   void Tick(absl::Time now);
+  // For the driver: returns when something asks for a Tick now (a submit, an exit, a new
+  // worker) or `timeout` passed.
+  void AwaitWork(absl::Duration timeout);
 
  private:
-  void Schedule(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A scheduling pass: its input is copied under the lock (StartPass, nothing when no pass is
+  // due or nothing is free), decided without it, and applied under it again (FinishPass).
+  struct Pass {
+    ClusterSnapshot cluster;
+    std::vector<PendingTrial> pending;
+  };
+  std::optional<Pass> StartPass(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishPass(const ScheduleResult& result, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RefreshGauges(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  v1::LaunchTrial LaunchOf(const v1::Trial& trial, int slice) const;
+  // Asks the driver for a Tick now.
+  void Kick();
 
-  Store* const store_;
+  OrderedStore store_;
   CoordinatorMetrics* const metrics_;
   const Clock* const clock_;
   const SpecCompiler compiler_;
@@ -111,9 +137,12 @@ class Controller {
   absl::Time last_schedule_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // A placement the store refused: the next tick tries again.
   bool schedule_again_ ABSL_GUARDED_BY(mu_) = false;
+  // Workers with a new launch or stop, woken after the lock is released.
+  std::vector<std::string> to_wake_ ABSL_GUARDED_BY(mu_);
+  WorkerWakeups wakeups_;
 
-  absl::Mutex logs_mu_;
-  int64_t logs_version_ ABSL_GUARDED_BY(logs_mu_) = 0;
+  absl::Mutex kick_mu_;
+  bool kicked_ ABSL_GUARDED_BY(kick_mu_) = false;
 };
 
 }  // namespace gauntlet

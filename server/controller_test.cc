@@ -1,12 +1,16 @@
 #include "server/controller.h"
 
+#include <atomic>
 #include <cstdlib>
+#include <functional>
+#include <thread>
 #include <limits>
 #include <map>
 #include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/metric_family.h"
@@ -24,16 +28,27 @@ class FlakyStore final : public Store {
  public:
   explicit FlakyStore(std::unique_ptr<Store> real) : real_(std::move(real)) {}
   bool fail_trial_writes = false;
+  // Runs inside SaveMetrics / CreateExperiment before the write (to hold a write in flight).
+  std::function<void()> before_save_metrics;
+  std::function<void()> before_create;
+  bool fail_creates = false;
 
   absl::Status CreateExperiment(const v1::Experiment& e) override {
+    if (before_create) before_create();
+    if (fail_creates) return absl::UnavailableError("disk full");
     return real_->CreateExperiment(e);
   }
   absl::Status SaveTrial(const v1::Trial& t, const v1::TrialTransition* tr) override {
     if (fail_trial_writes) return absl::UnavailableError("disk full");
     return real_->SaveTrial(t, tr);
   }
+  absl::Status SaveTrials(const std::vector<const v1::Trial*>& t) override {
+    if (fail_trial_writes) return absl::UnavailableError("disk full");
+    return real_->SaveTrials(t);
+  }
   absl::Status SaveMetrics(const std::vector<v1::MetricPoint>& p,
                            const std::vector<const v1::Trial*>& t) override {
+    if (before_save_metrics) before_save_metrics();
     return real_->SaveMetrics(p, t);
   }
   absl::Status SaveSummary(const std::string& id, const v1::TrainerSummary& summary) override {
@@ -41,6 +56,9 @@ class FlakyStore final : public Store {
   }
   absl::Status AppendLogs(const std::vector<v1::LogChunk>& c) override {
     return real_->AppendLogs(c);
+  }
+  absl::Status DownsampleMetrics(const std::string& id, int max_points) override {
+    return real_->DownsampleMetrics(id, max_points);
   }
   absl::StatusOr<std::vector<v1::Experiment>> LoadExperiments() override {
     return real_->LoadExperiments();
@@ -692,6 +710,219 @@ TEST_F(ControllerTest, DeregisterRequeuesAtOnceAndGetPagesTrials) {
   EXPECT_EQ(second->trials_size(), 2);
   EXPECT_EQ(second->trials(0).id(), "exp-1-4");
   EXPECT_TRUE(second->next_trial_page_token().empty());
+}
+
+TEST_F(ControllerTest, APlacementWakesItsWorkerAndASubmitAsksForATickAtOnce) {
+  std::vector<std::string> woken;
+  controller_->wakeups()->Add("w1", [&] { woken.push_back("w1"); });
+  controller_->wakeups()->Add("w2", [&] { woken.push_back("w2"); });
+  Beat("w1", 1);
+  Beat("w2", 1);
+  Tick();
+  controller_->AwaitWork(absl::ZeroDuration());  // the new workers asked for one
+  // Nothing asked for a tick since: the driver waits its whole period (fake time).
+  absl::Time before = clock_.Now();
+  controller_->AwaitWork(absl::Milliseconds(200));
+  EXPECT_EQ(clock_.Now() - before, absl::Milliseconds(200));
+
+  Submit(book_.Add("wake", {"a"}, {1}));
+  before = clock_.Now();
+  controller_->AwaitWork(absl::Milliseconds(200));
+  EXPECT_EQ(clock_.Now(), before);  // the submit asked for a tick now
+  EXPECT_TRUE(woken.empty());
+  Tick();
+  const std::string placed_on = GetTrial("exp-1-0").placement().slices(0).worker_id();
+  EXPECT_EQ(woken, std::vector<std::string>{placed_on});
+  // The woken worker's heartbeat carries the launch.
+  const v1::HeartbeatResponse reply = Beat(placed_on, 1);
+  ASSERT_EQ(reply.actions_size(), 1);
+  EXPECT_EQ(reply.actions(0).launch().trial_id(), "exp-1-0");
+}
+
+TEST_F(ControllerTest, OutOfMemoryRetriesWithASmallerMicroBatchWhileTheSpecAllows) {
+  const std::string yaml = book_.Add("oom", {"a"}, {1}, 1, 1, /*max_restarts=*/0);
+  v1::TrainSpec& train = *book_.specs[yaml].trials[0].mutable_spec()->mutable_train();
+  train.set_batch_size(16);
+  train.set_grad_accum_steps(1);
+  train.set_oom_min_batch_size(8);
+  Submit(yaml);
+  Beat("w1", 1);
+  Tick();
+  ASSERT_TRUE(Exit("w1", "exp-1-0", 1, v1::TRAINER_EXIT_OUT_OF_MEMORY).ok());
+  v1::Trial retried = GetTrial("exp-1-0");
+  // Retried although max_restarts is 0: halving bounds these retries.
+  ASSERT_EQ(retried.state(), v1::TRIAL_STATE_PENDING);
+  EXPECT_EQ(retried.attempt(), 2);
+  EXPECT_EQ(retried.spec().train().batch_size(), 8);
+  EXPECT_EQ(retried.spec().train().grad_accum_steps(), 2);
+  EXPECT_THAT(retried.status_message(), HasSubstr("retrying with micro-batch 8 x 2"));
+  // The next launch carries the smaller micro-batch.
+  Tick();
+  const v1::HeartbeatResponse reply = Beat("w1", 1);
+  ASSERT_EQ(reply.actions_size(), 1);
+  EXPECT_EQ(reply.actions(0).launch().spec().train().batch_size(), 8);
+  EXPECT_EQ(reply.actions(0).launch().spec().train().grad_accum_steps(), 2);
+  // 4 would be below oom_min_batch_size: the second OOM fails the trial.
+  ASSERT_TRUE(Exit("w1", "exp-1-0", 2, v1::TRAINER_EXIT_OUT_OF_MEMORY).ok());
+  EXPECT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_FAILED);
+  EXPECT_EQ(GetTrial("exp-1-0").spec().train().batch_size(), 8);
+  // The spec survives a restart of the coordinator.
+  Start();
+  EXPECT_EQ(GetTrial("exp-1-0").spec().train().grad_accum_steps(), 2);
+}
+
+TEST_F(ControllerTest, AFinishedExperimentsPointsAreThinnedAfterTheRetention) {
+  Submit(book_.Add("thin", {"a"}, {1}));
+  Beat("w1", 1);
+  Tick();
+  Beat("w1", 1, {Process("exp-1-0", 1, v1::PROCESS_STATE_RUNNING)});
+  v1::ReportMetricsRequest points;
+  points.set_worker_id("w1");
+  points.set_attempt(1);
+  for (int step = 1; step <= 3000; ++step) {
+    v1::MetricPoint* p = points.add_points();
+    p->set_trial_id("exp-1-0");
+    p->set_name("train_loss");
+    p->set_value(10.0 / step);
+    p->set_step(step);
+  }
+  ASSERT_TRUE(controller_->ReportMetrics(points).ok());
+  ASSERT_TRUE(Metric("exp-1-0", 1, "val_loss", 2.5, 3000, 3000).ok());
+  ASSERT_TRUE(Exit("w1", "exp-1-0", 1, 0).ok());
+  Tick();
+  ASSERT_EQ(store_->LoadMetrics("exp-1-0", "train_loss")->size(), 3000u);  // not yet
+  clock_.Advance(ControllerOptions{}.finished_series_retention);
+  Tick();
+  const auto curve = store_->LoadMetrics("exp-1-0", "train_loss");
+  ASSERT_TRUE(curve.ok());
+  ASSERT_EQ(curve->size(), static_cast<size_t>(ControllerOptions{}.max_points_per_series));
+  EXPECT_EQ(curve->front().step(), 1);
+  EXPECT_EQ(curve->back().step(), 3000);
+  for (size_t i = 1; i < curve->size(); ++i) {
+    EXPECT_LT(curve->at(i - 1).step(), curve->at(i).step());
+    EXPECT_LE(curve->at(i).step() - curve->at(i - 1).step(), 4);  // evenly spread (3000 / 1000)
+  }
+  EXPECT_EQ(store_->LoadMetrics("exp-1-0", "val_loss")->size(), 1u);  // short series untouched
+}
+
+TEST_F(ControllerTest, AFinishedTrialsSeriesAgeOutWhileItsExperimentRuns) {
+  Submit(book_.Add("age", {"a"}, {1, 2}));
+  Beat("w1", 2);
+  Tick();
+  Beat("w1", 2, {Process("exp-1-0", 1, v1::PROCESS_STATE_RUNNING),
+                 Process("exp-1-1", 1, v1::PROCESS_STATE_RUNNING)});
+  ASSERT_TRUE(Metric("exp-1-0", 1, "val_loss", 3.0, 10, 1).ok());
+  ASSERT_TRUE(Metric("exp-1-1", 1, "val_loss", 2.0, 10, 1).ok());
+  ASSERT_TRUE(Exit("w1", "exp-1-0", 1, 0).ok());
+  clock_.Advance(ControllerOptions{}.finished_series_retention - absl::Seconds(1));
+  Tick();
+  EXPECT_EQ(Scrape("gauntlet_trial_val_loss", "trial", "exp-1-0"), 3.0);  // kept a while
+  clock_.Advance(absl::Seconds(1));
+  Tick();
+  EXPECT_TRUE(std::isnan(Scrape("gauntlet_trial_val_loss", "trial", "exp-1-0")));
+  EXPECT_EQ(Scrape("gauntlet_trial_val_loss", "trial", "exp-1-1"), 2.0);  // still running
+}
+
+TEST_F(ControllerTest, ASubmitIsWrittenWithoutTheLockAndItsNameIsHeldMeanwhile) {
+  const std::string yaml = book_.Add("big", {"a"}, {1, 2, 3});
+  Beat("w1", 1);
+  absl::Notification entered, release;
+  store_->before_create = [&] {
+    entered.Notify();
+    release.WaitForNotification();
+  };
+  std::thread submitter([&] { Submit(yaml); });
+  entered.WaitForNotification();
+  // While the experiment is being written: heartbeats go on, its name is taken, and it cannot
+  // be seen yet.
+  absl::Notification beat_done;
+  std::thread beater([&] {
+    Beat("w1", 1);
+    beat_done.Notify();
+  });
+  const bool beat_finished = beat_done.WaitForNotificationWithTimeout(absl::Seconds(30));
+  v1::SubmitExperimentRequest again;
+  again.set_spec_yaml(yaml);
+  const absl::StatusCode duplicate = controller_->Submit(again).status().code();
+  v1::GetExperimentRequest get;
+  get.set_experiment("big");
+  const absl::StatusCode unseen = controller_->Get(get).status().code();
+  release.Notify();
+  submitter.join();
+  beater.join();
+  store_->before_create = nullptr;
+  EXPECT_TRUE(beat_finished) << "the heartbeat waited for the experiment's write";
+  EXPECT_EQ(duplicate, absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(unseen, absl::StatusCode::kNotFound);
+  EXPECT_EQ(Get("big").trials_size(), 3);
+
+  // A write the store refuses gives the name back.
+  const std::string other = book_.Add("refused", {"a"}, {1});
+  store_->fail_creates = true;
+  v1::SubmitExperimentRequest refused;
+  refused.set_spec_yaml(other);
+  EXPECT_EQ(controller_->Submit(refused).status().code(), absl::StatusCode::kUnavailable);
+  store_->fail_creates = false;
+  EXPECT_EQ(Submit(other).trials_size(), 1);
+}
+
+TEST_F(ControllerTest, CancelWritesEveryTrialInOneTransaction) {
+  Submit(book_.Add("many", {"a", "b"}, {1, 2, 3}));
+  Beat("w1", 2);
+  Tick();
+  store_->fail_trial_writes = true;
+  v1::CancelExperimentRequest cancel;
+  cancel.set_experiment("many");
+  EXPECT_FALSE(controller_->Cancel(cancel).ok());
+  // All or nothing: no trial was canceled by the refused write.
+  const v1::Experiment refused = Get("many");
+  for (const v1::Trial& t : refused.trials()) {
+    EXPECT_NE(t.state(), v1::TRIAL_STATE_CANCELED) << t.id();
+  }
+  store_->fail_trial_writes = false;
+  ASSERT_TRUE(controller_->Cancel(cancel).ok());
+  const v1::Experiment canceled = Get("many");
+  for (const v1::Trial& t : canceled.trials()) {
+    EXPECT_EQ(t.state(), v1::TRIAL_STATE_CANCELED) << t.id();
+  }
+}
+
+TEST_F(ControllerTest, AMetricWriteInFlightDoesNotHoldUpHeartbeats) {
+  Submit(book_.Add("busy", {"a"}, {1}));
+  Beat("w1", 1);
+  Tick();
+  Beat("w1", 1, {Process("exp-1-0", 1, v1::PROCESS_STATE_RUNNING)});
+  ASSERT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_RUNNING);
+  absl::Notification entered, release;
+  std::atomic<int> writes{0};
+  store_->before_save_metrics = [&] {
+    if (writes++ > 0) return;  // only the first write is held
+    entered.Notify();
+    release.WaitForNotification();
+  };
+  std::thread writer([&] { EXPECT_TRUE(Metric("exp-1-0", 1, "train_loss", 1.0, 1, 1).ok()); });
+  entered.WaitForNotification();
+  // A second batch queues behind the first without holding the controller's lock meanwhile.
+  std::thread second([&] { EXPECT_TRUE(Metric("exp-1-0", 1, "train_loss", 0.5, 2, 2).ok()); });
+  // SQLite is busy with the points; a heartbeat (and the control loop) goes on without it.
+  absl::Notification beat_done;
+  std::thread beater([&] {
+    Beat("w1", 1, {Process("exp-1-0", 1, v1::PROCESS_STATE_RUNNING)});
+    beat_done.Notify();
+  });
+  const bool beat_finished = beat_done.WaitForNotificationWithTimeout(absl::Seconds(30));
+  release.Notify();
+  writer.join();
+  second.join();
+  beater.join();
+  EXPECT_TRUE(beat_finished) << "the heartbeat waited for the metric write";
+  store_->before_save_metrics = nullptr;
+  EXPECT_EQ(GetTrial("exp-1-0").latest_metrics().at("train_loss"), 0.5);
+  EXPECT_EQ(store_->LoadMetrics("exp-1-0", "train_loss")->size(), 2u);
+  // The stored row is the newest: a restarted coordinator sees the second batch's values.
+  Start();
+  EXPECT_EQ(GetTrial("exp-1-0").latest_metrics().at("train_loss"), 0.5);
+  EXPECT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_RUNNING);
 }
 
 }  // namespace

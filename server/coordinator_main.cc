@@ -154,7 +154,12 @@ int main(int argc, char** argv) {
 
   absl::Notification stop;
   std::thread loop([&] {
-    while (!stop.WaitForNotificationWithTimeout(kTickInterval)) controller.Tick(clock.Now());
+    // A tick at least every kTickInterval, and at once when a submit, an exit or a new worker
+    // asks for one (a launch must not wait for the next tick).
+    while (!stop.HasBeenNotified()) {
+      controller.AwaitWork(kTickInterval);
+      controller.Tick(clock.Now());
+    }
   });
 
   for (const char* service : {"", "gauntlet.v1.Coordinator", "gauntlet.v1.WorkerService"}) {
@@ -174,6 +179,7 @@ int main(int argc, char** argv) {
   health.Shutdown();
   stop.Notify();
   loop.join();
+  worker_service.CloseStreams();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   return 0;
 }

@@ -61,6 +61,11 @@ CoordinatorMetrics::CoordinatorMetrics(const std::string& version)
                              .Help("Time from PENDING to SCHEDULED")
                              .Register(r)
                              .Add({}, LatencyBuckets());
+  schedule_pass_ = &prometheus::BuildHistogram()
+                        .Name("gauntlet_schedule_pass_seconds")
+                        .Help("Duration of one scheduling pass")
+                        .Register(r)
+                        .Add({}, LatencyBuckets());
   restarts_ = &prometheus::BuildCounter()
                    .Name("gauntlet_trial_restarts_total")
                    .Help("Trials sent back to PENDING after a worker loss or gang failure")
@@ -97,7 +102,8 @@ std::vector<std::string> CoordinatorMetrics::FamilyNames() {
        {"gauntlet_trial_step", "gauntlet_trial_tokens", "gauntlet_trial_train_seconds",
         "gauntlet_trial_last_metric_unix_seconds", "gauntlet_experiments", "gauntlet_trials",
         "gauntlet_workers", "gauntlet_devices", "gauntlet_queue_depth",
-        "gauntlet_scheduling_latency_seconds", "gauntlet_trial_restarts_total",
+        "gauntlet_scheduling_latency_seconds", "gauntlet_schedule_pass_seconds",
+        "gauntlet_trial_restarts_total",
         "gauntlet_metric_points_total", "gauntlet_rpc_requests_total",
         "gauntlet_rpc_latency_seconds", "gauntlet_build_info"}) {
     names.push_back(name);
@@ -132,14 +138,16 @@ void CoordinatorMetrics::ObserveTrialMetric(const TrialLabels& labels,
   TrialGauge(series, *trial_last_metric_, labels).Set(point.unix_time());
 }
 
-void CoordinatorMetrics::RemoveExperiment(const std::string& experiment_id) {
+void CoordinatorMetrics::RemoveTrial(const std::string& experiment_id,
+                                     const std::string& trial_id) {
   absl::MutexLock lock(&mu_);
-  auto it = series_.find(experiment_id);
-  if (it == series_.end()) return;
-  for (auto& [trial, series] : it->second) {
-    for (auto& [family, gauge] : series.gauges) family->Remove(gauge);
-  }
-  series_.erase(it);
+  auto experiment = series_.find(experiment_id);
+  if (experiment == series_.end()) return;
+  auto trial = experiment->second.find(trial_id);
+  if (trial == experiment->second.end()) return;
+  for (auto& [family, gauge] : trial->second.gauges) family->Remove(gauge);
+  experiment->second.erase(trial);
+  if (experiment->second.empty()) series_.erase(experiment);
 }
 
 void CoordinatorMetrics::SetExperimentCounts(const std::map<std::string, int>& counts) {
@@ -173,6 +181,8 @@ void CoordinatorMetrics::SetQueueDepth(int pending) { queue_depth_->Set(pending)
 void CoordinatorMetrics::ObserveSchedulingLatency(double seconds) {
   scheduling_latency_->Observe(seconds);
 }
+
+void CoordinatorMetrics::ObserveSchedulePass(double seconds) { schedule_pass_->Observe(seconds); }
 
 void CoordinatorMetrics::IncrementRestarts() { restarts_->Increment(); }
 

@@ -36,9 +36,10 @@ class CoordinatorMetrics {
   // Updates the trial's gauge for `point.name` (names without a gauge, such as
   // val_bits_per_token, are only stored) plus its step, tokens, train_seconds and
   // last-metric time. Series stay at their last value after the trial ends so dashboards keep
-  // the curve's end; they go away with RemoveExperiment or a restart.
+  // the curve's end; they go away with RemoveTrial (the controller calls it a retention period
+  // after the trial ended) or a restart.
   void ObserveTrialMetric(const TrialLabels& labels, const v1::MetricPoint& point);
-  void RemoveExperiment(const std::string& experiment_id);
+  void RemoveTrial(const std::string& experiment_id, const std::string& trial_id);
 
   // Control-plane gauges, set wholesale from the controller's state (state name -> count).
   void SetExperimentCounts(const std::map<std::string, int>& counts);
@@ -47,6 +48,8 @@ class CoordinatorMetrics {
   void SetDeviceCounts(int gpu_free, int gpu_busy, int cpu_free, int cpu_busy);
   void SetQueueDepth(int pending);
   void ObserveSchedulingLatency(double seconds);
+  // How long one scheduling pass took (placing pending trials on the free devices).
+  void ObserveSchedulePass(double seconds);
   void IncrementRestarts();
   void AddMetricPoints(int n);
   void ObserveRpc(const std::string& method, const std::string& code, double seconds);
@@ -75,6 +78,7 @@ class CoordinatorMetrics {
   GaugeFamily* devices_;
   prometheus::Gauge* queue_depth_;
   prometheus::Histogram* scheduling_latency_;
+  prometheus::Histogram* schedule_pass_;
   prometheus::Counter* restarts_;
   prometheus::Counter* metric_points_;
   prometheus::Family<prometheus::Counter>* rpc_requests_;

@@ -20,7 +20,7 @@ const std::set<std::string> kContract = {
     "gauntlet_trial_tokens", "gauntlet_trial_train_seconds",
     "gauntlet_trial_last_metric_unix_seconds", "gauntlet_experiments", "gauntlet_trials",
     "gauntlet_workers", "gauntlet_devices", "gauntlet_queue_depth",
-    "gauntlet_scheduling_latency_seconds", "gauntlet_trial_restarts_total",
+    "gauntlet_scheduling_latency_seconds", "gauntlet_schedule_pass_seconds", "gauntlet_trial_restarts_total",
     "gauntlet_metric_points_total", "gauntlet_rpc_requests_total", "gauntlet_rpc_latency_seconds",
     "gauntlet_build_info"};
 
@@ -42,7 +42,7 @@ TEST(MetricsTest, ExportsExactlyTheContract) {
   }
 }
 
-TEST(MetricsTest, TrialSeriesFrozenThenRemovedWithTheExperiment) {
+TEST(MetricsTest, TrialSeriesFrozenThenRemovedPerTrial) {
   CoordinatorMetrics metrics("dev");
   const CoordinatorMetrics::TrialLabels labels{"exp-1", "exp-1-0", "std", "standard", "1"};
   for (const char* name :
@@ -60,7 +60,15 @@ TEST(MetricsTest, TrialSeriesFrozenThenRemovedWithTheExperiment) {
       EXPECT_EQ(series[name], 1u) << name;
     }
   }
-  metrics.RemoveExperiment("exp-1");
+  v1::MetricPoint other;
+  other.set_name("val_loss");
+  metrics.ObserveTrialMetric({"exp-1", "exp-1-1", "std", "standard", "2"}, other);
+  metrics.RemoveTrial("exp-1", "exp-1-0");
+  series = Series(metrics);
+  EXPECT_EQ(series["gauntlet_trial_val_loss"], 1u);  // the other trial's series stays
+  EXPECT_EQ(series["gauntlet_trial_step"], 1u);
+  metrics.RemoveTrial("exp-1", "exp-1-1");
+  metrics.RemoveTrial("exp-1", "exp-1-1");  // idempotent
   series = Series(metrics);
   EXPECT_EQ(series["gauntlet_trial_val_loss"], 0u);
   EXPECT_EQ(series["gauntlet_trial_step"], 0u);

@@ -39,7 +39,7 @@ std::string GrpcCodeName(grpc::StatusCode code) {
   }
 }
 
-grpc::Status RpcEdge::Authorize(const grpc::ServerContext& context) const {
+grpc::Status RpcEdge::Authorize(const grpc::ServerContextBase& context) const {
   if (auth_token_.empty()) return grpc::Status::OK;
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");

@@ -27,7 +27,7 @@ class RpcEdge {
       : metrics_(metrics), auth_token_(std::move(auth_token)) {}
 
   // OK when the call carries `authorization: Bearer <token>` (or no token is configured).
-  grpc::Status Authorize(const grpc::ServerContext& context) const;
+  grpc::Status Authorize(const grpc::ServerContextBase& context) const;
 
   // Runs `handler` (returning grpc::Status) for `method` behind the checks above.
   template <typename Handler>

@@ -1,6 +1,7 @@
 #include "server/scheduler.h"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -34,17 +35,18 @@ int FreePort(const WorkerSnapshot& worker) {
   return -1;
 }
 
+// Workers with free devices of one kind, ordered by (free count, index): the best fit for a
+// gang on one worker is a lower_bound, not a scan, so placing P trials costs O(P log W).
+using ByFree = std::set<std::pair<int, size_t>>;
+
 // Chooses (worker index, device count) slices for `need` devices, or empty when it cannot fit.
 std::vector<std::pair<size_t, int>> ChooseSlices(const std::vector<WorkerSnapshot>& workers,
                                                  const std::vector<std::vector<int>>& free,
-                                                 int need, int max_nodes) {
-  // Best fit on one worker: the fewest free devices that still hold the whole gang.
-  int best = -1;
-  for (size_t w = 0; w < workers.size(); ++w) {
-    const int n = static_cast<int>(free[w].size());
-    if (n >= need && (best < 0 || n < static_cast<int>(free[best].size()))) best = w;
-  }
-  if (best >= 0) return {{static_cast<size_t>(best), need}};
+                                                 const ByFree& by_free, int need, int max_nodes) {
+  // Best fit on one worker: the fewest free devices that still hold the whole gang (ties: the
+  // lowest index).
+  auto best = by_free.lower_bound({need, 0});
+  if (best != by_free.end()) return {{best->second, need}};
   if (max_nodes <= 1) return {};
 
   // Span the fewest workers: take the largest holes, then best-fit the remainder.
@@ -102,15 +104,19 @@ ScheduleResult Schedule(const ClusterSnapshot& cluster, std::vector<PendingTrial
   // Free devices per kind and worker, computed once and kept up to date as trials are placed, so
   // a pass costs O(workers) per trial that can be placed and O(1) per trial that cannot.
   std::map<DeviceKind, std::vector<std::vector<int>>> free;
-  std::map<DeviceKind, int> total_free, largest_free;
+  std::map<DeviceKind, ByFree> by_free;
+  std::map<DeviceKind, int> total_free;
   for (DeviceKind kind : {DeviceKind::kGpu, DeviceKind::kCpu}) {
-    for (const WorkerSnapshot& worker : workers) {
-      free[kind].push_back(FreeDevices(worker, kind));
+    for (size_t w = 0; w < workers.size(); ++w) {
+      free[kind].push_back(FreeDevices(workers[w], kind));
       const int n = static_cast<int>(free[kind].back().size());
       total_free[kind] += n;
-      largest_free[kind] = std::max(largest_free[kind], n);
+      if (n > 0) by_free[kind].insert({n, w});
     }
   }
+  const auto largest_free = [&](DeviceKind kind) {
+    return by_free[kind].empty() ? 0 : by_free[kind].rbegin()->first;
+  };
   // Per kind: the priority of the first trial that could not be placed (blocks lower ones).
   std::map<DeviceKind, std::pair<int, std::string>> blocked;
 
@@ -126,8 +132,8 @@ ScheduleResult Schedule(const ClusterSnapshot& cluster, std::vector<PendingTrial
     std::vector<std::pair<size_t, int>> slices;
     // The short-cut: too few free devices of its kind anywhere, so no worker needs looking at.
     if (trial.devices <= total_free[kind] &&
-        (max_nodes > 1 || trial.devices <= largest_free[kind])) {
-      slices = ChooseSlices(workers, free[kind], trial.devices, max_nodes);
+        (max_nodes > 1 || trial.devices <= largest_free(kind))) {
+      slices = ChooseSlices(workers, free[kind], by_free[kind], trial.devices, max_nodes);
     }
     const int port = slices.empty() ? -1 : FreePort(workers[slices.front().first]);
     if (slices.empty() || port < 0) {
@@ -137,7 +143,7 @@ ScheduleResult Schedule(const ClusterSnapshot& cluster, std::vector<PendingTrial
                              workers[slices.front().first].id)
               : absl::StrCat("waiting for ", trial.devices, " free ", KindName(kind),
                              " device(s) on at most ", max_nodes,
-                             " worker(s); most free on one worker: ", largest_free[kind]);
+                             " worker(s); most free on one worker: ", largest_free(kind));
       blocked.emplace(kind, std::make_pair(trial.priority, trial.id));
       continue;
     }
@@ -147,6 +153,10 @@ ScheduleResult Schedule(const ClusterSnapshot& cluster, std::vector<PendingTrial
     for (const auto& [w, count] : slices) {
       WorkerSnapshot& worker = workers[w];
       std::vector<int>& worker_free = free[kind][w];
+      by_free[kind].erase({static_cast<int>(worker_free.size()), w});
+      if (static_cast<int>(worker_free.size()) > count) {
+        by_free[kind].insert({static_cast<int>(worker_free.size()) - count, w});
+      }
       v1::PlacementSlice* slice = placement.add_slices();
       slice->set_worker_id(worker.id);
       slice->set_first_rank(rank);
@@ -159,10 +169,6 @@ ScheduleResult Schedule(const ClusterSnapshot& cluster, std::vector<PendingTrial
       total_free[kind] -= count;
       rank += count;
     }
-    largest_free[kind] = 0;
-    for (const std::vector<int>& f : free[kind]) {
-      largest_free[kind] = std::max(largest_free[kind], static_cast<int>(f.size()));
-    }
     WorkerSnapshot& master = workers[slices.front().first];
     placement.set_master_addr(master.address);
     placement.set_master_port(port);
@@ -170,6 +176,13 @@ ScheduleResult Schedule(const ClusterSnapshot& cluster, std::vector<PendingTrial
     result.placements[trial.id] = std::move(placement);
   }
   return result;
+}
+
+int SliceOf(const v1::Placement& placement, const std::string& worker_id) {
+  for (int i = 0; i < placement.slices_size(); ++i) {
+    if (placement.slices(i).worker_id() == worker_id) return i;
+  }
+  return -1;
 }
 
 }  // namespace gauntlet

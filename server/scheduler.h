@@ -54,6 +54,9 @@ inline constexpr int kRendezvousPortRange = 1000;
 // The resolved device kind of a trial's `device` field for this cluster.
 DeviceKind ResolveDeviceKind(const std::string& device, const ClusterSnapshot& cluster);
 
+// The index of `worker_id`'s slice in `placement`, or -1.
+int SliceOf(const v1::Placement& placement, const std::string& worker_id);
+
 // A pure function from the cluster and the pending trials to placements.
 //
 // Policy:

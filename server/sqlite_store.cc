@@ -220,15 +220,35 @@ absl::Status SqliteStore::SaveTrial(const v1::Trial& trial, const v1::TrialTrans
   absl::MutexLock lock(&mu_);
   return InTransaction([&]() -> absl::Status {
     if (absl::Status status = WriteTrial(trial); !status.ok()) return status;
-    if (transition == nullptr) return absl::OkStatus();
-    Statement stmt(db_,
-                   "INSERT INTO transitions(trial_id, from_state, to_state, unix_time, reason) "
-                   "VALUES(?,?,?,?,?)");
-    stmt.Bind(1, trial.id()).Bind(2, static_cast<int64_t>(transition->from()));
-    stmt.Bind(3, static_cast<int64_t>(transition->to())).Bind(4, transition->unix_time());
-    stmt.Bind(5, transition->reason());
-    return stmt.Run("append transition of " + trial.id());
+    return transition == nullptr ? absl::OkStatus() : WriteTransition(trial.id(), *transition);
   });
+}
+
+absl::Status SqliteStore::SaveTrials(const std::vector<const v1::Trial*>& trials) {
+  absl::MutexLock lock(&mu_);
+  return InTransaction([&]() -> absl::Status {
+    for (const v1::Trial* trial : trials) {
+      if (absl::Status status = WriteTrial(*trial); !status.ok()) return status;
+      if (trial->transitions_size() == 0) continue;
+      if (absl::Status status = WriteTransition(
+              trial->id(), trial->transitions(trial->transitions_size() - 1));
+          !status.ok()) {
+        return status;
+      }
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::Status SqliteStore::WriteTransition(const std::string& trial_id,
+                                          const v1::TrialTransition& transition) {
+  Statement stmt(db_,
+                 "INSERT INTO transitions(trial_id, from_state, to_state, unix_time, reason) "
+                 "VALUES(?,?,?,?,?)");
+  stmt.Bind(1, trial_id).Bind(2, static_cast<int64_t>(transition.from()));
+  stmt.Bind(3, static_cast<int64_t>(transition.to())).Bind(4, transition.unix_time());
+  stmt.Bind(5, transition.reason());
+  return stmt.Run("append transition of " + trial_id);
 }
 
 absl::Status SqliteStore::SaveMetrics(const std::vector<v1::MetricPoint>& points,
@@ -249,6 +269,30 @@ absl::Status SqliteStore::SaveMetrics(const std::vector<v1::MetricPoint>& points
       if (absl::Status status = WriteTrial(*trial); !status.ok()) return status;
     }
     return absl::OkStatus();
+  });
+}
+
+absl::Status SqliteStore::DownsampleMetrics(const std::string& trial_id,
+                                           int max_points_per_name) {
+  if (max_points_per_name < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_points_per_name: must be >= 2, got ", max_points_per_name));
+  }
+  absl::MutexLock lock(&mu_);
+  return InTransaction([&]() -> absl::Status {
+    // Point i of n (0-based, per name, by seq) is kept when it is the first or starts a new one
+    // of the m - 1 equal buckets floor(i * (m - 1) / (n - 1)): m points, first and last included.
+    Statement stmt(db_,
+                   "DELETE FROM metrics WHERE seq IN ("
+                   "  SELECT seq FROM ("
+                   "    SELECT seq, ROW_NUMBER() OVER w - 1 AS i, COUNT(*) OVER p AS n"
+                   "    FROM metrics WHERE trial_id = ?1"
+                   "    WINDOW p AS (PARTITION BY name), w AS (PARTITION BY name ORDER BY seq))"
+                   "  WHERE n > ?2 AND i > 0"
+                   "    AND (i * (?2 - 1)) / (n - 1) = ((i - 1) * (?2 - 1)) / (n - 1))");
+    if (!stmt.ok()) return SqliteError(db_, "prepare downsample");
+    stmt.Bind(1, trial_id).Bind(2, static_cast<int64_t>(max_points_per_name));
+    return stmt.Run("downsample metrics");
   });
 }
 

@@ -22,11 +22,13 @@ class SqliteStore final : public Store {
 
   absl::Status CreateExperiment(const v1::Experiment& experiment) override;
   absl::Status SaveTrial(const v1::Trial& trial, const v1::TrialTransition* transition) override;
+  absl::Status SaveTrials(const std::vector<const v1::Trial*>& trials) override;
   absl::Status SaveMetrics(const std::vector<v1::MetricPoint>& points,
                            const std::vector<const v1::Trial*>& trials) override;
   absl::Status SaveSummary(const std::string& trial_id,
                            const v1::TrainerSummary& summary) override;
   absl::Status AppendLogs(const std::vector<v1::LogChunk>& chunks) override;
+  absl::Status DownsampleMetrics(const std::string& trial_id, int max_points_per_name) override;
   absl::StatusOr<std::vector<v1::Experiment>> LoadExperiments() override;
   absl::StatusOr<std::map<std::string, v1::TrainerSummary>> LoadSummaries() override;
   absl::StatusOr<std::vector<v1::MetricPoint>> LoadMetrics(const std::string& trial_id,
@@ -38,6 +40,8 @@ class SqliteStore final : public Store {
   explicit SqliteStore(sqlite3* db) : db_(db) {}
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteTrial(const v1::Trial& trial) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status WriteTransition(const std::string& trial_id, const v1::TrialTransition& transition)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs `body` inside BEGIN IMMEDIATE ... COMMIT, rolling back when it fails.
   template <typename Body>
   absl::Status InTransaction(Body body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

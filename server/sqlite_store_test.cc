@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -101,6 +102,36 @@ TEST(SqliteStoreTest, UnopenablePathNamesTheFlag) {
   auto store = SqliteStore::Open("/nonexistent-dir/x/y.db");
   ASSERT_FALSE(store.ok());
   EXPECT_NE(store.status().message().find("--db"), std::string::npos) << store.status();
+}
+
+TEST(SqliteStoreTest, DownsampleKeepsEvenlySpacedPointsPerNameWithBothEnds) {
+  auto store = SqliteStore::Open(TempDb("thin.db"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->CreateExperiment(MakeExperiment("exp-1", "one", 2)).ok());
+  std::vector<v1::MetricPoint> points;
+  for (const std::string trial : {"exp-1-0", "exp-1-1"}) {
+    for (int step = 0; step < 1001; ++step) {
+      for (const std::string name : {"train_loss", "lr"}) {
+        v1::MetricPoint& p = points.emplace_back();
+        p.set_trial_id(trial);
+        p.set_name(name);
+        p.set_step(step);
+      }
+    }
+  }
+  ASSERT_TRUE((*store)->SaveMetrics(points, {}).ok());
+  ASSERT_TRUE((*store)->DownsampleMetrics("exp-1-0", 11).ok());
+  for (const std::string name : {"train_loss", "lr"}) {
+    auto kept = (*store)->LoadMetrics("exp-1-0", name);
+    ASSERT_TRUE(kept.ok());
+    ASSERT_EQ(kept->size(), 11u) << name;
+    for (int i = 0; i < 11; ++i) EXPECT_EQ(kept->at(i).step(), i * 100) << name;
+  }
+  // Idempotent, and other trials are untouched.
+  ASSERT_TRUE((*store)->DownsampleMetrics("exp-1-0", 11).ok());
+  EXPECT_EQ((*store)->LoadMetrics("exp-1-0", "lr")->size(), 11u);
+  EXPECT_EQ((*store)->LoadMetrics("exp-1-1", "lr")->size(), 1001u);
+  EXPECT_FALSE((*store)->DownsampleMetrics("exp-1-1", 1).ok());
 }
 
 }  // namespace

@@ -31,6 +31,9 @@ class Store {
   // history when non-null.
   virtual absl::Status SaveTrial(const v1::Trial& trial,
                                  const v1::TrialTransition* transition) = 0;
+  // Replaces every given trial and appends its last transition, in one transaction (a scheduling
+  // pass placing thousands of trials writes once).
+  virtual absl::Status SaveTrials(const std::vector<const v1::Trial*>& trials) = 0;
   // Appends metric points and replaces the given trials (whose latest metrics they update).
   virtual absl::Status SaveMetrics(const std::vector<v1::MetricPoint>& points,
                                    const std::vector<const v1::Trial*>& trials) = 0;
@@ -38,6 +41,11 @@ class Store {
   virtual absl::Status SaveSummary(const std::string& trial_id,
                                    const v1::TrainerSummary& summary) = 0;
   virtual absl::Status AppendLogs(const std::vector<v1::LogChunk>& chunks) = 0;
+  // Thins a trial's stored points to at most `max_points_per_name` per metric name, evenly
+  // spaced in arrival order with the first and the last kept (a finished trial's curves keep
+  // their shape in bounded space). Names with fewer points are untouched; idempotent.
+  virtual absl::Status DownsampleMetrics(const std::string& trial_id,
+                                         int max_points_per_name) = 0;
 
   // Every experiment, oldest first, with trials (ordered by index) and their full transitions.
   virtual absl::StatusOr<std::vector<v1::Experiment>> LoadExperiments() = 0;

@@ -22,35 +22,6 @@ bool Finished(v1::ExperimentState state) {
          state == v1::EXPERIMENT_STATE_CANCELED;
 }
 
-// Exit codes a restart cannot fix: the same spec and seed fail the same way again.
-bool Retryable(int exit_code) {
-  switch (exit_code) {
-    case v1::TRAINER_EXIT_BAD_SPEC:
-    case v1::TRAINER_EXIT_BAD_DATA:
-    case v1::TRAINER_EXIT_NON_FINITE:
-    case v1::TRAINER_EXIT_OUT_OF_MEMORY:
-      return false;
-    default:
-      return true;
-  }
-}
-
-std::string ExitName(int exit_code) {
-  if (exit_code > 128) return absl::StrCat("killed by signal ", exit_code - 128);
-  if (v1::TrainerExitCode_IsValid(exit_code)) {
-    return absl::StrCat("exit code ", exit_code, " (",
-                        v1::TrainerExitCode_Name(static_cast<v1::TrainerExitCode>(exit_code)), ")");
-  }
-  return absl::StrCat("exit code ", exit_code);
-}
-
-int SliceOf(const v1::Placement& placement, const std::string& worker_id) {
-  for (int i = 0; i < placement.slices_size(); ++i) {
-    if (placement.slices(i).worker_id() == worker_id) return i;
-  }
-  return -1;
-}
-
 // Time the trial last entered PENDING (its creation when it never left).
 double PendingSince(const v1::Trial& trial) {
   for (int i = trial.transitions_size() - 1; i >= 0; --i) {
@@ -71,6 +42,7 @@ void TrialLifecycle::Index(const v1::Experiment& experiment) {
     const v1::Trial& trial = experiment.trials(i);
     trials_[trial.id()] = {experiment.id(), i};
     ++trial_counts_[trial.state()];
+    ++experiment_trial_counts_[experiment.id()][trial.state()];
     if (trial.state() == v1::TRIAL_STATE_PENDING) {
       pending_[trial.id()] = ToPending(trial);
       new_pending_ = true;
@@ -95,6 +67,8 @@ absl::Status TrialLifecycle::Recover(absl::Time now) {
     // Workers of live placements get a fresh lease: if they heartbeat in time their trials are
     // adopted, otherwise they are lost as usual.
     for (const v1::Trial& trial : experiment.trials()) {
+      // Ended before the restart: thinned a retention period from now (idempotent if done).
+      if (IsTerminal(trial.state())) finished_.push_back({now, trial.id()});
       if (!Live(trial.state())) continue;
       for (const v1::PlacementSlice& slice : trial.placement().slices()) {
         registry_->Expect(slice.worker_id(), now);
@@ -108,21 +82,26 @@ absl::Status TrialLifecycle::Recover(absl::Time now) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<const v1::Experiment*> TrialLifecycle::Create(v1::Experiment experiment) {
-  const int64_t sequence = next_sequence_;
-  experiment.set_id(absl::StrCat("exp-", sequence));
+void TrialLifecycle::Reserve(v1::Experiment& experiment) {
+  experiment.set_id(absl::StrCat("exp-", next_sequence_++));
   for (int i = 0; i < experiment.trials_size(); ++i) {
     v1::Trial& trial = *experiment.mutable_trials(i);
     trial.set_id(absl::StrCat(experiment.id(), "-", i));
     trial.set_experiment_id(experiment.id());
   }
-  if (absl::Status status = store_->CreateExperiment(experiment); !status.ok()) return status;
-  ++next_sequence_;
-  sequence_[experiment.id()] = sequence;
+  id_by_name_[experiment.spec().name()] = experiment.id();
+}
+
+const v1::Experiment* TrialLifecycle::Commit(v1::Experiment experiment) {
   const std::string id = experiment.id();
+  sequence_[id] = std::stoll(id.substr(4));
   experiments_[id] = std::move(experiment);
   Index(experiments_[id]);
   return &experiments_[id];
+}
+
+void TrialLifecycle::Unreserve(const v1::Experiment& experiment) {
+  id_by_name_.erase(experiment.spec().name());  // its number stays unused
 }
 
 absl::StatusOr<v1::Experiment*> TrialLifecycle::Lookup(const std::string& id_or_name) {
@@ -132,7 +111,10 @@ absl::StatusOr<v1::Experiment*> TrialLifecycle::Lookup(const std::string& id_or_
   auto it = experiments_.find(id_or_name);
   if (it != experiments_.end()) return &it->second;
   auto by_name = id_by_name_.find(id_or_name);
-  if (by_name != id_by_name_.end()) return &experiments_[by_name->second];
+  // A reserved name whose experiment is still being written is not found yet.
+  if (by_name != id_by_name_.end() && experiments_.count(by_name->second)) {
+    return &experiments_[by_name->second];
+  }
   return absl::NotFoundError(
       absl::StrCat("experiment '", id_or_name.substr(0, 80), "' not found"));
 }
@@ -170,8 +152,7 @@ PendingTrial TrialLifecycle::ToPending(const v1::Trial& trial) const {
 
 void TrialLifecycle::UpdateExperimentState(const v1::Experiment& experiment, absl::Time now) {
   v1::ExperimentState& state = experiment_states_[experiment.id()];
-  const v1::ExperimentState next = DeriveExperimentState(experiment);
-  if (!Finished(state) && Finished(next)) finished_.push_back({now, experiment.id()});
+  const v1::ExperimentState next = DeriveExperimentState(experiment_trial_counts_[experiment.id()]);
   state = next;
 }
 
@@ -186,10 +167,51 @@ absl::Status TrialLifecycle::Transition(v1::Trial& trial, v1::TrialState to, abs
       !status.ok()) {
     return status;
   }
+  Apply(trial, std::move(next), now);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<const v1::Trial*>> TrialLifecycle::Place(
+    const std::map<std::string, v1::Placement>& placements, absl::Time now) {
+  std::vector<std::pair<v1::Trial*, v1::Trial>> next;
+  for (const auto& [trial_id, placement] : placements) {
+    v1::Trial* trial = FindTrial(trial_id);
+    if (trial == nullptr || trial->state() != v1::TRIAL_STATE_PENDING ||
+        !registry_->CanBook(placement, now)) {
+      continue;  // canceled, or its worker went away, while the pass was deciding
+    }
+    v1::Trial& placed = next.emplace_back(trial, *trial).second;
+    absl::Status status = ApplyTransition(
+        placed, v1::TRIAL_STATE_SCHEDULED, now,
+        absl::StrCat("placed on ", placement.slices_size(), " worker(s)"));
+    if (!status.ok()) return status;
+    *placed.mutable_placement() = placement;
+  }
+  return WriteAndApply(next, now);
+}
+
+absl::StatusOr<std::vector<const v1::Trial*>> TrialLifecycle::WriteAndApply(
+    std::vector<std::pair<v1::Trial*, v1::Trial>>& next, absl::Time now) {
+  std::vector<const v1::Trial*> rows;
+  for (const auto& entry : next) rows.push_back(&entry.second);
+  if (absl::Status status = store_->SaveTrials(rows); !status.ok()) return status;
+  std::vector<const v1::Trial*> done;
+  for (auto& [trial, changed] : next) {
+    Apply(*trial, std::move(changed), now);
+    done.push_back(trial);
+  }
+  return done;
+}
+
+void TrialLifecycle::Apply(v1::Trial& trial, v1::Trial next, absl::Time now) {
   const v1::TrialState from = trial.state();
+  const v1::TrialState to = next.state();
   trial = std::move(next);
   --trial_counts_[from];
   ++trial_counts_[to];
+  --experiment_trial_counts_[trial.experiment_id()][from];
+  ++experiment_trial_counts_[trial.experiment_id()][to];
+  if (IsTerminal(to) && !IsTerminal(from)) finished_.push_back({now, trial.id()});
   if (from == v1::TRIAL_STATE_PENDING) pending_.erase(trial.id());
   if (to == v1::TRIAL_STATE_PENDING) {
     pending_[trial.id()] = ToPending(trial);
@@ -210,20 +232,20 @@ absl::Status TrialLifecycle::Transition(v1::Trial& trial, v1::TrialState to, abs
   if (hub_->Watched(experiment.id())) {
     const bool finished = Finished(experiment_states_[experiment.id()]);
     v1::Experiment view;
-    if (finished) view = View(experiment, true, false);
+    if (finished) view = ExperimentView(experiment, true, false);
     hub_->TrialChanged(trial, finished ? &view : nullptr);
   }
-  return absl::OkStatus();
 }
 
 absl::Status TrialLifecycle::RestartOrFail(v1::Trial& trial, absl::Time now,
                                            const std::string& reason, bool retryable,
-                                           int exit_code) {
-  const auto record_exit = [exit_code](v1::Trial& t) {
+                                           int exit_code, const v1::TrialSpec* next_spec) {
+  const auto record_exit = [exit_code, next_spec](v1::Trial& t) {
     if (exit_code != 0) t.set_exit_code(exit_code);
+    if (next_spec != nullptr) *t.mutable_spec() = *next_spec;
   };
   const int restarts_used = trial.attempt() - 1;
-  if (retryable && restarts_used < MaxRestarts(trial)) {
+  if (retryable && (next_spec != nullptr || restarts_used < MaxRestarts(trial))) {
     // Where the next attempt finds its checkpoints: said here, so nobody expects a resume that
     // cannot happen. Rank 0's worker writes them.
     std::string resume = "starts from step 0 (it has no placement)";
@@ -273,10 +295,33 @@ absl::Status TrialLifecycle::HandleExit(v1::Trial& trial, const std::string& wor
                       [](v1::Trial& t) { t.set_exit_code(0); });
   }
   // Any failing rank fails the whole gang; the other slices are stopped at their next heartbeat.
-  return RestartOrFail(trial, now,
-                       absl::StrCat(ExitName(exit_code), " on worker ", worker_id,
-                                    reason.empty() ? "" : ": ", reason),
-                       Retryable(exit_code), exit_code);
+  std::string why = absl::StrCat(ExitName(exit_code), " on worker ", worker_id,
+                                 reason.empty() ? "" : ": ", reason);
+  v1::TrialSpec smaller = trial.spec();
+  if (exit_code == v1::TRAINER_EXIT_OUT_OF_MEMORY && HalveMicroBatch(smaller)) {
+    absl::StrAppend(&why, "; retrying with micro-batch ", smaller.train().batch_size(), " x ",
+                    smaller.train().grad_accum_steps(), " accumulation steps");
+    return RestartOrFail(trial, now, why, /*retryable=*/true, exit_code, &smaller);
+  }
+  return RestartOrFail(trial, now, why, RetryableExit(exit_code), exit_code);
+}
+
+absl::Status TrialLifecycle::Cancel(v1::Experiment& experiment, const std::string& reason,
+                                    absl::Time now, std::vector<std::string>* workers) {
+  // One write for all of them: a 10,000-trial experiment is one transaction, not 10,000.
+  std::vector<std::pair<v1::Trial*, v1::Trial>> next;
+  for (v1::Trial& trial : *experiment.mutable_trials()) {
+    if (IsTerminal(trial.state())) continue;
+    for (const v1::PlacementSlice& slice : trial.placement().slices()) {
+      workers->push_back(slice.worker_id());
+    }
+    v1::Trial& canceled = next.emplace_back(&trial, trial).second;
+    if (absl::Status s = ApplyTransition(canceled, v1::TRIAL_STATE_CANCELED, now, reason);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return WriteAndApply(next, now).status();
 }
 
 absl::Status TrialLifecycle::LoseWorker(const std::string& worker_id, const std::string& why,
@@ -321,28 +366,12 @@ std::vector<PendingTrial> TrialLifecycle::Pending() const {
 }
 
 void TrialLifecycle::SetWaiting(const std::string& trial_id, const std::string& why) {
-  v1::Trial* trial = FindTrial(trial_id);
-  if (trial == nullptr || trial->status_message() == why) return;
-  v1::Trial next = *trial;
-  next.set_status_message(why);
-  if (store_->SaveTrial(next, nullptr).ok()) *trial = std::move(next);
+  // Memory only: a pass rewrites thousands of these, and the next pass after a restart says it
+  // again; the row picks it up with the trial's next transition.
+  if (v1::Trial* trial = FindTrial(trial_id)) trial->set_status_message(why);
 }
 
 bool TrialLifecycle::TakeNewPending() { return std::exchange(new_pending_, false); }
-
-v1::Experiment TrialLifecycle::View(const v1::Experiment& experiment, bool include_spec,
-                                    bool include_transitions) const {
-  v1::Experiment view = experiment;
-  view.set_state(DeriveExperimentState(experiment));
-  auto& counts = *view.mutable_trial_counts();
-  for (v1::Trial& trial : *view.mutable_trials()) {
-    ++counts[TrialStateName(trial.state())];
-    if (!include_spec) trial.clear_spec();
-    if (!include_transitions) trial.clear_transitions();
-  }
-  if (!include_spec) view.clear_spec_yaml();
-  return view;
-}
 
 std::map<std::string, int> TrialLifecycle::TrialCounts() const {
   std::map<std::string, int> counts;
@@ -356,13 +385,13 @@ std::map<std::string, int> TrialLifecycle::ExperimentCounts() const {
   return counts;
 }
 
-std::vector<std::string> TrialLifecycle::TakeFinishedBefore(absl::Time cutoff) {
-  std::vector<std::string> ids;
+std::vector<const v1::Trial*> TrialLifecycle::TakeFinishedBefore(absl::Time cutoff) {
+  std::vector<const v1::Trial*> trials;
   while (!finished_.empty() && finished_.front().first <= cutoff) {
-    ids.push_back(finished_.front().second);
+    if (const v1::Trial* trial = FindTrial(finished_.front().second)) trials.push_back(trial);
     finished_.pop_front();
   }
-  return ids;
+  return trials;
 }
 
 }  // namespace gauntlet

@@ -36,8 +36,12 @@ class TrialLifecycle {
   // Loads the persisted state; workers named by live placements are expected from `now`.
   absl::Status Recover(absl::Time now);
 
-  // Persists a new experiment; its id (exp-<n>) and trial ids are assigned here.
-  absl::StatusOr<const v1::Experiment*> Create(v1::Experiment experiment);
+  // A new experiment in two halves, so the caller can write it to the store without holding its
+  // lock: Reserve assigns its id (exp-<n>) and trial ids and takes its name; Commit indexes it
+  // once the store accepted it; Unreserve gives the name back when the store refused it.
+  void Reserve(v1::Experiment& experiment);
+  const v1::Experiment* Commit(v1::Experiment experiment);
+  void Unreserve(const v1::Experiment& experiment);
   // The one experiment lookup: an id, else a name (names never look like ids, see
   // spec_validation), NOT_FOUND naming what was asked for.
   absl::StatusOr<v1::Experiment*> Lookup(const std::string& id_or_name);
@@ -50,13 +54,25 @@ class TrialLifecycle {
   absl::Status Transition(v1::Trial& trial, v1::TrialState to, absl::Time now,
                           const std::string& reason,
                           const std::function<void(v1::Trial&)>& mutate = nullptr);
+  // Moves every trial named to SCHEDULED on its placement, written in one transaction: all or
+  // none. A pass decided outside the lock may be stale: trials no longer PENDING and placements
+  // the registry can no longer book are skipped. Returns the trials placed.
+  absl::StatusOr<std::vector<const v1::Trial*>> Place(
+      const std::map<std::string, v1::Placement>& placements, absl::Time now);
   // A gang failed (exit_code != 0) or lost a worker (exit_code 0): back to PENDING if it is
-  // retryable and restarts remain, else FAILED.
+  // retryable and restarts remain, else FAILED. With `next_spec` (a smaller micro-batch after
+  // running out of memory) it is retried with that spec whatever max_restarts says: halving
+  // bounds those retries.
   absl::Status RestartOrFail(v1::Trial& trial, absl::Time now, const std::string& reason,
-                             bool retryable, int exit_code);
+                             bool retryable, int exit_code,
+                             const v1::TrialSpec* next_spec = nullptr);
   // The gang's slice on `worker_id` exited (the one route an exit takes: ReportTrialExit).
   absl::Status HandleExit(v1::Trial& trial, const std::string& worker_id, int exit_code,
                           const std::string& reason, absl::Time now);
+  // Cancels every unfinished trial of `experiment`; the workers of their placements are added
+  // to `workers` (to be woken, so they stop the gangs now).
+  absl::Status Cancel(v1::Experiment& experiment, const std::string& reason, absl::Time now,
+                      std::vector<std::string>* workers);
   // Every live trial placed on `worker_id` goes back to PENDING (or FAILED).
   absl::Status LoseWorker(const std::string& worker_id, const std::string& why, absl::Time now);
 
@@ -73,17 +89,15 @@ class TrialLifecycle {
   // True (once) when a trial became PENDING since the last call: a reason to schedule.
   bool TakeNewPending();
 
-  // The experiment as clients see it: derived state and counts filled in.
-  v1::Experiment View(const v1::Experiment& experiment, bool include_spec,
-                      bool include_transitions) const;
   std::map<std::string, int> TrialCounts() const;
   std::map<std::string, int> ExperimentCounts() const;
   v1::ExperimentState State(const std::string& experiment_id) const {
     return experiment_states_.at(experiment_id);
   }
-  // Experiments that finished at or before `cutoff`, each returned once (for ageing out their
-  // per-trial Prometheus series).
-  std::vector<std::string> TakeFinishedBefore(absl::Time cutoff);
+  // Trials that ended at or before `cutoff` (or were already over when the coordinator
+  // started), each returned once: their Prometheus series age out and their stored points are
+  // thinned.
+  std::vector<const v1::Trial*> TakeFinishedBefore(absl::Time cutoff);
 
  private:
   struct TrialRef {
@@ -91,8 +105,14 @@ class TrialLifecycle {
     int index = 0;
   };
   int MaxRestarts(const v1::Trial& trial) const;
+  // Writes every changed trial in one transaction, then applies each; all or none.
+  absl::StatusOr<std::vector<const v1::Trial*>> WriteAndApply(
+      std::vector<std::pair<v1::Trial*, v1::Trial>>& next, absl::Time now);
   void Index(const v1::Experiment& experiment);
   void UpdateExperimentState(const v1::Experiment& experiment, absl::Time now);
+  // The in-memory half of a transition the store accepted: `next` replaces `trial` and every
+  // derived index (counts, pending, bookings, experiment state, watchers) follows.
+  void Apply(v1::Trial& trial, v1::Trial next, absl::Time now);
   PendingTrial ToPending(const v1::Trial& trial) const;
 
   Store* const store_;
@@ -112,6 +132,8 @@ class TrialLifecycle {
   std::map<std::string, PendingTrial> pending_;
   bool new_pending_ = false;
   std::map<v1::TrialState, int> trial_counts_;
+  // Per experiment: trials in each state (its state is derived from these, not from a rescan).
+  std::map<std::string, std::map<v1::TrialState, int>> experiment_trial_counts_;
   std::map<std::string, v1::ExperimentState> experiment_states_;
   std::deque<std::pair<absl::Time, std::string>> finished_;
 };

@@ -1,5 +1,6 @@
 #include "server/trial_state.h"
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -86,26 +87,20 @@ absl::Status ApplyTransition(v1::Trial& trial, TrialState to, absl::Time now,
 }
 
 v1::ExperimentState DeriveExperimentState(const v1::Experiment& experiment) {
-  bool any_active = false, any_pending = false, any_canceled = false, any_failed = false;
-  for (const v1::Trial& trial : experiment.trials()) {
-    switch (trial.state()) {
-      case v1::TRIAL_STATE_SCHEDULED:
-      case v1::TRIAL_STATE_RUNNING:
-        any_active = true;
-        break;
-      case v1::TRIAL_STATE_PENDING:
-        any_pending = true;
-        break;
-      case v1::TRIAL_STATE_CANCELED:
-        any_canceled = true;
-        break;
-      case v1::TRIAL_STATE_FAILED:
-        any_failed = true;
-        break;
-      default:
-        break;
-    }
-  }
+  std::map<v1::TrialState, int> counts;
+  for (const v1::Trial& trial : experiment.trials()) ++counts[trial.state()];
+  return DeriveExperimentState(counts);
+}
+
+v1::ExperimentState DeriveExperimentState(const std::map<v1::TrialState, int>& counts) {
+  const auto any = [&](v1::TrialState state) {
+    auto it = counts.find(state);
+    return it != counts.end() && it->second > 0;
+  };
+  const bool any_active = any(v1::TRIAL_STATE_SCHEDULED) || any(v1::TRIAL_STATE_RUNNING);
+  const bool any_pending = any(v1::TRIAL_STATE_PENDING);
+  const bool any_canceled = any(v1::TRIAL_STATE_CANCELED);
+  const bool any_failed = any(v1::TRIAL_STATE_FAILED);
   if (any_active) return v1::EXPERIMENT_STATE_RUNNING;
   if (any_pending) return v1::EXPERIMENT_STATE_PENDING;
   if (any_canceled) return v1::EXPERIMENT_STATE_CANCELED;
@@ -119,6 +114,62 @@ std::string TrialStateName(TrialState state) {
 
 std::string ExperimentStateName(v1::ExperimentState state) {
   return EnumSuffix(v1::ExperimentState_Name(state), "EXPERIMENT_STATE_");
+}
+
+bool HalveMicroBatch(v1::TrialSpec& spec) {
+  v1::TrainSpec& train = *spec.mutable_train();
+  const int batch = train.batch_size();
+  if (!train.has_oom_min_batch_size() || batch % 2 != 0 ||
+      batch / 2 < std::max(1, train.oom_min_batch_size()) ||
+      train.grad_accum_steps() > (1 << 30)) {
+    return false;
+  }
+  train.set_batch_size(batch / 2);
+  train.set_grad_accum_steps(train.grad_accum_steps() * 2);
+  return true;
+}
+
+bool RetryableExit(int exit_code) {
+  switch (exit_code) {
+    case v1::TRAINER_EXIT_BAD_SPEC:
+    case v1::TRAINER_EXIT_BAD_DATA:
+    case v1::TRAINER_EXIT_NON_FINITE:
+    case v1::TRAINER_EXIT_OUT_OF_MEMORY:  // unless train.oom_min_batch_size allows a smaller batch
+      return false;
+    default:
+      return true;
+  }
+}
+
+std::string ExitName(int exit_code) {
+  if (exit_code > 128) return absl::StrCat("killed by signal ", exit_code - 128);
+  if (v1::TrainerExitCode_IsValid(exit_code)) {
+    return absl::StrCat("exit code ", exit_code, " (",
+                        v1::TrainerExitCode_Name(static_cast<v1::TrainerExitCode>(exit_code)), ")");
+  }
+  return absl::StrCat("exit code ", exit_code);
+}
+
+v1::Experiment ExperimentView(const v1::Experiment& experiment, bool include_spec,
+                              bool include_transitions) {
+  v1::Experiment view = experiment;
+  view.set_state(DeriveExperimentState(experiment));
+  auto& counts = *view.mutable_trial_counts();
+  for (v1::Trial& trial : *view.mutable_trials()) {
+    ++counts[TrialStateName(trial.state())];
+    if (!include_spec) trial.clear_spec();
+    if (!include_transitions) trial.clear_transitions();
+  }
+  if (!include_spec) view.clear_spec_yaml();
+  return view;
+}
+
+v1::Trial NewTrial(v1::Trial trial, absl::Time now) {
+  trial.set_state(v1::TRIAL_STATE_PENDING);
+  trial.set_attempt(1);
+  trial.set_created_unix_time(absl::ToDoubleSeconds(now - absl::UnixEpoch()));
+  trial.set_status_message("waiting for the scheduler");
+  return trial;
 }
 
 }  // namespace gauntlet

@@ -95,5 +95,34 @@ TEST(TrialStateTest, Names) {
   EXPECT_EQ(ExperimentStateName(v1::EXPERIMENT_STATE_CANCELED), "canceled");
 }
 
+TEST(TrialStateTest, HalveMicroBatchKeepsTheSequencesPerStepAndStopsAtTheSpecsFloor) {
+  v1::TrialSpec spec;
+  spec.mutable_train()->set_batch_size(16);
+  spec.mutable_train()->set_grad_accum_steps(3);
+  EXPECT_FALSE(HalveMicroBatch(spec));  // no oom_min_batch_size: out of memory is final
+  spec.mutable_train()->set_oom_min_batch_size(4);
+  ASSERT_TRUE(HalveMicroBatch(spec));
+  EXPECT_EQ(spec.train().batch_size(), 8);
+  EXPECT_EQ(spec.train().grad_accum_steps(), 6);
+  ASSERT_TRUE(HalveMicroBatch(spec));
+  EXPECT_EQ(spec.train().batch_size(), 4);
+  EXPECT_EQ(spec.train().grad_accum_steps(), 12);
+  EXPECT_FALSE(HalveMicroBatch(spec));  // 2 < 4
+  EXPECT_EQ(spec.train().batch_size(), 4);
+  spec.mutable_train()->set_batch_size(5);
+  spec.mutable_train()->set_oom_min_batch_size(1);
+  EXPECT_FALSE(HalveMicroBatch(spec));  // an odd batch cannot keep the same sequences per step
+}
+
+TEST(TrialStateTest, OnlyExitsARestartCanFixAreRetryable) {
+  EXPECT_TRUE(RetryableExit(v1::TRAINER_EXIT_OTHER));
+  EXPECT_TRUE(RetryableExit(v1::TRAINER_EXIT_DISTRIBUTED));
+  EXPECT_TRUE(RetryableExit(128 + 9));
+  EXPECT_FALSE(RetryableExit(v1::TRAINER_EXIT_OUT_OF_MEMORY));
+  EXPECT_FALSE(RetryableExit(v1::TRAINER_EXIT_NON_FINITE));
+  EXPECT_EQ(ExitName(5), "exit code 5 (TRAINER_EXIT_OUT_OF_MEMORY)");
+  EXPECT_EQ(ExitName(137), "killed by signal 9");
+}
+
 }  // namespace
 }  // namespace gauntlet

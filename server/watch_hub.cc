@@ -1,8 +1,18 @@
 #include "server/watch_hub.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace gauntlet {
+
+std::shared_ptr<WatchQueue> WatchHub::Ended(const v1::Experiment& final, bool include_metrics) {
+  auto queue = std::make_shared<WatchQueue>(include_metrics);
+  v1::WatchEvent end;
+  *end.mutable_finished() = final;
+  queue->Push(std::move(end));
+  queue->Close();
+  return queue;
+}
 
 std::shared_ptr<WatchQueue> WatchHub::Add(const std::string& experiment_id, bool include_metrics) {
   auto queue = std::make_shared<WatchQueue>(include_metrics);
@@ -50,6 +60,20 @@ void WatchHub::Metric(const std::string& experiment_id, const v1::MetricPoint& p
   for (const auto& weak : it->second) {
     if (auto queue = weak.lock()) queue->Push(event);
   }
+}
+
+void WatchHub::LogsAppended() {
+  absl::MutexLock lock(&logs_mu_);
+  ++logs_version_;
+}
+
+int64_t WatchHub::AwaitLogs(int64_t seen_version, absl::Duration timeout) {
+  absl::MutexLock lock(&logs_mu_);
+  auto changed = [&]() ABSL_SHARED_LOCKS_REQUIRED(logs_mu_) {
+    return logs_version_ != seen_version;
+  };
+  logs_mu_.AwaitWithTimeout(absl::Condition(&changed), timeout);
+  return logs_version_;
 }
 
 }  // namespace gauntlet

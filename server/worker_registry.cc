@@ -1,5 +1,6 @@
 #include "server/worker_registry.h"
 
+#include <algorithm>
 #include <iostream>
 
 namespace gauntlet {
@@ -88,6 +89,26 @@ void WorkerRegistry::Book(const std::string& trial_id, const v1::Placement& plac
   bookings_[trial_id] = placement;
 }
 
+bool WorkerRegistry::CanBook(const v1::Placement& placement, absl::Time now) const {
+  const bool cpu = placement.device_kind() == v1::DEVICE_KIND_CPU;
+  for (int s = 0; s < placement.slices_size(); ++s) {
+    const v1::PlacementSlice& slice = placement.slices(s);
+    auto it = workers_.find(slice.worker_id());
+    if (it == workers_.end() || !Schedulable(it->second, now)) return false;
+    const Worker& worker = it->second;
+    const int count = cpu ? worker.inventory.cpu_slots() : worker.inventory.gpus_size();
+    for (int device : slice.devices()) {
+      const bool exists = cpu ? device < count
+                              : std::any_of(worker.inventory.gpus().begin(),
+                                            worker.inventory.gpus().end(),
+                                            [&](const v1::GpuInfo& g) { return g.index() == device; });
+      if (!exists || (cpu ? worker.busy_cpu_slots : worker.busy_gpus).count(device)) return false;
+    }
+    if (s == 0 && worker.busy_ports.count(placement.master_port())) return false;
+  }
+  return true;
+}
+
 void WorkerRegistry::Release(const std::string& trial_id) {
   auto it = bookings_.find(trial_id);
   if (it == bookings_.end()) return;
@@ -133,6 +154,17 @@ ClusterSnapshot WorkerRegistry::Snapshot(absl::Time now) const {
   return cluster;
 }
 
+bool WorkerRegistry::HasFreeDevices(absl::Time now) const {
+  for (const auto& [id, worker] : workers_) {
+    if (!Schedulable(worker, now)) continue;
+    if (worker.inventory.gpus_size() > static_cast<int>(worker.busy_gpus.size()) ||
+        worker.inventory.cpu_slots() > static_cast<int>(worker.busy_cpu_slots.size())) {
+      return true;
+    }
+  }
+  return false;
+}
+
 WorkerRegistry::Counts WorkerRegistry::GetCounts(absl::Time now) const {
   Counts counts;
   for (const auto& [id, worker] : workers_) {
@@ -149,6 +181,29 @@ WorkerRegistry::Counts WorkerRegistry::GetCounts(absl::Time now) const {
     counts.cpu_free += std::max(0, cpus - static_cast<int>(worker.busy_cpu_slots.size()));
   }
   return counts;
+}
+
+absl::Status WorkerRegistry::CheckFits(const std::vector<v1::Trial>& trials,
+                                       absl::Time now) const {
+  const ClusterSnapshot cluster = Snapshot(now);
+  if (cluster.workers.empty()) return absl::OkStatus();
+  for (const v1::Trial& trial : trials) {
+    const DeviceKind kind = ResolveDeviceKind(trial.spec().resources().device(), cluster);
+    int largest = 0;
+    for (const WorkerSnapshot& w : cluster.workers) {
+      largest = std::max(largest, kind == DeviceKind::kGpu ? static_cast<int>(w.gpus.size())
+                                                           : w.cpu_slots);
+    }
+    const auto& resources = trial.spec().resources();
+    if (resources.gpus_per_trial() > resources.max_nodes() * largest) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "resources.gpus_per_trial: variant '", trial.variant(), "' needs ",
+          resources.gpus_per_trial(), " ", kind == DeviceKind::kGpu ? "gpu" : "cpu",
+          " devices but can get at most ", resources.max_nodes() * largest, " (max_nodes ",
+          resources.max_nodes(), " x largest registered worker's ", largest, ")"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace gauntlet

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "gauntlet/v1/coordinator.pb.h"
 #include "gauntlet/v1/worker.pb.h"
@@ -50,11 +51,23 @@ class WorkerRegistry {
   void RecordLaunchFailure(const std::string& worker_id, absl::Time now);
   void RecordLaunchSuccess(const std::string& worker_id);
 
+  // Whether `placement` can still be booked at `now`: every worker schedulable, every device
+  // there and free, the port free. (A pass decided outside the lock re-checks its result.)
+  bool CanBook(const v1::Placement& placement, absl::Time now) const;
   // Devices and rendezvous port of a live placement; Release frees them (idempotent).
   void Book(const std::string& trial_id, const v1::Placement& placement);
   void Release(const std::string& trial_id);
   // Trials whose live placement includes `worker_id`.
   std::vector<std::string> TrialsOn(const std::string& worker_id) const;
+
+  // INVALID_ARGUMENT naming the variant when a trial's gang is larger than the registered
+  // cluster could ever hold (max_nodes x the largest worker), so it is refused now instead of
+  // queued forever. OK while no worker has registered.
+  absl::Status CheckFits(const std::vector<v1::Trial>& trials, absl::Time now) const;
+
+  // Whether some schedulable worker has a free GPU or CPU slot (O(workers), no copies): a
+  // scheduling pass with nothing free can place nothing.
+  bool HasFreeDevices(absl::Time now) const;
 
   // Alive, healthy workers with an inventory, sorted by id, with their bookings.
   ClusterSnapshot Snapshot(absl::Time now) const;

@@ -92,5 +92,37 @@ TEST(WorkerRegistryTest, DeregisterLosesTheWorkerAtOnce) {
   EXPECT_TRUE(registry.Snapshot(kT0).workers.empty());
 }
 
+TEST(WorkerRegistryTest, HasFreeDevicesUntilEveryDeviceIsBookedAndIgnoresLostWorkers) {
+  WorkerRegistry registry(WorkerRegistryOptions{});
+  EXPECT_FALSE(registry.HasFreeDevices(kT0));  // nobody registered
+  registry.Heartbeat("w1", Inventory(1, 1), kT0);
+  EXPECT_TRUE(registry.HasFreeDevices(kT0));
+  registry.Book("t-gpu", OnWorker("w1", {0}, v1::DEVICE_KIND_GPU));
+  EXPECT_TRUE(registry.HasFreeDevices(kT0));  // the CPU slot
+  registry.Book("t-cpu", OnWorker("w1", {0}, v1::DEVICE_KIND_CPU, 29501));
+  EXPECT_FALSE(registry.HasFreeDevices(kT0));
+  registry.Heartbeat("w2", Inventory(1, 0), kT0);
+  EXPECT_TRUE(registry.HasFreeDevices(kT0));
+  registry.Deregister("w2");
+  EXPECT_FALSE(registry.HasFreeDevices(kT0));
+  registry.Release("t-gpu");
+  EXPECT_TRUE(registry.HasFreeDevices(kT0));
+}
+
+TEST(WorkerRegistryTest, CanBookOnlyWhatIsStillFreeOnAWorkerStillThere) {
+  WorkerRegistry registry(WorkerRegistryOptions{});
+  registry.Heartbeat("w1", Inventory(2, 1), kT0);
+  const v1::Placement gpu0 = OnWorker("w1", {0}, v1::DEVICE_KIND_GPU);
+  EXPECT_TRUE(registry.CanBook(gpu0, kT0));
+  EXPECT_FALSE(registry.CanBook(OnWorker("w1", {5}, v1::DEVICE_KIND_GPU), kT0));  // no GPU 5
+  EXPECT_FALSE(registry.CanBook(OnWorker("w9", {0}, v1::DEVICE_KIND_GPU), kT0));  // unknown
+  registry.Book("t1", gpu0);
+  EXPECT_FALSE(registry.CanBook(OnWorker("w1", {0}, v1::DEVICE_KIND_GPU, 29501), kT0));  // busy
+  EXPECT_FALSE(registry.CanBook(OnWorker("w1", {1}, v1::DEVICE_KIND_GPU), kT0));  // port taken
+  EXPECT_TRUE(registry.CanBook(OnWorker("w1", {1}, v1::DEVICE_KIND_GPU, 29501), kT0));
+  registry.Deregister("w1");
+  EXPECT_FALSE(registry.CanBook(OnWorker("w1", {1}, v1::DEVICE_KIND_GPU, 29501), kT0));
+}
+
 }  // namespace
 }  // namespace gauntlet

@@ -84,6 +84,15 @@ int Main() {
                 events.get());
   }
   if (!absl::GetFlag(FLAGS_run_dir).empty()) spec->set_run_dir(absl::GetFlag(FLAGS_run_dir));
+  // Test only (the OOM-retry fault test): a device too small for micro-batches above N.
+  if (const char* limit = std::getenv("GAUNTLET_TEST_OOM_ABOVE_BATCH_SIZE");
+      limit != nullptr && spec->train().batch_size() > std::atoi(limit)) {
+    return Fail(WithExitCode(absl::ResourceExhaustedError(absl::StrCat(
+                                 "out of memory (simulated: micro-batch ",
+                                 spec->train().batch_size(), " > ", limit, ")")),
+                             ExitCode::kOutOfMemory),
+                events.get());
+  }
 
   const std::string device_flag = absl::GetFlag(FLAGS_device);
   torch::Device device(torch::kCPU);

@@ -327,8 +327,18 @@ void WorkerAgent::Finalize(Gang& gang) {
   SaveRecord();
 }
 
+void WorkerAgent::Wake() {
+  absl::MutexLock lock(&wake_mu_);
+  wake_ = true;
+}
+
 void WorkerAgent::MaybeHeartbeat(absl::Time now) {
-  if (now < next_heartbeat_) return;
+  bool woken;
+  {
+    absl::MutexLock lock(&wake_mu_);
+    woken = std::exchange(wake_, false);
+  }
+  if (now < next_heartbeat_ && !woken) return;
   v1::HeartbeatRequest request;
   request.set_worker_id(options_.worker_id);
   *request.mutable_inventory() = options_.inventory;
@@ -602,7 +612,8 @@ void WorkerAgent::Run(const Clock* clock, absl::Duration period,
   while (!stop() && fatal_.ok()) {
     const absl::Time start = clock->Now();
     Tick(start);
-    clock->SleepFor(period - (clock->Now() - start));
+    absl::MutexLock lock(&wake_mu_);
+    clock->AwaitWithTimeout(&wake_mu_, absl::Condition(&wake_), period - (clock->Now() - start));
   }
   const absl::Time deadline = clock->Now() + shutdown_timeout;
   StopAll(clock->Now(), "worker shutting down");

@@ -72,6 +72,9 @@ class WorkerAgent {
   void AdoptOrphans();
 
   void Tick(absl::Time now);
+  // The coordinator has an action waiting (ActionStream): heartbeat at the next Tick, and wake
+  // Run from its sleep. Thread-safe.
+  void Wake();
 
   // Starts stopping every gang (worker shutdown). Keep ticking until AllExited().
   void StopAll(absl::Time now, absl::string_view reason);
@@ -125,6 +128,8 @@ class WorkerAgent {
   absl::Duration lease_ = absl::InfiniteDuration();
   int auth_failures_ = 0;
   absl::Status fatal_;
+  absl::Mutex wake_mu_;
+  bool wake_ ABSL_GUARDED_BY(wake_mu_) = false;
 };
 
 }  // namespace gauntlet::worker

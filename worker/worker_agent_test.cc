@@ -224,6 +224,22 @@ TEST_F(WorkerAgentTest, RegistersInventoryAndFollowsTheCoordinatorsInterval) {
   EXPECT_EQ(client_.heartbeats.size(), 2u);
 }
 
+TEST_F(WorkerAgentTest, AWakeUpHeartbeatsAtTheNextTickAndFetchesTheLaunch) {
+  client_.interval_seconds = 3;
+  agent_->Tick(t0_);
+  ASSERT_EQ(client_.heartbeats.size(), 1u);
+  // The coordinator placed a trial here and woke the agent (ActionStream): it does not wait the
+  // 3 s interval for the launch.
+  QueueLaunch();
+  agent_->Wake();
+  agent_->Tick(t0_ + absl::Milliseconds(100));
+  ASSERT_EQ(client_.heartbeats.size(), 2u);
+  EXPECT_EQ(launcher_.launched.size(), 2u);
+  // One wake-up, one heartbeat: the next tick is back on the interval.
+  agent_->Tick(t0_ + absl::Milliseconds(200));
+  EXPECT_EQ(client_.heartbeats.size(), 2u);
+}
+
 TEST_F(WorkerAgentTest, LaunchesEachRankAndWritesTheResolvedSpec) {
   Launch();
   EXPECT_EQ(launcher_.Env(1, "RANK"), "1");

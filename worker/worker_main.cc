@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/spec_yaml.h"
 #include "common/tls_credentials.h"
+#include "worker/action_stream.h"
 #include "worker/coordinator_client.h"
 #include "worker/gpu_inventory.h"
 #include "worker/process_launcher.h"
@@ -197,8 +198,11 @@ int main(int argc, char** argv) {
   gauntlet::worker::GrpcCoordinatorClient client(channel, token);
   gauntlet::worker::PosixProcessLauncher launcher;
   gauntlet::RealClock clock;
+  const std::string worker_id = options.worker_id;
   gauntlet::worker::WorkerAgent agent(std::move(options), &client, &launcher);
   agent.AdoptOrphans();
+  // Launches arrive in one round trip: the coordinator wakes the agent over this stream.
+  gauntlet::worker::ActionStream actions(channel, token, worker_id, [&] { agent.Wake(); });
 
   std::atomic<bool> stop{false};
   std::thread signal_thread([&] {

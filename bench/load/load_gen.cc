@@ -2,7 +2,11 @@
 // heartbeat at the interval the coordinator asks for, acknowledge the trials it launches on
 // them (listed RUNNING in later heartbeats), and stream metric points for those trials, after
 // submitting one experiment of M single-GPU trials. Everything goes over the real gRPC API on
-// loopback; nothing trains. Prints one JSON object with client-side latencies and throughput.
+// loopback; nothing trains. Each emulated worker holds WatchActions open and heartbeats at once
+// when woken, as the real agent does. Probes (--probes) submit one-trial experiments while the
+// load runs and time submit -> launch received. Prints one JSON object with client-side
+// latencies and throughput. With --workers 0 only the probes are sent (their launches reach real
+// workers; bench/load/launch_latency.py joins the two).
 // bench/load/run_load.py starts the coordinator, runs this at several sizes and adds the
 // coordinator's own figures (server-side RPC histograms, restarts, CPU).
 #include <grpcpp/grpcpp.h>
@@ -10,7 +14,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <map>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -36,6 +44,14 @@ ABSL_FLAG(double, warmup_seconds, 10,
 ABSL_FLAG(int, heartbeat_threads, 4, "Client threads sharing the workers' heartbeats");
 ABSL_FLAG(int, metric_threads, 2, "Client threads sending metric batches back to back");
 ABSL_FLAG(int, metric_batch, 100, "Metric points per ReportMetrics call");
+ABSL_FLAG(bool, action_streams, true,
+          "Each worker holds WatchActions open and heartbeats when woken (as agents do)");
+ABSL_FLAG(int, probes, 0,
+          "One-trial experiments submitted after the warm-up, one every --probe_every seconds, "
+          "each timed from its submit to its launch");
+ABSL_FLAG(double, probe_every, 0.5, "Seconds between probes");
+ABSL_FLAG(std::string, probe_spec, "",
+          "YAML file of the probe experiment without its name line (default: one GPU trial)");
 
 namespace {
 
@@ -81,11 +97,21 @@ struct RunningTrial {
   int64_t step = 0;
 };
 
+// The heartbeat threads' shared wake-up: a woken worker is due now.
+struct WakeGroup {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool pending = false;  // some worker of the group was woken since the thread last looked
+};
+
 struct EmulatedWorker {
   std::string id;
   Clock::time_point due;
   std::vector<gauntlet::v1::ProcessStatus> processes;
   bool registered = false;
+  // Set by the worker's WatchActions reactor, taken by its heartbeat thread.
+  std::unique_ptr<std::atomic<bool>> woken = std::make_unique<std::atomic<bool>>(false);
+  WakeGroup* group = nullptr;
 };
 
 struct Shared {
@@ -113,6 +139,54 @@ struct Shared {
   Samples heartbeat, metrics, lag;
   std::mutex running_mu;
   std::vector<RunningTrial> running;
+  // Trial id -> when its launch was received (probes are matched against it).
+  std::mutex launched_mu;
+  std::unordered_map<std::string, Clock::time_point> launched;
+  std::atomic<int> wakeups{0};
+};
+
+// One worker's WatchActions stream (callback API: no thread per stream). Every message marks
+// the worker due and wakes its heartbeat thread.
+class ActionsReader : public grpc::ClientReadReactor<gauntlet::v1::ActionsReady> {
+ public:
+  ActionsReader(WorkerService::Stub* stub, EmulatedWorker* worker, Shared* shared)
+      : worker_(worker), shared_(shared) {
+    request_.set_worker_id(worker->id);
+    stub->async()->WatchActions(&context_, &request_, this);
+    StartRead(&ready_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // the stream ended (shutdown); heartbeats go on without it
+    ++shared_->wakeups;
+    worker_->woken->store(true);
+    {
+      std::lock_guard<std::mutex> lock(worker_->group->mu);
+      worker_->group->pending = true;
+    }
+    worker_->group->cv.notify_all();
+    StartRead(&ready_);
+  }
+  void OnDone(const grpc::Status&) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+    cv_.notify_all();
+  }
+  void Cancel() { context_.TryCancel(); }
+  void Await() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return done_; });
+  }
+
+ private:
+  EmulatedWorker* worker_;
+  Shared* shared_;
+  grpc::ClientContext context_;
+  gauntlet::v1::WatchActionsRequest request_;
+  gauntlet::v1::ActionsReady ready_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
 };
 
 std::unique_ptr<WorkerService::Stub> WorkerStub() {
@@ -141,13 +215,23 @@ void HeartbeatLoop(std::vector<EmulatedWorker>* workers, Shared* shared) {
   std::unique_ptr<WorkerService::Stub> stub = WorkerStub();
   std::unordered_map<std::string, gauntlet::v1::WorkerInventory> inventories;
   for (const EmulatedWorker& w : *workers) inventories[w.id] = Inventory(w.id);
+  WakeGroup* group = workers->front().group;
   while (!shared->stop) {
+    {
+      std::lock_guard<std::mutex> lock(group->mu);
+      group->pending = false;
+    }
+    Clock::time_point now = Clock::now();
+    for (EmulatedWorker& w : *workers) {
+      if (w.woken->exchange(false)) w.due = now;
+    }
     auto next = std::min_element(workers->begin(), workers->end(),
                                  [](const auto& a, const auto& b) { return a.due < b.due; });
-    const Clock::time_point now = Clock::now();
     if (next->due > now) {
-      std::this_thread::sleep_for(
-          std::min<Clock::duration>(next->due - now, std::chrono::milliseconds(50)));
+      std::unique_lock<std::mutex> lock(group->mu);
+      group->cv.wait_for(
+          lock, std::min<Clock::duration>(next->due - now, std::chrono::milliseconds(50)),
+          [&] { return group->pending; });
       continue;
     }
     gauntlet::v1::HeartbeatRequest request;
@@ -190,6 +274,10 @@ void HeartbeatLoop(std::vector<EmulatedWorker>* workers, Shared* shared) {
         {
           std::lock_guard<std::mutex> lock(shared->running_mu);
           shared->running.push_back({next->id, launch.trial_id(), launch.attempt(), 0});
+        }
+        {
+          std::lock_guard<std::mutex> lock(shared->launched_mu);
+          shared->launched.emplace(launch.trial_id(), done);
         }
         const Clock::time_point submitted{Clock::duration(shared->submit_sent.load())};
         const double since_submit = Seconds(done - submitted);
@@ -284,14 +372,26 @@ int main(int argc, char** argv) {
   shared.placeable = std::min(n_trials, n_workers * absl::GetFlag(FLAGS_gpus_per_worker));
 
   // Workers spread evenly over one interval, as real agents started at different times are.
-  std::vector<std::vector<EmulatedWorker>> groups(n_hb_threads);
+  std::vector<std::vector<EmulatedWorker>> groups(n_workers > 0 ? n_hb_threads : 0);
+  std::vector<WakeGroup> wake_groups(groups.size());
   const Clock::time_point start = Clock::now();
   for (int i = 0; i < n_workers; ++i) {
     EmulatedWorker w;
     w.id = absl::StrFormat("load-w%05d", i);
     w.due = start + std::chrono::duration_cast<Clock::duration>(
                         std::chrono::duration<double>(shared.interval_s * i / n_workers));
+    w.group = &wake_groups[i % n_hb_threads];
     groups[i % n_hb_threads].push_back(std::move(w));
+  }
+  std::vector<std::unique_ptr<WorkerService::Stub>> stream_stubs;
+  std::vector<std::unique_ptr<ActionsReader>> readers;
+  if (absl::GetFlag(FLAGS_action_streams)) {
+    for (auto& group : groups) {
+      stream_stubs.push_back(WorkerStub());
+      for (EmulatedWorker& w : group) {
+        readers.push_back(std::make_unique<ActionsReader>(stream_stubs.back().get(), &w, &shared));
+      }
+    }
   }
   std::vector<std::thread> threads;
   for (auto& group : groups) threads.emplace_back(HeartbeatLoop, &group, &shared);
@@ -304,6 +404,58 @@ int main(int argc, char** argv) {
 
   auto coordinator = Coordinator::NewStub(
       grpc::CreateChannel(absl::GetFlag(FLAGS_coordinator), grpc::InsecureChannelCredentials()));
+  std::vector<std::pair<std::string, Clock::time_point>> probes;  // experiment id, submit sent
+  std::string probe_spec;
+  if (!absl::GetFlag(FLAGS_probe_spec).empty()) {
+    std::ifstream in(absl::GetFlag(FLAGS_probe_spec));
+    std::stringstream text;
+    text << in.rdbuf();
+    probe_spec = text.str();
+    if (probe_spec.empty()) {
+      std::cerr << "load_gen: --probe_spec " << absl::GetFlag(FLAGS_probe_spec) << " is empty"
+                << std::endl;
+      return 2;
+    }
+  }
+  const auto run_probes = [&] {
+    for (int k = 0; k < absl::GetFlag(FLAGS_probes); ++k) {
+      const Clock::time_point due =
+          Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                             std::chrono::duration<double>(absl::GetFlag(FLAGS_probe_every)));
+      gauntlet::v1::SubmitExperimentRequest request;
+      request.set_spec_yaml(
+          probe_spec.empty()
+              ? absl::StrCat("name: probe-", k, "\n",
+                             "data: {path: tinyshakespeare/input.txt, tokenizer: char}\n"
+                             "model: {size: tiny, arch: standard}\nbudget: {steps: 1000000}\n"
+                             "resources: {device: gpu, gpus_per_trial: 1}\n"
+                             "variants: [{name: standard}]\nseeds: [1]\n")
+              : absl::StrCat("name: probe-", k, "\n", probe_spec));
+      gauntlet::v1::SubmitExperimentResponse response;
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      const Clock::time_point sent = Clock::now();
+      grpc::Status status = coordinator->SubmitExperiment(&context, request, &response);
+      if (!status.ok()) {
+        std::cerr << "load_gen: probe submit failed: " << status.error_message() << std::endl;
+      } else {
+        probes.emplace_back(response.experiment().id(), sent);
+      }
+      std::this_thread::sleep_until(due);
+    }
+  };
+  if (n_workers == 0) {
+    // Probes only: real workers receive the launches; print when each submit was sent
+    // (CLOCK_MONOTONIC seconds, what Python's time.monotonic() reads).
+    run_probes();
+    std::printf("{\"probes\": [");
+    for (size_t i = 0; i < probes.size(); ++i) {
+      std::printf("%s{\"experiment\": \"%s\", \"sent_monotonic_s\": %.6f}", i ? ", " : "",
+                  probes[i].first.c_str(), Seconds(probes[i].second.time_since_epoch()));
+    }
+    std::printf("]}\n");
+    return 0;
+  }
   gauntlet::v1::SubmitExperimentRequest submit;
   submit.set_spec_yaml(SpecYaml(n_trials));
   gauntlet::v1::SubmitExperimentResponse submitted;
@@ -329,9 +481,28 @@ int main(int argc, char** argv) {
   for (int i = 0; i < absl::GetFlag(FLAGS_metric_threads); ++i) {
     threads.emplace_back(MetricLoop, i, &shared);
   }
+  std::this_thread::sleep_until(
+      submit_done + as_duration(absl::GetFlag(FLAGS_warmup_seconds)));
+  run_probes();
   std::this_thread::sleep_until(end);
   shared.stop = true;
   for (auto& t : threads) t.join();
+  for (auto& reader : readers) reader->Cancel();
+  for (auto& reader : readers) reader->Await();
+  // Submit -> launch of each probe (its trial is <experiment id>-0).
+  Samples probe_latency;
+  int probes_unplaced = 0;
+  {
+    std::lock_guard<std::mutex> lock(shared.launched_mu);
+    for (const auto& [experiment, sent] : probes) {
+      auto it = shared.launched.find(experiment + "-0");
+      if (it == shared.launched.end()) {
+        ++probes_unplaced;
+      } else {
+        probe_latency.Add(Seconds(it->second - sent));
+      }
+    }
+  }
 
   const double window = absl::GetFlag(FLAGS_duration_seconds) - absl::GetFlag(FLAGS_warmup_seconds);
   std::printf(
@@ -344,7 +515,10 @@ int main(int argc, char** argv) {
       " \"heartbeat_send_lag_p99_ms\": %.2f,\n"
       " \"metric_calls\": %zu, \"metric_batch\": %d, \"points_per_s\": %.0f,"
       " \"points_rejected\": %lld, \"metric_errors\": %d,"
-      " \"metric_p50_ms\": %.2f, \"metric_p99_ms\": %.2f, \"window_s\": %.1f}\n",
+      " \"metric_p50_ms\": %.2f, \"metric_p99_ms\": %.2f, \"window_s\": %.1f,\n"
+      " \"wakeups\": %d, \"probes\": %zu, \"probes_unplaced\": %d,"
+      " \"probe_launch_p50_ms\": %.1f, \"probe_launch_p99_ms\": %.1f,"
+      " \"probe_launch_max_ms\": %.1f}\n",
       n_workers, absl::GetFlag(FLAGS_gpus_per_worker), n_trials, shared.placeable, register_s,
       shared.registered.load(), Seconds(submit_done - submit_sent), shared.first_launch_s.load(),
       shared.all_placed_s.load(), shared.launches.load(), shared.stops.load(),
@@ -353,6 +527,7 @@ int main(int argc, char** argv) {
       shared.lag.PercentileMs(99), shared.metrics.size(), absl::GetFlag(FLAGS_metric_batch),
       shared.points_stored.load() / window, static_cast<long long>(shared.points_rejected.load()),
       shared.metric_errors.load(), shared.metrics.PercentileMs(50), shared.metrics.PercentileMs(99),
-      window);
+      window, shared.wakeups.load(), probes.size(), probes_unplaced,
+      probe_latency.PercentileMs(50), probe_latency.PercentileMs(99), probe_latency.MaxMs());
   return 0;
 }

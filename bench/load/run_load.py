@@ -85,7 +85,8 @@ def run_size(args, workers, trials):
              f"--trials={trials}", f"--duration_seconds={args.duration}",
              f"--warmup_seconds={args.warmup}", f"--metric_batch={args.metric_batch}",
              f"--metric_threads={args.metric_threads}",
-             f"--heartbeat_threads={args.heartbeat_threads}"],
+             f"--heartbeat_threads={args.heartbeat_threads}", f"--probes={args.probes}",
+             f"--probe_every={args.probe_every}"],
             capture_output=True, text=True, timeout=args.duration + 120)
         if result.returncode != 0:
             raise RuntimeError(f"load_gen failed: {result.stderr}")
@@ -106,6 +107,9 @@ def run_size(args, workers, trials):
         for q in (0.5, 0.99):
             bound = histogram_quantile(samples, "gauntlet_scheduling_latency_seconds", q)
             row[f"scheduling_latency_p{int(q * 100)}_le_s"] = bound
+            bound = histogram_quantile(samples, "gauntlet_schedule_pass_seconds", q)
+            row[f"schedule_pass_p{int(q * 100)}_le_ms"] = None if bound is None else bound * 1000
+        row["schedule_passes"] = value(samples, "gauntlet_schedule_pass_seconds_count")
         row["restarts"] = value(samples, "gauntlet_trial_restarts_total")
         row["workers_lost"] = value(samples, "gauntlet_workers", state="lost")
         row["queue_depth"] = value(samples, "gauntlet_queue_depth")
@@ -132,6 +136,9 @@ def main():
     parser.add_argument("--metric_batch", type=int, default=100)
     parser.add_argument("--metric_threads", type=int, default=2)
     parser.add_argument("--heartbeat_threads", type=int, default=4)
+    parser.add_argument("--probes", type=int, default=20,
+                        help="one-trial experiments timed from submit to launch (need free GPUs)")
+    parser.add_argument("--probe_every", type=float, default=0.5)
     parser.add_argument("--coordinator", default="bazel-bin/server/coordinator")
     parser.add_argument("--load_gen", default="bazel-bin/bench/load/load_gen")
     args = parser.parse_args()

@@ -19,6 +19,14 @@ class FakeClock final : public Clock {
   void SleepFor(absl::Duration d) const override {
     if (d > absl::ZeroDuration()) Advance(d);
   }
+  // Nothing else runs while the caller waits, so a condition false now stays false: the wait
+  // takes its whole timeout, in fake time.
+  bool AwaitWithTimeout(absl::Mutex*, const absl::Condition& cond,
+                        absl::Duration timeout) const override {
+    if (cond.Eval()) return true;
+    SleepFor(timeout);
+    return cond.Eval();
+  }
   void Advance(absl::Duration d) const {
     absl::MutexLock lock(&mu_);
     now_ += d;

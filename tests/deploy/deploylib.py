@@ -26,6 +26,7 @@ CONTRACT.update({
     "gauntlet_devices": ("gauge", ("kind", "state")),
     "gauntlet_queue_depth": ("gauge", ()),
     "gauntlet_scheduling_latency_seconds": ("histogram", ()),
+    "gauntlet_schedule_pass_seconds": ("histogram", ()),
     "gauntlet_trial_restarts_total": ("counter", ()),
     "gauntlet_metric_points_total": ("counter", ()),
     "gauntlet_rpc_requests_total": ("counter", ("method", "code")),

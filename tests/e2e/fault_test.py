@@ -127,7 +127,7 @@ class Cluster:
                         "--unhealthy_after_failures=2"],
             workdir=self.dir, port=self.port)
 
-    def start_worker(self, name, trainer=None, extra=()):
+    def start_worker(self, name, trainer=None, extra=(), env=None):
         log = open(os.path.join(self.dir, f"{name}.log"), "ab")
         self.logs.append(log)
         proc = subprocess.Popen(
@@ -138,12 +138,13 @@ class Cluster:
              f"--data_root={self.data_root}",
              f"--rendezvous_port_base={testlib.free_port_block()}", "--kill_grace_seconds=1",
              f"--checkpoint_store={self.store}", "--checkpoint_store_shared", *extra],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log, stderr=subprocess.STDOUT, env=None if env is None else {**os.environ, **env})
         self.workers[name] = proc
         return proc
 
-    def submit(self, name, steps, ckpt=20, seeds="1", restarts=2):
-        spec = SPEC.format(name=name, steps=steps, ckpt=ckpt, seeds=seeds, restarts=restarts)
+    def submit(self, name, steps, ckpt=20, seeds="1", restarts=2, spec=None):
+        spec = (spec or SPEC).format(name=name, steps=steps, ckpt=ckpt, seeds=seeds,
+                                     restarts=restarts)
         out = self.coordinator.grpcurl("gauntlet.v1.Coordinator/SubmitExperiment",
                                        data={"spec_yaml": spec}).stdout
         return json.loads(out)["experiment"]["id"]
@@ -327,6 +328,31 @@ class FaultTest(unittest.TestCase):
         moved = time.time() - termed_at
         report("worker SIGTERM", requeued_on_other_worker_s=moved, copies_at_once=1)
         self.assertIn("deregistered", c.log("w1"))
+
+    def test_out_of_memory_retries_with_a_smaller_micro_batch(self):
+        c = self.cluster
+        # The trainer runs out of "memory" above a micro-batch of 2 (a test-only variable).
+        c.start_worker("w1", env={"GAUNTLET_TEST_OOM_ABOVE_BATCH_SIZE": "2"})
+        spec = SPEC.replace("train: {{batch_size: 4, log_every: 5}}",
+                            "train: {{batch_size: 8, grad_accum_steps: 1, log_every: 5, "
+                            "oom_min_batch_size: 2}}")
+        exp = c.submit("oom-retry", steps=10, restarts=0, spec=spec)
+        started = time.time()
+        trial = wait_until(lambda: (lambda t: t if state(t) in (
+            "TRIAL_STATE_COMPLETED", "TRIAL_STATE_FAILED") else None)(c.trial(exp)),
+            120, "the OOM trial to end")
+        self.assertEqual(state(trial), "TRIAL_STATE_COMPLETED", trial.get("status_message"))
+        # 8 -> 4 -> 2: two OOM exits, each retried with half the micro-batch and twice the
+        # accumulation, although max_restarts is 0.
+        self.assertEqual(trial["attempt"], 3)
+        self.assertEqual(trial["spec"]["train"]["batch_size"], 2)
+        self.assertEqual(trial["spec"]["train"]["grad_accum_steps"], 4)
+        reasons = [t.get("reason", "") for t in c.get(exp, transitions=True)["trials"][0]
+                   ["transitions"]]
+        self.assertTrue(any("retrying with micro-batch 4 x 2" in r for r in reasons), reasons)
+        self.assertTrue(any("retrying with micro-batch 2 x 4" in r for r in reasons), reasons)
+        report("OOM retry with a smaller micro-batch", attempts=trial["attempt"],
+               final_batch=2, final_accum=4, seconds_to_complete=time.time() - started)
 
     def test_a_worker_that_cannot_launch_is_marked_unhealthy(self):
         c = self.cluster
