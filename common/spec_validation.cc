@@ -15,7 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "common/trial_expansion.h"
 #include "common/yaml_proto.h"
-#include "trainer/models/model_config.h"
+#include "common/model_config.h"
 
 namespace gauntlet {
 namespace {

@@ -341,7 +341,7 @@ class Worker(LanguageModel):
 
 
 class SparseDepth(LanguageModel):
-    SLOT_FACTOR = 1.5  # trainer/models/sparse_depth.h: kSlotFactor
+    SLOT_FACTOR = 1.5  # common/model_config.h: kSparseSlotFactor
 
     def __init__(self, c):
         super().__init__(c)

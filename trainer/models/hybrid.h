@@ -6,8 +6,8 @@
 #include <cstdint>
 
 #include "trainer/models/layers.h"
-#include "trainer/models/model.h"
-#include "trainer/models/model_config.h"
+#include "common/model_config.h"
+#include "trainer/models/trunk.h"
 
 namespace gauntlet {
 
@@ -30,25 +30,13 @@ class StaticMlpBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(StaticMlpBlock);
 
-// arch "hybrid": the standard model (same embedding, RoPE, norms, head) whose layer i is a
-// standard attention block where hybrid_attention_layers[i] is true and a StaticMlpBlock
-// elsewhere (default from ResolveModelConfig: attention in the first half). Parameters as
-// standard, with blocks.{i}.static_mlp_{a,b}.* in place of blocks.{i}.attn.* for MLP layers.
-class HybridTransformer : public LanguageModelImpl {
+// arch "hybrid": the trunk whose layer i is a standard attention block where
+// hybrid_attention_layers[i] is true and a StaticMlpBlock elsewhere (default from
+// ResolveModelConfig: attention in the first half). Parameters as standard, with
+// blocks.{i}.static_mlp_{a,b}.* in place of blocks.{i}.attn.* for MLP layers.
+class HybridTransformer : public TrunkTransformer {
  public:
   explicit HybridTransformer(ModelConfig config);
-
-  double TrainingFlopsPerToken(int64_t seq_len) const override;
-
- protected:
-  ModelOutput Run(const torch::Tensor& tokens, int64_t phase, Head head) override;
-
- private:
-  torch::nn::Embedding embed_{nullptr};
-  RotaryTable rotary_{nullptr};
-  torch::nn::ModuleList blocks_;
-  RmsNorm norm_f_{nullptr};
-  torch::nn::Linear head_{nullptr};
 };
 
 }  // namespace gauntlet

@@ -118,13 +118,6 @@ class TransformerBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(TransformerBlock);
 
-// FLOPs of one training step per token (forward + backward = 3x forward, 2 FLOPs per MAC) for a
-// matmul with `params` weights applied to every token.
-inline double TrainingMatmulFlops(double params) { return 6.0 * params; }
-// Attention scores and context for one token attending to `keys` keys at width d (forward +
-// backward), counting the full key range as the PaLM MFU convention does.
-inline double TrainingAttentionFlops(double d_model, double keys) { return 12.0 * d_model * keys; }
-
 }  // namespace gauntlet
 
 #endif  // GAUNTLET_TRAINER_MODELS_LAYERS_H_

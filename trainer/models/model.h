@@ -7,7 +7,7 @@
 #include <map>
 #include <string>
 
-#include "trainer/models/model_config.h"
+#include "common/model_config.h"
 
 namespace gauntlet {
 
@@ -57,8 +57,11 @@ class LanguageModelImpl : public torch::nn::Module {
   virtual torch::Tensor TrainPositions(int64_t seq_len, int64_t phase) const;
 
   // Training FLOPs per token (forward + backward, 6N-style plus attention) at context seq_len,
-  // used for MFU. Counts only work the arch really does (e.g. worker's reduced query rows).
-  virtual double TrainingFlopsPerToken(int64_t seq_len) const = 0;
+  // used for MFU: the arch's row in common/model_config.h (torch-free, so it is the one place).
+  // Counts only work the arch really does (e.g. worker's reduced query rows).
+  double TrainingFlopsPerToken(int64_t seq_len) const {
+    return ::gauntlet::TrainingFlopsPerToken(config_, seq_len);
+  }
 
   int64_t NumParameters() const;
   const ModelConfig& config() const { return config_; }

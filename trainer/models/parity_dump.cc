@@ -18,7 +18,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_split.h"
 #include "trainer/models/model.h"
-#include "trainer/models/model_config.h"
+#include "common/model_config.h"
 #include "trainer/models/registry.h"
 
 ABSL_FLAG(std::string, arch, "standard", "registry key");

@@ -19,7 +19,7 @@
 #include "trainer/data/token_dataset.h"
 #include "trainer/dist/grad_bucketer.h"
 #include "trainer/eval/evaluator.h"
-#include "trainer/models/model_config.h"
+#include "common/model_config.h"
 #include "trainer/models/registry.h"
 #include "trainer/train/adamw.h"
 #include "trainer/train/batch_prefetcher.h"

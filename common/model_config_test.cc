@@ -1,4 +1,4 @@
-#include "trainer/models/model_config.h"
+#include "common/model_config.h"
 
 #include <gtest/gtest.h>
 

@@ -1,0 +1,68 @@
+#include "trainer/models/mixer_block.h"
+
+#include <torch/torch.h>
+
+#include "trainer/kernels/rms_norm.h"
+
+namespace gauntlet {
+
+namespace F = torch::nn::functional;
+
+StaticMlpImpl::StaticMlpImpl(int64_t d_model, int64_t ratio) {
+  a_ = register_module("a", torch::nn::Linear(d_model, ratio * d_model));
+  b_ = register_module("b", torch::nn::Linear(ratio * d_model, d_model));
+}
+
+torch::Tensor StaticMlpImpl::forward(const torch::Tensor& x) { return b_(torch::gelu(a_(x))); }
+
+MixerBlockImpl::MixerBlockImpl(const ModelConfig& c, const std::string& mixer)
+    : dropout_(c.dropout) {
+  if (mixer != "none") norm1_ = register_module("norm1", RmsNorm(c.d_model));
+  if (mixer == "attn") {
+    kind_ = Kind::kAttn;
+    attn_ = register_module("attn", GatedSelfAttention(c.d_model, c.n_heads, c.dropout));
+  } else if (mixer == "sliced_attn") {
+    kind_ = Kind::kSlicedAttn;
+    sliced_ = register_module("attn",
+                              SlicedSelfAttention(c.d_model, c.n_heads, c.slice_len, c.dropout));
+  } else if (mixer == "sqa") {
+    kind_ = Kind::kSqa;
+    sqa_ = register_module("sqa", SparseQueryAttention(c.d_model, c.n_heads, c.sqa_q_heads,
+                                                       c.sqa_kv_heads, c.dropout));
+  } else if (mixer == "static_mlp") {
+    kind_ = Kind::kStaticMlp;
+    static_mlp_ = register_module("static_mlp", StaticMlp(c.d_model, c.hybrid_static_mlp_ratio));
+  } else {
+    TORCH_CHECK(mixer == "none", "unknown mixer '", mixer, "'");
+    kind_ = Kind::kNone;
+  }
+  norm2_ = register_module("norm2", RmsNorm(c.d_model));
+  ffn_ = register_module("ffn", NestedGeluFfn(c.d_model, c.d_ff));
+}
+
+torch::Tensor MixerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
+                                      const torch::Tensor& sin, int64_t ffn_width) {
+  const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
+  if (kind_ == Kind::kNone) return x + F::dropout(ffn_(norm2_(x), ffn_width), drop);
+  const torch::Tensor h = norm1_(x);
+  torch::Tensor mixed;
+  switch (kind_) {
+    case Kind::kAttn:
+      mixed = attn_(h, cos, sin);
+      break;
+    case Kind::kSlicedAttn:
+      mixed = sliced_(h, cos, sin);
+      break;
+    case Kind::kSqa:
+      mixed = sqa_(h, cos, sin);
+      break;
+    default:
+      mixed = static_mlp_(h);
+  }
+  // The residual add and the second norm in one pass; the stream keeps its dtype.
+  const kernels::AddRmsNormResult mid =
+      kernels::AddRmsNorm(x, F::dropout(mixed, drop).to(x.scalar_type()), norm2_->weight());
+  return mid.sum + F::dropout(ffn_(mid.normed, ffn_width), drop);
+}
+
+}  // namespace gauntlet
