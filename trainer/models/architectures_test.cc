@@ -432,6 +432,25 @@ TEST(LayerStackTest, MatFormerSubmodelsUseOnlyTheirPrefixOfHiddenUnits) {
   EXPECT_EQ(stack->eval_widths(), std::vector<int64_t>({32, 128}));
 }
 
+TEST(LayerStackTest, MatFormerSubmodelsAreEachGranularityAndTheMixNMatchChoice) {
+  ModelConfig c = Tiny("matformer/joint");
+  EXPECT_EQ(Build(c)->SubmodelNames(), std::vector<std::string>({"ffn=0.25", "ffn=0.5", "ffn=1"}));
+  c.matformer_eval_granularity = {0, 2};
+  auto model = Build(c);
+  auto* stack = dynamic_cast<LayerStackTransformer*>(model.get());
+  EXPECT_EQ(model->SubmodelNames(),
+            std::vector<std::string>({"ffn=0.25", "ffn=0.5", "ffn=1", "ffn=0.25,1"}));
+  model->SelectSubmodel("ffn=0.5");
+  EXPECT_EQ(stack->eval_widths(), std::vector<int64_t>({64, 64}));
+  model->SelectSubmodel("ffn=0.25,1");
+  EXPECT_EQ(stack->eval_widths(), std::vector<int64_t>({32, 128}));
+  model->SelectSubmodel("ffn=1");
+  model->SelectSubmodel("");  // back to the configured choice
+  EXPECT_EQ(stack->eval_widths(), std::vector<int64_t>({32, 128}));
+  EXPECT_THROW(model->SelectSubmodel("ffn=0.3"), c10::Error);
+  EXPECT_TRUE(Build(Tiny("standard"))->SubmodelNames().empty());
+}
+
 TEST(LayerStackTest, MatFormerSampleModeTrainsEveryGranularity) {
   // Over many draws every granularity's smallest-unique hidden units get a gradient.
   ModelConfig c = Tiny("matformer/sample");

@@ -2,6 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <functional>
+#include <sstream>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -47,6 +51,49 @@ void LayerStackTransformer::SetEvalGranularity(const std::vector<int64_t>& per_l
     TORCH_CHECK(index >= 0 && index < static_cast<int64_t>(granularity_widths_.size()),
                 "eval granularity ", index, " out of range");
     eval_widths_.push_back(granularity_widths_[index]);
+  }
+}
+
+namespace {
+
+// "0.25" rather than "0.250000": the shortest decimal that reads back as the fraction.
+std::string Fraction(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+}  // namespace
+
+std::vector<std::string> LayerStackTransformer::SubmodelNames() const {
+  const std::vector<double>& fractions = config_.matformer_granularities;
+  std::vector<std::string> names;
+  for (const double f : fractions) names.push_back("ffn=" + Fraction(f));
+  const std::vector<int64_t>& configured = config_.matformer_eval_granularity;
+  if (std::adjacent_find(configured.begin(), configured.end(), std::not_equal_to<>()) !=
+      configured.end()) {
+    std::vector<std::string> parts;
+    for (const int64_t index : configured) parts.push_back(Fraction(fractions[index]));
+    std::string name = "ffn=";
+    for (size_t i = 0; i < parts.size(); ++i) name += (i > 0 ? "," : "") + parts[i];
+    names.push_back(name);
+  }
+  return names;
+}
+
+void LayerStackTransformer::SelectSubmodel(const std::string& name) {
+  if (name.empty()) {
+    if (!granularity_widths_.empty()) SetEvalGranularity(config_.matformer_eval_granularity);
+    return;
+  }
+  const std::vector<std::string> names = SubmodelNames();
+  const auto it = std::find(names.begin(), names.end(), name);
+  TORCH_CHECK(it != names.end(), "unknown submodel '", name, "'");
+  const size_t index = it - names.begin();
+  if (index < granularity_widths_.size()) {
+    SetEvalGranularity({static_cast<int64_t>(index)});
+  } else {
+    SetEvalGranularity(config_.matformer_eval_granularity);
   }
 }
 

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "common/model_config.h"
@@ -34,6 +35,11 @@ class LayerStackTransformer : public TrunkTransformer {
   // matformer: granularity index per layer (one entry: every layer) for Forward. Replaces
   // config.matformer_eval_granularity; the evaluator scores whatever is set.
   void SetEvalGranularity(const std::vector<int64_t>& per_layer);
+  // matformer: "ffn=<fraction>" for every granularity (all layers at it), then the configured
+  // eval granularity as "ffn=<f_0>,<f_1>,..." when it differs across layers (Mix'n'Match).
+  std::vector<std::string> SubmodelNames() const override;
+  void SelectSubmodel(const std::string& name) override;
+
   // FFN hidden width per layer that Forward uses.
   const std::vector<int64_t>& eval_widths() const { return eval_widths_; }
 

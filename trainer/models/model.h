@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "common/model_config.h"
 
@@ -62,6 +63,13 @@ class LanguageModelImpl : public torch::nn::Module {
   double TrainingFlopsPerToken(int64_t seq_len) const {
     return ::gauntlet::TrainingFlopsPerToken(config_, seq_len);
   }
+
+  // Named submodels of this model that evaluation scores besides the configured one, each
+  // reported as its own row (MatFormer: every FFN granularity, and its Mix'n'Match choice). Most
+  // archs have none.
+  virtual std::vector<std::string> SubmodelNames() const { return {}; }
+  // Makes Forward run submodel `name` (one of SubmodelNames()), or the configured model for "".
+  virtual void SelectSubmodel(const std::string& name) {}
 
   int64_t NumParameters() const;
   const ModelConfig& config() const { return config_; }

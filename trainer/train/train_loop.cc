@@ -338,7 +338,8 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
 
   // Evaluation on every rank (each scores its share), sums all-reduced.
   EvalResult last_eval;
-  auto evaluate = [&](const EvalOptions& eval) -> absl::Status {
+  google::protobuf::RepeatedPtrField<v1::SubmodelEval> submodel_evals;
+  auto score = [&](const EvalOptions& eval) -> absl::StatusOr<EvalResult> {
     const double start = clock.Seconds();
     absl::StatusOr<EvalResult> r = Evaluate(*model, *dataset, eval, device, rank, world);
     if (!r.ok()) return r.status();
@@ -352,8 +353,13 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     r->native_count = (*sums)[3];
     r->tokens_scored = (*sums)[4];
     FinishEvalResult(*r);
-    last_eval = *r;
     eval_seconds += clock.Seconds() - start;
+    return r;
+  };
+  auto evaluate = [&](const EvalOptions& eval) -> absl::Status {
+    absl::StatusOr<EvalResult> r = score(eval);
+    if (!r.ok()) return r.status();
+    last_eval = *r;
     metric("val_loss", r->val_loss);
     metric("val_loss_native", r->val_loss_native);
     metric("val_bits_per_token", r->bits_per_token);
@@ -563,6 +569,19 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     }
     pause_clock();
     if (absl::Status s = evaluate(*final_eval_options); !s.ok()) return s;
+    // Each submodel (e.g. a MatFormer granularity) scored like the final evaluation, for its own
+    // row in compare; then the configured model again, for the checkpoint and the digest.
+    for (const std::string& name : model->SubmodelNames()) {
+      model->SelectSubmodel(name);
+      absl::StatusOr<EvalResult> r = score(*final_eval_options);
+      if (!r.ok()) return r.status();
+      v1::SubmodelEval* eval = submodel_evals.Add();
+      eval->set_name(name);
+      eval->set_val_loss(r->val_loss);
+      eval->set_val_loss_native(r->val_loss_native);
+      eval->set_val_bits_per_token(r->bits_per_token);
+    }
+    model->SelectSubmodel("");
     if (absl::Status s = save_checkpoint(); !s.ok()) return s;
   } catch (const DistributedError& e) {
     return WithExitCode(e.status(), ExitCode::kDistributed);
@@ -610,6 +629,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
   summary.set_val_tokens_scored(static_cast<int64_t>(last_eval.tokens_scored));
   summary.set_world_size(world);
   summary.set_param_digest(absl::StrFormat("%016x", digest));
+  *summary.mutable_submodels() = std::move(submodel_evals);
   v1::TrainerEvent event;
   *event.mutable_summary() = summary;
   emit(event);
