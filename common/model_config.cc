@@ -203,13 +203,14 @@ absl::Status ValidateLayerStack(const ModelConfig& c) {
   }
   if (UsesMixer(c, "sqa")) {
     if (c.sqa_q_heads <= 0 || c.sqa_q_heads > c.n_heads) {
-      return Invalid(absl::StrCat("model.sqa.n_q_heads: must be in [1, model.n_heads = ",
-                                  c.n_heads, "], got ", c.sqa_q_heads));
+      return Invalid(absl::StrCat("model.sqa.n_q_heads: must be in [1, model.n_heads = ", c.n_heads,
+                                  "], got ", c.sqa_q_heads));
     }
     if (c.sqa_kv_heads <= 0 || c.sqa_q_heads % c.sqa_kv_heads != 0) {
-      return Invalid(absl::StrCat("model.sqa.n_kv_heads: must be positive and divide "
-                                  "model.sqa.n_q_heads = ",
-                                  c.sqa_q_heads, ", got ", c.sqa_kv_heads));
+      return Invalid(
+          absl::StrCat("model.sqa.n_kv_heads: must be positive and divide "
+                       "model.sqa.n_q_heads = ",
+                       c.sqa_q_heads, ", got ", c.sqa_kv_heads));
     }
   }
   if (UsesMixer(c, "sliced_attn") && c.slice_len <= 0) {
@@ -239,17 +240,16 @@ absl::Status ValidateMatFormer(const ModelConfig& c) {
                                 "' is neither 'joint' nor 'sample'"));
   }
   if (static_cast<int64_t>(c.matformer_eval_granularity.size()) != c.n_layers) {
-    return Invalid(absl::StrCat("model.matformer.eval_granularity: has ",
-                                c.matformer_eval_granularity.size(),
-                                " entries; give one, or one per layer (model.n_layers = ",
-                                c.n_layers, ")"));
+    return Invalid(
+        absl::StrCat("model.matformer.eval_granularity: has ", c.matformer_eval_granularity.size(),
+                     " entries; give one, or one per layer (model.n_layers = ", c.n_layers, ")"));
   }
   for (size_t i = 0; i < c.matformer_eval_granularity.size(); ++i) {
     const int64_t index = c.matformer_eval_granularity[i];
     if (index < 0 || index >= static_cast<int64_t>(g.size())) {
       return Invalid(absl::StrCat("model.matformer.eval_granularity[", i, "]: ", index,
-                                  " is not an index into model.matformer.granularities (",
-                                  g.size(), " entries)"));
+                                  " is not an index into model.matformer.granularities (", g.size(),
+                                  " entries)"));
     }
   }
   return absl::OkStatus();

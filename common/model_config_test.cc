@@ -231,8 +231,8 @@ TEST(LayerStackConfigTest, SqaPresetsGiveThePapersHeadCounts) {
     const char* preset;
     int64_t q, kv;
   };
-  for (const Case& c : {Case{"sqa", 2, 1}, Case{"ssqa", 2, 2}, Case{"xsqa", 1, 1},
-                        Case{"xsmqa", 1, 1}}) {
+  for (const Case& c :
+       {Case{"sqa", 2, 1}, Case{"ssqa", 2, 2}, Case{"xsqa", 1, 1}, Case{"xsmqa", 1, 1}}) {
     v1::ModelSpec spec = Spec("sqa", "seed");
     spec.mutable_sqa()->set_preset(c.preset);
     absl::StatusOr<ModelConfig> config = ResolveModelConfig(spec, 65);
@@ -276,8 +276,7 @@ TEST(LayerStackConfigTest, MixersDefaultsAndErrors) {
     s.mutable_sliced_attention()->set_slice_len(64);
   });
   ASSERT_TRUE(mixed.ok()) << mixed.status();
-  EXPECT_EQ(mixed->mixers,
-            std::vector<std::string>({"attn", "sliced_attn", "static_mlp", "none"}));
+  EXPECT_EQ(mixed->mixers, std::vector<std::string>({"attn", "sliced_attn", "static_mlp", "none"}));
   EXPECT_EQ(mixed->slice_len, 64);
 
   v1::ModelSpec spec = Spec("mixed", "seed");
@@ -295,7 +294,8 @@ TEST(LayerStackConfigTest, AttnDropDropsTheDeepestHalfByDefault) {
   absl::StatusOr<ModelConfig> c = ResolveYamlLike("attn_drop");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->mixers, std::vector<std::string>({"attn", "attn", "none", "none"}));
-  c = ResolveYamlLike("attn_drop", [](v1::ModelSpec& s) { s.mutable_attn_drop()->add_drop_layers(1); });
+  c = ResolveYamlLike("attn_drop",
+                      [](v1::ModelSpec& s) { s.mutable_attn_drop()->add_drop_layers(1); });
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->mixers, std::vector<std::string>({"attn", "none", "attn", "attn"}));
   v1::ModelSpec spec = Spec("attn_drop", "seed");
@@ -332,9 +332,8 @@ TEST(LayerStackConfigTest, MatFormerDefaultsAndErrors) {
   EXPECT_EQ(MatFormerWidths(*c), std::vector<int64_t>({128, 256, 512, 1024}));
   EXPECT_EQ(c->matformer_train_mode, "joint");
   EXPECT_EQ(c->matformer_eval_granularity, std::vector<int64_t>(4, 3));
-  c = ResolveYamlLike("matformer", [](v1::ModelSpec& s) {
-    s.mutable_matformer()->add_eval_granularity(1);
-  });
+  c = ResolveYamlLike("matformer",
+                      [](v1::ModelSpec& s) { s.mutable_matformer()->add_eval_granularity(1); });
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->matformer_eval_granularity, std::vector<int64_t>(4, 1));
 

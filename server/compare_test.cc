@@ -48,7 +48,7 @@ v1::Experiment TwoVariants() {
 TEST(CompareTest, MeansSampleStdSpeedupAndWallclock) {
   std::vector<TrialResult> results = {
       Completed("t0", "std", 1, 2.0, 100, 10), Completed("t1", "std", 2, 3.0, 100, 10),
-      Completed("t2", "wk", 1, 1.5, 250, 20),  Completed("t3", "wk", 2, 1.5, 150, 20)};
+      Completed("t2", "wk", 1, 1.5, 250, 20), Completed("t3", "wk", 2, 1.5, 150, 20)};
   TrialResult running;
   running.trial.set_id("t4");
   running.trial.set_variant("wk");
@@ -206,8 +206,8 @@ TEST(CompareTest, SubmodelsGetTheirOwnRowsAfterTheVariants) {
                                       Completed("t3", "wk", 2, 2.7, 200, 10)};
   // The "wk" trials scored two submodels (as a MatFormer reports its granularities); t3's
   // second one is missing, so that row counts one trial.
-  for (auto [index, losses] : {std::pair{1, std::vector<double>{3.0, 2.6}},
-                               std::pair{2, std::vector<double>{3.4}}}) {
+  for (auto [index, losses] :
+       {std::pair{1, std::vector<double>{3.0, 2.6}}, std::pair{2, std::vector<double>{3.4}}}) {
     for (size_t k = 0; k < losses.size(); ++k) {
       v1::SubmodelEval* e = results[index].summary->add_submodels();
       e->set_name(k == 0 ? "ffn=0.25" : "ffn=1");

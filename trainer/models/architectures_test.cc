@@ -11,16 +11,16 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <set>
+#include <string>
 #include <tuple>
 #include <utility>
-#include <memory>
-#include <string>
 #include <vector>
 
+#include "common/model_config.h"
 #include "trainer/models/layer_stack.h"
 #include "trainer/models/model.h"
-#include "common/model_config.h"
 #include "trainer/models/registry.h"
 
 namespace gauntlet {
@@ -30,7 +30,8 @@ namespace {
 // case: an arch, or "arch/variant" for a preset or mode of it.
 ModelConfig Tiny(const std::string& name) {
   const std::string arch = name.substr(0, name.find('/'));
-  const std::string variant = name.find('/') == std::string::npos ? "" : name.substr(name.find('/') + 1);
+  const std::string variant =
+      name.find('/') == std::string::npos ? "" : name.substr(name.find('/') + 1);
   ModelConfig c;
   c.arch = arch;
   c.size = "tiny";
@@ -283,9 +284,9 @@ TEST_P(ArchitectureTest, TrainsUnderBf16Autocast) {
 // names, hence the replacement).
 INSTANTIATE_TEST_SUITE_P(AllArchs, ArchitectureTest,
                          ::testing::Values("standard", "worker", "sparse_depth", "hybrid",
-                                           "sqa/sqa", "sqa/ssqa", "sqa/xsqa", "sqa/xsmqa",
-                                           "mixed", "looped", "matformer/joint",
-                                           "matformer/sample", "attn_drop"),
+                                           "sqa/sqa", "sqa/ssqa", "sqa/xsqa", "sqa/xsmqa", "mixed",
+                                           "looped", "matformer/joint", "matformer/sample",
+                                           "attn_drop"),
                          [](const auto& info) {
                            std::string name = info.param;
                            std::replace(name.begin(), name.end(), '/', '_');
@@ -386,7 +387,7 @@ TEST(LayerStackTest, SlicedAttentionSeesOnlyItsOwnChunk) {
   changed.select(1, 3).add_(1).remainder_(c.vocab_size);
   const torch::Tensor a = model->Forward(tokens).logits;
   const torch::Tensor b = model->Forward(changed).logits;
-  EXPECT_GT(MaxAbsDiff(a.narrow(1, 3, 13), b.narrow(1, 3, 13)), 1e-4);  // its chunk, t >= 3
+  EXPECT_GT(MaxAbsDiff(a.narrow(1, 3, 13), b.narrow(1, 3, 13)), 1e-4);     // its chunk, t >= 3
   EXPECT_LE(MaxAbsDiff(a.narrow(1, 16, 48), b.narrow(1, 16, 48)), kSame);  // later chunks
 }
 
@@ -460,7 +461,8 @@ TEST(LayerStackTest, MatFormerSampleModeTrainsEveryGranularity) {
   std::set<int64_t> widths_seen;
   for (int step = 0; step < 30; ++step) {
     model->zero_grad();
-    TrainingLoss(model->ForwardHidden(tokens.narrow(1, 0, c.seq_len)), tokens.narrow(1, 1, c.seq_len))
+    TrainingLoss(model->ForwardHidden(tokens.narrow(1, 0, c.seq_len)),
+                 tokens.narrow(1, 1, c.seq_len))
         .backward();
     for (const auto& item : model->named_parameters()) {
       if (item.key() != "blocks.0.ffn.fc1.weight") continue;
@@ -520,8 +522,9 @@ TEST(FlopsTest, LayerStackCountsItsMixersLoopsAndGranularities) {
     ModelConfig none = sliced;
     none.mixers = {"none"};
     const double d = sliced.d_model;
-    EXPECT_DOUBLE_EQ(Build(sliced)->TrainingFlopsPerToken(64) - Build(none)->TrainingFlopsPerToken(64),
-                     6.0 * 5 * d * d + 12.0 * d * sliced.slice_len);
+    EXPECT_DOUBLE_EQ(
+        Build(sliced)->TrainingFlopsPerToken(64) - Build(none)->TrainingFlopsPerToken(64),
+        6.0 * 5 * d * d + 12.0 * d * sliced.slice_len);
   }
 }
 

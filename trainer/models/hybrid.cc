@@ -2,9 +2,9 @@
 
 #include <torch/torch.h>
 
-#include "trainer/kernels/rms_norm.h"
-
 #include <utility>
+
+#include "trainer/kernels/rms_norm.h"
 
 namespace gauntlet {
 
@@ -34,10 +34,9 @@ HybridTransformer::HybridTransformer(ModelConfig config) : TrunkTransformer(std:
   for (int64_t i = 0; i < c.n_layers; ++i) {
     if (c.hybrid_attention_layers[i]) {
       TransformerBlock block(c.d_model, c.n_heads, c.d_ff, c.dropout);
-      AddBlock(block.ptr(), [block](const torch::Tensor& x, const torch::Tensor& cos,
-                                    const torch::Tensor& sin) mutable {
-        return block->forward(x, cos, sin);
-      });
+      AddBlock(block.ptr(),
+               [block](const torch::Tensor& x, const torch::Tensor& cos,
+                       const torch::Tensor& sin) mutable { return block->forward(x, cos, sin); });
     } else {
       StaticMlpBlock block(c.d_model, c.hybrid_static_mlp_ratio, c.d_ff, c.dropout);
       AddBlock(block.ptr(), [block](const torch::Tensor& x, const torch::Tensor&,

@@ -5,8 +5,8 @@
 
 #include <cstdint>
 
-#include "trainer/models/layers.h"
 #include "common/model_config.h"
+#include "trainer/models/layers.h"
 #include "trainer/models/trunk.h"
 
 namespace gauntlet {

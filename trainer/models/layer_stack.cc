@@ -113,8 +113,7 @@ torch::Tensor LayerStackTransformer::Pass(const torch::Tensor& e, const torch::T
   return x;
 }
 
-ModelOutput LayerStackTransformer::Run(const torch::Tensor& tokens, int64_t /*phase*/,
-                                       Head head) {
+ModelOutput LayerStackTransformer::Run(const torch::Tensor& tokens, int64_t /*phase*/, Head head) {
   const auto [cos, sin] = Tables(tokens);
   const torch::Tensor e = embed_(tokens);
   ModelOutput out;

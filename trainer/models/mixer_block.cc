@@ -23,8 +23,8 @@ MixerBlockImpl::MixerBlockImpl(const ModelConfig& c, const std::string& mixer)
     attn_ = register_module("attn", GatedSelfAttention(c.d_model, c.n_heads, c.dropout));
   } else if (mixer == "sliced_attn") {
     kind_ = Kind::kSlicedAttn;
-    sliced_ = register_module("attn",
-                              SlicedSelfAttention(c.d_model, c.n_heads, c.slice_len, c.dropout));
+    sliced_ =
+        register_module("attn", SlicedSelfAttention(c.d_model, c.n_heads, c.slice_len, c.dropout));
   } else if (mixer == "sqa") {
     kind_ = Kind::kSqa;
     sqa_ = register_module("sqa", SparseQueryAttention(c.d_model, c.n_heads, c.sqa_q_heads,

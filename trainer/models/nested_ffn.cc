@@ -16,8 +16,8 @@ torch::Tensor NestedGeluFfnImpl::forward(const torch::Tensor& x, int64_t width) 
               d_hidden_, "]");
   if (width == d_hidden_) return fc2_(torch::gelu(fc1_(x)));
   // Prefix views of the weights: no copy; the gradient lands in the first `width` units only.
-  const torch::Tensor hidden = torch::gelu(
-      F::linear(x, fc1_->weight.narrow(0, 0, width), fc1_->bias.narrow(0, 0, width)));
+  const torch::Tensor hidden =
+      torch::gelu(F::linear(x, fc1_->weight.narrow(0, 0, width), fc1_->bias.narrow(0, 0, width)));
   return F::linear(hidden, fc2_->weight.narrow(1, 0, width), fc2_->bias);
 }
 

@@ -18,8 +18,8 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
-#include "trainer/models/model.h"
 #include "common/model_config.h"
+#include "trainer/models/model.h"
 #include "trainer/models/registry.h"
 
 ABSL_FLAG(std::string, arch, "standard", "registry key");
@@ -115,8 +115,8 @@ int Run() {
     c.matformer_eval_granularity.push_back(value);
   }
   if (!c.matformer_granularities.empty() && c.matformer_eval_granularity.empty()) {
-    c.matformer_eval_granularity.assign(
-        c.n_layers, static_cast<int64_t>(c.matformer_granularities.size()) - 1);
+    c.matformer_eval_granularity.assign(c.n_layers,
+                                        static_cast<int64_t>(c.matformer_granularities.size()) - 1);
   }
   const std::string loss_kind = absl::GetFlag(FLAGS_loss);
   if (loss_kind != "logits" && loss_kind != "training") {

@@ -50,9 +50,9 @@ absl::StatusOr<std::shared_ptr<LanguageModelImpl>> CreateModel(const ModelConfig
     if (config.arch == factory.name) return factory.create(config);
   }
   // Reached only if Archs() lists an arch that has no factory here (registry_test catches it).
-  return absl::InvalidArgumentError(absl::StrCat("model.arch: architecture '", config.arch,
-                                                 "' has no factory; known: ",
-                                                 absl::StrJoin(ArchsWithFactories(), ", ")));
+  return absl::InvalidArgumentError(
+      absl::StrCat("model.arch: architecture '", config.arch,
+                   "' has no factory; known: ", absl::StrJoin(ArchsWithFactories(), ", ")));
 }
 
 std::vector<std::string> ArchsWithFactories() {
