@@ -301,7 +301,7 @@ absl::Status ResolveSqaHeads(const v1::ModelSpec& spec, ModelConfig& c) {
       o.preset().empty() && !(o.has_n_q_heads() && o.has_n_kv_heads()) ? "ssqa" : o.preset();
   const int64_t h = c.n_heads;
   if (!preset.empty()) {
-    // architectures.md-style presets as fractions of the nominal head count H.
+    // The presets as fractions of the nominal head count H (docs/ARCHITECTURES.md "sqa").
     int64_t q_div, kv_div;
     if (preset == "sqa") {
       q_div = 2, kv_div = 4;

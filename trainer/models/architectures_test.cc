@@ -304,7 +304,7 @@ TEST(ParameterCountTest, MatchesTheFormulas) {
   const ModelConfig standard = Tiny("standard");
   EXPECT_EQ(Build(standard)->NumParameters(), StandardParameterCount(standard));
 
-  // architectures.md §2: the worker model has exactly L * (3d + d) + d more (conv kernel 3).
+  // worker.h: the worker model has exactly L * (3d + d) + d more (conv kernel 3).
   ModelConfig worker = standard;
   worker.arch = "worker";
   const int64_t d = standard.d_model;
@@ -567,7 +567,7 @@ TEST(WorkerTest, PhasesCoverEveryPositionOnce) {
 }
 
 TEST(WorkerTest, NonWorkerStreamsStayEqualToTheirEmbedding) {
-  // architectures.md §2: only workers update their residual stream, so a non-worker's logits
+  // worker.h: only workers update their residual stream, so a non-worker's logits
   // are a function of its own token alone (same token, same logits, wherever it stands).
   ModelConfig c = Tiny("worker");
   auto model = Build(c);

@@ -12,7 +12,7 @@
 namespace gauntlet {
 
 // A layer whose token-mixing sub-layer is replaced by a per-token "static" MLP
-// (architectures.md §4): x + Drop(W_b GELU(W_a RMSNorm_1(x) + b_a) + b_b), hidden width
+// (docs/ARCHITECTURES.md): x + Drop(W_b GELU(W_a RMSNorm_1(x) + b_a) + b_b), hidden width
 // static_mlp_ratio * d; the FFN sub-layer is kept. No cross-token mixing, so trivially causal.
 // Parameters: norm1.weight, static_mlp_{a,b}.{weight,bias}, norm2.weight, ffn.*.
 class StaticMlpBlockImpl : public torch::nn::Module {

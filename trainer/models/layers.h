@@ -1,7 +1,7 @@
 #ifndef GAUNTLET_TRAINER_MODELS_LAYERS_H_
 #define GAUNTLET_TRAINER_MODELS_LAYERS_H_
 
-// Building blocks shared by the architectures (architectures.md §0-§1). Every module keeps
+// Building blocks shared by the architectures (docs/ARCHITECTURES.md). Every module keeps
 // PyTorch's default initialisation, as the seed repositories do.
 
 #include <torch/torch.h>

@@ -49,7 +49,7 @@ absl::StatusOr<std::shared_ptr<LanguageModelImpl>> CreateModel(const ModelConfig
   for (const ArchFactory& factory : kFactories) {
     if (config.arch == factory.name) return factory.create(config);
   }
-  // Reached only if Archs() lists an arch that has no factory here (registry_test catches it).
+  // Reached only if Archs() lists an arch that has no factory here (architectures_test catches it).
   return absl::InvalidArgumentError(
       absl::StrCat("model.arch: architecture '", config.arch,
                    "' has no factory; known: ", absl::StrJoin(ArchsWithFactories(), ", ")));

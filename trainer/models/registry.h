@@ -18,7 +18,7 @@ namespace gauntlet {
 absl::StatusOr<std::shared_ptr<LanguageModelImpl>> CreateModel(const ModelConfig& config);
 
 // Names of the archs with a factory, in table order: must equal KnownArchs() (the torch-free
-// half of each row, common/model_config.h); registry_test checks it.
+// half of each row, common/model_config.h); architectures_test checks it.
 std::vector<std::string> ArchsWithFactories();
 
 }  // namespace gauntlet

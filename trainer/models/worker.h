@@ -34,7 +34,7 @@ struct WorkerLayout {
   torch::Tensor Scatter(const torch::Tensor& x, const torch::Tensor& x_w) const;
 };
 
-// One InplaceWorkerTransformer layer (architectures.md §2). All positions run the causal
+// One InplaceWorkerTransformer layer (docs/ARCHITECTURES.md). All positions run the causal
 // depthwise conv mixer, RMSNorm_1 and the K/V projection (RoPE on K); only worker positions run
 // Q (RoPE at their own positions), the gate, attention over keys j <= t, the output projection and
 // the FFN, and only their residual stream is updated. The conv output never enters the residual.
