@@ -452,6 +452,31 @@ TEST(LayerStackTest, MatFormerSubmodelsAreEachGranularityAndTheMixNMatchChoice) 
   EXPECT_TRUE(Build(Tiny("standard"))->SubmodelNames().empty());
 }
 
+TEST(LayerStackTest, AttentionImportanceIsOneMinusTheCosineAcrossTheSubLayer) {
+  ModelConfig c = Tiny("mixed");  // attn, sqa, sliced_attn, static_mlp, none
+  auto model = Build(c);
+  const torch::Tensor tokens = torch::randint(c.vocab_size, {2, c.seq_len}, torch::kInt64);
+  std::vector<double> importance = model->AttentionImportance(tokens);
+  ASSERT_EQ(importance.size(), 5u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_GT(importance[i], 1e-4) << i;
+    EXPECT_LE(importance[i], 2.0) << i;
+  }
+  EXPECT_TRUE(std::isnan(importance[3]));  // a static MLP is not attention
+  EXPECT_TRUE(std::isnan(importance[4]));
+  {
+    // A zero output projection makes layer 1's attention a no-op: S = 0, the lowest.
+    torch::NoGradGuard no_grad;
+    model->named_parameters()["blocks.1.sqa.out.weight"].zero_();
+  }
+  importance = model->AttentionImportance(tokens);
+  EXPECT_NEAR(importance[1], 0.0, 1e-6);
+  EXPECT_GT(importance[0], importance[1]);
+  EXPECT_GT(importance[2], importance[1]);
+  EXPECT_FALSE(model->is_training());  // Build() left it in eval mode, and so does scoring
+  EXPECT_TRUE(Build(Tiny("standard"))->AttentionImportance(tokens).empty());
+}
+
 TEST(LayerStackTest, MatFormerSampleModeTrainsEveryGranularity) {
   // Over many draws every granularity's smallest-unique hidden units get a gradient.
   ModelConfig c = Tiny("matformer/sample");

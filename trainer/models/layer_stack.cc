@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -56,7 +57,7 @@ void LayerStackTransformer::SetEvalGranularity(const std::vector<int64_t>& per_l
 
 namespace {
 
-// "0.25" rather than "0.250000": the shortest decimal that reads back as the fraction.
+// "0.25" rather than "0.250000" (six significant digits, as the YAML would write it).
 std::string Fraction(double value) {
   std::ostringstream out;
   out << value;
@@ -95,6 +96,44 @@ void LayerStackTransformer::SelectSubmodel(const std::string& name) {
   } else {
     SetEvalGranularity(config_.matformer_eval_granularity);
   }
+}
+
+std::vector<double> LayerStackTransformer::AttentionImportance(const torch::Tensor& tokens) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = is_training();
+  eval();
+  const ModelConfig& c = config_;
+  const auto [cos, sin] = Tables(tokens);
+  std::vector<torch::Tensor> cosine_sums(layers_.size());
+  const torch::Tensor e = embed_(tokens);
+  torch::Tensor x = e;
+  // The loop of Pass, scoring each attention sub-layer on the stream that reaches it.
+  for (int64_t r = 0; r < c.loops; ++r) {
+    if (r > 0) {
+      if (inter_loop_) x = x + inter_loop_[r - 1]->as<torch::nn::Linear>()->forward(x);
+      if (c.loop_input_injection) x = x + e;
+    }
+    if (loop_embedding_.defined()) x = x + loop_embedding_[r];
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      if (layers_[i]->HasAttention()) {
+        const torch::Tensor after = layers_[i]->AfterMixer(x, cos, sin);
+        const torch::Tensor cosine =
+            torch::nn::functional::cosine_similarity(
+                x.to(torch::kFloat32), after.to(torch::kFloat32),
+                torch::nn::functional::CosineSimilarityFuncOptions().dim(-1))
+                .mean();
+        cosine_sums[i] = cosine_sums[i].defined() ? cosine_sums[i] + cosine : cosine;
+      }
+      x = layers_[i]->forward(x, cos, sin, eval_widths_[i]);
+    }
+  }
+  if (was_training) train();
+  std::vector<double> importance;
+  for (const torch::Tensor& sum : cosine_sums) {
+    importance.push_back(sum.defined() ? 1.0 - sum.item<double>() / c.loops
+                                       : std::numeric_limits<double>::quiet_NaN());
+  }
+  return importance;
 }
 
 torch::Tensor LayerStackTransformer::Pass(const torch::Tensor& e, const torch::Tensor& cos,

@@ -40,6 +40,10 @@ class LayerStackTransformer : public TrunkTransformer {
   std::vector<std::string> SubmodelNames() const override;
   void SelectSubmodel(const std::string& name) override;
 
+  // Scores every layer's attention (any attention mixer) on the stream the model really feeds
+  // it, in eval mode without gradients; see LanguageModelImpl.
+  std::vector<double> AttentionImportance(const torch::Tensor& tokens) override;
+
   // FFN hidden width per layer that Forward uses.
   const std::vector<int64_t>& eval_widths() const { return eval_widths_; }
 

@@ -40,29 +40,38 @@ MixerBlockImpl::MixerBlockImpl(const ModelConfig& c, const std::string& mixer)
   ffn_ = register_module("ffn", NestedGeluFfn(c.d_model, c.d_ff));
 }
 
+torch::Tensor MixerBlockImpl::Mix(const torch::Tensor& h, const torch::Tensor& cos,
+                                  const torch::Tensor& sin) {
+  switch (kind_) {
+    case Kind::kAttn:
+      return attn_(h, cos, sin);
+    case Kind::kSlicedAttn:
+      return sliced_(h, cos, sin);
+    case Kind::kSqa:
+      return sqa_(h, cos, sin);
+    default:
+      return static_mlp_(h);
+  }
+}
+
 torch::Tensor MixerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                       const torch::Tensor& sin, int64_t ffn_width) {
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
   if (kind_ == Kind::kNone) return x + F::dropout(ffn_(norm2_(x), ffn_width), drop);
-  const torch::Tensor h = norm1_(x);
-  torch::Tensor mixed;
-  switch (kind_) {
-    case Kind::kAttn:
-      mixed = attn_(h, cos, sin);
-      break;
-    case Kind::kSlicedAttn:
-      mixed = sliced_(h, cos, sin);
-      break;
-    case Kind::kSqa:
-      mixed = sqa_(h, cos, sin);
-      break;
-    default:
-      mixed = static_mlp_(h);
-  }
   // The residual add and the second norm in one pass; the stream keeps its dtype.
-  const kernels::AddRmsNormResult mid =
-      kernels::AddRmsNorm(x, F::dropout(mixed, drop).to(x.scalar_type()), norm2_->weight());
+  const kernels::AddRmsNormResult mid = kernels::AddRmsNorm(
+      x, F::dropout(Mix(norm1_(x), cos, sin), drop).to(x.scalar_type()), norm2_->weight());
   return mid.sum + F::dropout(ffn_(mid.normed, ffn_width), drop);
+}
+
+bool MixerBlockImpl::HasAttention() const {
+  return kind_ == Kind::kAttn || kind_ == Kind::kSlicedAttn || kind_ == Kind::kSqa;
+}
+
+torch::Tensor MixerBlockImpl::AfterMixer(const torch::Tensor& x, const torch::Tensor& cos,
+                                         const torch::Tensor& sin) {
+  if (kind_ == Kind::kNone) return x;
+  return x + Mix(norm1_(x), cos, sin).to(x.scalar_type());
 }
 
 }  // namespace gauntlet

@@ -40,8 +40,16 @@ class MixerBlockImpl : public torch::nn::Module {
   // x: (B, T, d); cos/sin: (T, d_h) RoPE tables; ffn_width: hidden units of the FFN to use.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         int64_t ffn_width);
+  // Whether the mixer is an attention ("attn", "sqa", "sliced_attn").
+  bool HasAttention() const;
+  // x + Mixer(RMSNorm_1(x)) without dropout: the stream after the mixer sub-layer, for scoring it.
+  torch::Tensor AfterMixer(const torch::Tensor& x, const torch::Tensor& cos,
+                           const torch::Tensor& sin);
 
  private:
+  // The mixer on its normalised input (not for kNone).
+  torch::Tensor Mix(const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin);
+
   enum class Kind { kAttn, kSlicedAttn, kSqa, kStaticMlp, kNone };
   Kind kind_;
   double dropout_;

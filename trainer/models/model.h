@@ -71,6 +71,13 @@ class LanguageModelImpl : public torch::nn::Module {
   // Makes Forward run submodel `name` (one of SubmodelNames()), or the configured model for "".
   virtual void SelectSubmodel(const std::string& name) {}
 
+  // Post-hoc attention-drop importance of every layer on calibration tokens (B, T):
+  // S_i = 1 - mean over tokens of cos(x, x + Attn_i(RMSNorm_1(x))), x the stream entering layer
+  // i's attention (averaged over loops), NaN where layer i has no attention. Low S: the
+  // sub-layer barely changes the stream, so drop it first (docs/ARCHITECTURES.md "attn_drop").
+  // Empty when the arch does not expose its sub-layers (only the layer-stack archs do).
+  virtual std::vector<double> AttentionImportance(const torch::Tensor& tokens) { return {}; }
+
   int64_t NumParameters() const;
   const ModelConfig& config() const { return config_; }
 

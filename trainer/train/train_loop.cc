@@ -9,6 +9,8 @@
 #include <cmath>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -39,6 +41,9 @@
 
 namespace gauntlet {
 namespace {
+
+// Validation windows the post-hoc attention-drop scores are computed on.
+constexpr int64_t kImportanceWindows = 8;
 
 struct MemoryStats {
   double allocated = 0, reserved = 0, peak = 0;
@@ -582,6 +587,31 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
       eval->set_val_bits_per_token(r->bits_per_token);
     }
     model->SelectSubmodel("");
+    // Post-hoc attention drop (docs/ARCHITECTURES.md "attn_drop"): each layer's attention
+    // importance on the first validation windows, as metrics attn_importance/<layer>; rank 0
+    // scores (no collectives) since it alone reports.
+    if (rank == 0) {
+      const int64_t windows =
+          std::min<int64_t>(kImportanceWindows, (dataset->val_size() - 1) / seq_len);
+      std::vector<int64_t> calibration(std::max<int64_t>(windows, 0) * seq_len);
+      for (int64_t i = 0; i < windows; ++i) {
+        if (absl::Status s = dataset->CopyWindow(Split::kVal, i * seq_len, seq_len,
+                                                 calibration.data() + i * seq_len);
+            !s.ok()) {
+          return s;
+        }
+      }
+      if (windows > 0) {
+        const torch::Tensor tokens =
+            torch::from_blob(calibration.data(), {windows, seq_len}, torch::kInt64).to(device);
+        const std::vector<double> importance = model->AttentionImportance(tokens);
+        for (size_t layer = 0; layer < importance.size(); ++layer) {
+          if (!std::isnan(importance[layer])) {
+            metric(absl::StrCat("attn_importance/", layer), importance[layer]);
+          }
+        }
+      }
+    }
     if (absl::Status s = save_checkpoint(); !s.ok()) return s;
   } catch (const DistributedError& e) {
     return WithExitCode(e.status(), ExitCode::kDistributed);
