@@ -47,6 +47,18 @@ double WorkerFlops(const ModelConfig& c, int64_t seq_len) {
   return c.n_layers * (all_tokens + share * workers_only) + share * HeadFlops(c);
 }
 
+absl::Status ValidateWorker(const ModelConfig& c) {
+  if (c.worker_interval <= 0) {
+    return Invalid(
+        absl::StrCat("model.worker.interval: must be positive, got ", c.worker_interval));
+  }
+  if (c.worker_conv_kernel <= 0) {
+    return Invalid(
+        absl::StrCat("model.worker.conv_kernel: must be positive, got ", c.worker_conv_kernel));
+  }
+  return absl::OkStatus();
+}
+
 // Routed layers run C slots per row whatever the routing: that fixed work is what is counted
 // (attention among slots: (C / T)^2 of the dense score work).
 double SparseDepthFlops(const ModelConfig& c, int64_t seq_len) {
@@ -352,7 +364,7 @@ const std::vector<ArchRules>& Archs() {
   // names in trainer/models/registry.cc.
   static const auto* const kArchs = new std::vector<ArchRules>{
       {"standard", nullptr, nullptr, StandardFlops},
-      {"worker", nullptr, nullptr, WorkerFlops},
+      {"worker", nullptr, ValidateWorker, WorkerFlops},
       {"sparse_depth", nullptr, ValidateSparseDepth, SparseDepthFlops},
       {"hybrid", ResolveHybrid, ValidateHybrid, HybridFlops},
       {"sqa", ResolveSqa, ValidateLayerStack, LayerStackFlops},
@@ -453,14 +465,7 @@ absl::Status ValidateModelConfig(const ModelConfig& c) {
   if (!(c.dropout >= 0.0 && c.dropout < 1.0)) {
     return Invalid(absl::StrCat("model.dropout: must be in [0, 1), got ", c.dropout));
   }
-  if (c.worker_interval <= 0) {
-    return Invalid(
-        absl::StrCat("model.worker.interval: must be positive, got ", c.worker_interval));
-  }
-  if (c.worker_conv_kernel <= 0) {
-    return Invalid(
-        absl::StrCat("model.worker.conv_kernel: must be positive, got ", c.worker_conv_kernel));
-  }
+  // The static MLP serves hybrid and the "static_mlp" mixer of the layer-stack archs.
   if (c.hybrid_static_mlp_ratio <= 0) {
     return Invalid(absl::StrCat("model.hybrid.static_mlp_ratio: must be positive, got ",
                                 c.hybrid_static_mlp_ratio));

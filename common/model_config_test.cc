@@ -354,6 +354,25 @@ TEST(LayerStackConfigTest, MatFormerDefaultsAndErrors) {
   ExpectFieldError(spec, "model.matformer.eval_granularity[1]");
 }
 
+TEST(ArchTableTest, OptionsAreCheckedByTheArchThatUsesThem) {
+  // One base spec may carry every variant's options; only the arch using them checks them.
+  v1::ModelSpec spec = Spec("standard", "seed");
+  spec.mutable_worker()->set_interval(0);
+  spec.mutable_sparse_depth()->set_capacity(2.0);
+  spec.mutable_matformer()->set_train_mode("all");
+  spec.mutable_sqa()->set_preset("xsqa");
+  spec.mutable_looped()->set_loops(0);
+  EXPECT_TRUE(ResolveModelConfig(spec, 65).ok());
+  spec.set_arch("worker");
+  ExpectFieldError(spec, "model.worker.interval");
+  spec.set_arch("sparse_depth");
+  ExpectFieldError(spec, "model.sparse_depth.capacity");
+  spec.set_arch("matformer");
+  ExpectFieldError(spec, "model.matformer.train_mode");
+  spec.set_arch("looped");
+  ExpectFieldError(spec, "model.looped.loops");
+}
+
 TEST(ArchTableTest, EveryArchResolvesAtEverySize) {
   for (const std::string& arch : KnownArchs()) {
     for (const std::string& size : KnownSizes()) {
