@@ -21,6 +21,8 @@
 # tool's 10 minutes and still writes its outputs and the cache. Runs cut off are rows with an
 # error; running the same command again, with the cache now warm, completes them.
 #
+# With two or more GPUs visible, the seed models run on GPU 0 while gpt2-small runs on GPU 1
+# (ONE_GPU=1 runs everything on one GPU, one after another).
 # Environment: MODELS (comma-separated, default all five, in run order),
 # MODES (eager,compile,max-autotune),
 # SKIP_GAUNTLET=1, OPTIMIZER=fused (eager fused AdamW in the compiled modes too, instead of the
@@ -57,7 +59,7 @@ say() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$LOG"; }
 
 # The command as run, with every setting that changes what is measured.
 command="bash bench/side_by_side.sh"
-for var in MODELS MODES SIZE DEVICE SKIP_GAUNTLET OPTIMIZER; do
+for var in MODELS MODES SIZE DEVICE SKIP_GAUNTLET OPTIMIZER ONE_GPU; do
   default=""
   case $var in
     MODELS) default="seed-standard,gpt2-small,seed-worker,seed-sparse_depth,seed-hybrid" ;;
@@ -82,30 +84,49 @@ if [[ ! -d "$CACHE_DIR" ]] && compgen -G "$CACHE_TAR*" >/dev/null; then
   cat "$CACHE_TAR"* | tar -C "$CACHE_DIR" -xJ || say "could not unpack $CACHE_TAR (going on cold)"
 fi
 
-gauntlet_args=()
-if [[ "${SKIP_GAUNTLET:-0}" != 1 ]]; then
-  # Seed models and gpt2-small differ 20x in step time: each group gets about 1-3 s per timed run.
-  seed_models="$(tr ',' '\n' <<< "$MODELS" | grep -v '^gpt2-small$' | paste -sd, -)"
-  gpt2_models="$(tr ',' '\n' <<< "$MODELS" | grep '^gpt2-small$' | paste -sd, -)"
-  for group in seed gpt2; do
-    if [[ $group == seed ]]; then models="$seed_models"; steps=200; warmup=20
-    else models="$gpt2_models"; steps=60; warmup=10; fi
-    [[ -n "$models" ]] || continue
-    if [[ -n "$SIZE" ]]; then steps=5; warmup=2; fi
-    say "gauntlet: trainer_bench --models=$models --steps=$steps --repeats=3"
-    "$TRAINER_BENCH" --models="$models" ${SIZE:+--size=$SIZE} --device="$DEVICE" --data="$DATA" \
-      --steps=$steps --warmup_steps=$warmup --repeats=3 --json_out="$WORK/gauntlet-$group.json" \
-      2>&1 | tee -a "$LOG"
-    json="$WORK/gauntlet-$group.json"
-    [[ -s "$json" ]] && gauntlet_args+=(--gauntlet "$json")
-  done
-fi
+# One group of models on one GPU: Gauntlet's trainer_bench, then the PyTorch references of the
+# same models, so every ratio compares runs on the same GPU. Seed models and gpt2-small differ 20x
+# in step time: each group gets about 1-3 s per timed run.
+run_group() {  # group models gpu
+  local group=$1 models=$2 gpu=$3 steps warmup
+  if [[ $group == seed ]]; then steps=200; warmup=20; else steps=60; warmup=10; fi
+  if [[ -n "$SIZE" ]]; then steps=5; warmup=2; fi
+  local env=()
+  [[ -n "$gpu" ]] && env=(env CUDA_VISIBLE_DEVICES="$gpu")
+  if [[ "${SKIP_GAUNTLET:-0}" != 1 ]]; then
+    say "gauntlet${gpu:+ (GPU $gpu)}: trainer_bench --models=$models --steps=$steps --repeats=3"
+    "${env[@]}" "$TRAINER_BENCH" --models="$models" ${SIZE:+--size=$SIZE} --device="$DEVICE" \
+      --data="$DATA" --steps=$steps --warmup_steps=$warmup --repeats=3 \
+      --json_out="$WORK/gauntlet-$group.json" 2>&1 | tee -a "$LOG"
+  fi
+  local left=$((DEADLINE_S - (SECONDS - start)))
+  say "references${gpu:+ (GPU $gpu)}: $models, $left s left before the deadline"
+  "${env[@]}" "$PYTHON" -m bench.reference.run --models="$models" --modes="$MODES" \
+    --device="$DEVICE" ${SIZE:+--size=$SIZE} --optimizer="${OPTIMIZER:-auto}" \
+    --out="$WORK/reference-$group.jsonl" --cache_dir="$CACHE_DIR" --timeout_s="$RUN_TIMEOUT_S" \
+    --deadline_s="$left" 2>&1 | tee -a "$LOG"
+}
 
-left=$((DEADLINE_S - (SECONDS - start)))
-say "references: $left s left before the deadline"
-"$PYTHON" -m bench.reference.run --models="$MODELS" --modes="$MODES" --device="$DEVICE" \
-  ${SIZE:+--size=$SIZE} --optimizer="${OPTIMIZER:-auto}" --out="$WORK/reference.jsonl" \
-  --cache_dir="$CACHE_DIR" --timeout_s="$RUN_TIMEOUT_S" --deadline_s="$left" 2>&1 | tee -a "$LOG"
+seed_models="$(tr ',' '\n' <<< "$MODELS" | grep -v '^gpt2-small$' | paste -sd, -)"
+gpt2_models="$(tr ',' '\n' <<< "$MODELS" | grep '^gpt2-small$' | paste -sd, -)"
+gpus=0
+[[ "$DEVICE" == cuda ]] && command -v nvidia-smi >/dev/null && gpus=$(nvidia-smi -L | wc -l)
+if [[ -n "$seed_models" && -n "$gpt2_models" && $gpus -ge 2 && "${ONE_GPU:-0}" != 1 ]]; then
+  # Two GPUs: the two groups run at once, each on its own GPU (the figures of a model never mix
+  # GPUs); the call takes half the time.
+  say "two GPUs: seed models on GPU 0, gpt2-small on GPU 1, at the same time"
+  run_group gpt2 "$gpt2_models" 1 &
+  run_group seed "$seed_models" 0
+  wait
+else
+  [[ -n "$seed_models" ]] && run_group seed "$seed_models" ""
+  [[ -n "$gpt2_models" ]] && run_group gpt2 "$gpt2_models" ""
+fi
+gauntlet_args=()
+for json in "$WORK"/gauntlet-*.json; do
+  [[ -s "$json" ]] && gauntlet_args+=(--gauntlet "$json")
+done
+cat "$WORK"/reference-*.jsonl > "$WORK/reference.jsonl" 2>/dev/null || : > "$WORK/reference.jsonl"
 
 "$PYTHON" bench/reference/report.py "${gauntlet_args[@]}" --reference="$WORK/reference.jsonl" \
   --out_dir="$OUT" --command="$command" --gpu="$GPU" 2>&1 | tee -a "$LOG"

@@ -40,6 +40,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "bench/bench_rows.h"
+#include "common/spec_defaults.h"
 #include "gauntlet/v1/spec.pb.h"
 #include "gauntlet/v1/trainer.pb.h"
 #include "trainer/dist/dist_env.h"
@@ -210,6 +211,7 @@ absl::StatusOr<BenchRow> Bench(const BenchModel& m, const torch::Device& device,
   spec.mutable_train()->set_log_every(1 << 30);  // no per-step host syncs inside the window
   spec.mutable_eval()->set_every_steps(0);
   spec.mutable_eval()->set_max_tokens(1);
+  ApplyTrialDefaults(&spec);  // everything not set above, as a trial launched by a worker gets it
   options.device = device;
   options.force_ddp = absl::GetFlag(FLAGS_force_ddp);
   ResetPeakMemory(device);

@@ -10,7 +10,7 @@ log="$OUT/perf.txt"
 work="$(mktemp -d)"
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; date -u
-  for t in rms_norm_test rotary_test linear_cross_entropy_test kernels_graph_test; do
+  for t in rms_norm_test elementwise_test causal_conv_test rotary_test linear_cross_entropy_test kernels_graph_test; do
     echo "== $t"
     if [[ -x .device/bin/$t ]]; then .device/bin/$t 2>&1 | grep -vE '^\[ +(RUN|OK) ' | tail -40
     else echo "missing .device/bin/$t"; fi

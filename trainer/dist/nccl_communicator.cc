@@ -2,6 +2,7 @@
 
 #if GAUNTLET_CUDA
 
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -88,6 +89,11 @@ absl::StatusOr<std::unique_ptr<NcclCommunicator>> NcclCommunicator::Create(
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("NCCL id exchange through the store: ", e.what()));
   }
+  // Connect every channel now. By default NCCL connects lazily at a collective's first use of
+  // an algorithm, and a first use inside the training step's CUDA graph capture would allocate
+  // and copy on the legacy stream, which capture forbids (the capture then fails and the trainer
+  // falls back to eager steps). A user's own setting wins.
+  setenv("NCCL_RUNTIME_CONNECT", "0", /*overwrite=*/0);
   ncclComm_t comm;
   if (absl::Status s = NcclStatus(ncclCommInitRank(&comm, world_size, id, rank), "init");
       !s.ok()) {

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "trainer/kernels/linear_cross_entropy.h"
+#include "trainer/kernels/causal_conv.h"
+#include "trainer/kernels/elementwise.h"
 #include "trainer/kernels/rms_norm.h"
 #include "trainer/kernels/rotary.h"
 
@@ -86,6 +88,77 @@ void Bench(const Shape& s, int reps) {
     };
     Row("add + rms_norm fwd", shape, 4.0 * rows * d * 2, MedianMs(fwd(true), reps),
         MedianMs(fwd(false), reps));
+  }
+  // The autocast block's form: float32 stream + bf16 branch -> float32 sum and bf16 normed;
+  // backward takes bf16 dy and gives float32 dx and bf16 ddelta. The composite is what the model
+  // ran before: cast the branch up, add, norm in float32, cast the output down.
+  {
+    const torch::Tensor x = torch::randn({rows, d}, fp32).requires_grad_(true);
+    const torch::Tensor delta = torch::randn({rows, d}, bf16).requires_grad_(true);
+    const torch::Tensor w = torch::ones({d}, fp32).requires_grad_(true);
+    const torch::Tensor g_sum = torch::randn({rows, d}, fp32);
+    const torch::Tensor g = torch::randn({rows, d}, bf16);
+    auto run = [&](bool kernel) {
+      return [&, kernel] {
+        const AddRmsNormResult r =
+            kernel ? AddRmsNorm(x, delta, w, torch::kBFloat16)
+                   : AddRmsNormReference(x, delta.to(torch::kFloat32), w, torch::kBFloat16);
+        torch::autograd::grad({r.sum, r.normed}, {x, delta, w}, {g_sum, g});
+      };
+    };
+    // fwd: x 4 + delta 2 + sum 4 + y 2; bwd: dy 2 + dsum 4 + sum 4 + dx 4 + ddelta 2 bytes.
+    Row("fp32 stream + bf16 branch: add + rms_norm -> bf16, fwd+bwd", shape, 28.0 * rows * d,
+        MedianMs(run(true), reps), MedianMs(run(false), reps));
+  }
+  // Residual add of a bf16 branch into the float32 stream, fwd+bwd (x 4 + delta 2 + out 4;
+  // backward casts the gradient for the branch: 4 + 2 bytes).
+  {
+    const torch::Tensor x = torch::randn({rows, d}, fp32).requires_grad_(true);
+    const torch::Tensor delta = torch::randn({rows, d}, bf16).requires_grad_(true);
+    const torch::Tensor g = torch::randn({rows, d}, fp32);
+    auto run = [&](bool kernel) {
+      return [&, kernel] {
+        const torch::Tensor out = kernel ? ResidualAdd(x, delta) : ResidualAddReference(x, delta);
+        torch::autograd::grad({out}, {x, delta}, {g});
+      };
+    };
+    Row("residual add fp32 + bf16 fwd+bwd", shape, 16.0 * rows * d, MedianMs(run(true), reps),
+        MedianMs(run(false), reps));
+  }
+  // Sigmoid output gate + head merge, SDPA's (B, T, H, Dh) storage: fwd reads context and gate,
+  // writes out; bwd reads dout, context, gate, writes dcontext, dgate: 8 * rows * d * 2 bytes.
+  {
+    const torch::Tensor ctx = torch::randn({s.batch, s.seq, s.heads, dh}, bf16)
+                                  .transpose(1, 2)
+                                  .detach()
+                                  .requires_grad_(true);
+    const torch::Tensor gate = torch::randn({s.batch, s.seq, d}, bf16).requires_grad_(true);
+    const torch::Tensor g = torch::randn({s.batch, s.seq, d}, bf16);
+    auto run = [&](bool kernel) {
+      return [&, kernel] {
+        const torch::Tensor out =
+            kernel ? SigmoidGatedMerge(ctx, gate) : SigmoidGatedMergeReference(ctx, gate);
+        torch::autograd::grad({out}, {ctx, gate}, {g});
+      };
+    };
+    Row("sigmoid gate + head merge fwd+bwd", shape, 8.0 * rows * d * 2, MedianMs(run(true), reps),
+        MedianMs(run(false), reps));
+  }
+  // The worker's causal depthwise conv (K = 3) on the float32 stream, fwd+bwd: fwd reads x,
+  // writes out; bwd reads g and x, writes dx: 5 * rows * d * 4 bytes.
+  {
+    const torch::Tensor x = torch::randn({s.batch, s.seq, d}, fp32).requires_grad_(true);
+    const torch::Tensor w = torch::randn({d, 1, 3}, fp32).requires_grad_(true);
+    const torch::Tensor b = torch::randn({d}, fp32).requires_grad_(true);
+    const torch::Tensor g = torch::randn({s.batch, s.seq, d}, fp32);
+    auto run = [&](bool kernel) {
+      return [&, kernel] {
+        const torch::Tensor out = kernel ? CausalConv(x, w, b) : CausalConvReference(x, w, b);
+        torch::autograd::grad({out}, {x, w, b}, {g});
+      };
+    };
+    Row("causal depthwise conv K=3 fp32 fwd+bwd", shape, 20.0 * rows * d,
+        MedianMs(run(true), reps), MedianMs(run(false), reps));
   }
   // RoPE on Q, K + transpose of Q, K, V to (B, H, T, Dh): fwd+bwd, 4 * rows * 3d * 2 bytes.
   {

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "trainer/kernels/causal_conv.h"
+#include "trainer/kernels/elementwise.h"
 #include "trainer/kernels/linear_cross_entropy.h"
 #include "trainer/kernels/rms_norm.h"
 #include "trainer/kernels/rotary.h"
@@ -91,6 +93,47 @@ TEST(KernelsGraphTest, ForwardBackwardReplaysMatchEager) {
                                           torch::randn({batch * seq, d}, bf16),
                                           torch::randn({d}, fp32),
                                           torch::randn({batch * seq, d}, bf16)};
+      });
+
+  CheckCapture(
+      "mixed_add_rms_norm_gate",
+      [&](const std::vector<torch::Tensor>& in) {
+        // The block's autocast path: float32 stream, bf16 branch, bf16 norm output, gate.
+        const torch::Tensor x = in[0].detach().requires_grad_(true);
+        const torch::Tensor delta = in[1].detach().requires_grad_(true);
+        const torch::Tensor gate = in[2].detach().requires_grad_(true);
+        const AddRmsNormResult r = AddRmsNorm(x, delta, in[3], torch::kBFloat16);
+        const torch::Tensor gated = SigmoidGatedMerge(
+            r.normed.view({batch, seq, heads, dh}).transpose(1, 2), gate);
+        const torch::Tensor next = ResidualAdd(r.sum, gated);
+        std::vector<torch::Tensor> out = torch::autograd::grad({next}, {x, delta, gate}, {in[4]});
+        out.push_back(next.detach());
+        return out;
+      },
+      [&](int seed) {
+        torch::manual_seed(seed);
+        return std::vector<torch::Tensor>{
+            torch::randn({batch, seq, d}, fp32), torch::randn({batch, seq, d}, bf16),
+            torch::randn({batch, seq, d}, bf16), torch::randn({d}, fp32),
+            torch::randn({batch, seq, d}, fp32)};
+      });
+
+  CheckCapture(
+      "causal_conv",
+      [&](const std::vector<torch::Tensor>& in) {
+        const torch::Tensor x = in[0].detach().requires_grad_(true);
+        const torch::Tensor w = in[1].detach().requires_grad_(true);
+        const torch::Tensor b = in[2].detach().requires_grad_(true);
+        const torch::Tensor out = CausalConv(x, w, b);
+        std::vector<torch::Tensor> grads = torch::autograd::grad({out}, {x, w, b}, {in[3]});
+        grads.push_back(out.detach());
+        return grads;
+      },
+      [&](int seed) {
+        torch::manual_seed(seed);
+        return std::vector<torch::Tensor>{torch::randn({batch, seq, d}, fp32),
+                                          torch::randn({d, 1, 3}, fp32), torch::randn({d}, fp32),
+                                          torch::randn({batch, seq, d}, fp32)};
       });
 
   const torch::Tensor angles =

@@ -1,5 +1,6 @@
 // Fused residual-add + RMSNorm, forward and backward. One warp per row; a row is read twice
-// (statistics, then output), the second time from L1/L2. Activations in T, math in fp32.
+// (statistics, then output), the second time from L1/L2. Math in fp32; the stream (S), the added
+// branch (D) and the normalised output (Y) each keep their own storage type (rms_norm_cuda.h).
 
 #include <algorithm>
 
@@ -16,27 +17,27 @@ constexpr int kMaxBackwardBlocks = 528;
 // Blocks (row chunks) of the column-parallel weight-gradient pass for wide rows.
 constexpr int kDwRowChunks = 256;
 
-template <typename T, int VEC>
+template <typename S, typename D, typename Y, int VEC>
 __global__ void __launch_bounds__(kWarps * 32)
-    RmsNormForwardKernel(const T* __restrict__ x, const T* __restrict__ delta,
-                         const T* __restrict__ w, T* sum, T* __restrict__ y,
+    RmsNormForwardKernel(const S* __restrict__ x, const D* __restrict__ delta,
+                         const S* __restrict__ w, S* sum, Y* __restrict__ y,
                          float* __restrict__ rstd, int64_t rows, int d, float eps) {
   const int lane = threadIdx.x % 32;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
   if (row >= rows) return;
-  const T* xr = x + row * d;
-  T* sr = sum + row * d;
+  const S* xr = x + row * d;
+  S* sr = sum + row * d;
   float sq = 0.f;
   for (int c = lane * VEC; c < d; c += 32 * VEC) {
     float v[VEC];
-    LoadF<T, VEC>(xr + c, v);
+    LoadF<S, VEC>(xr + c, v);
     if (delta != nullptr) {
       float dv[VEC];
-      LoadF<T, VEC>(delta + row * d + c, dv);
-      // Round the sum to T first: the residual stream holds T, and the norm must see it.
+      LoadF<D, VEC>(delta + row * d + c, dv);
+      // Round the sum to S first: the residual stream holds S, and the norm must see it.
 #pragma unroll
-      for (int i = 0; i < VEC; ++i) v[i] = ToFloat(FromFloat<T>(v[i] + dv[i]));
-      StoreF<T, VEC>(sr + c, v);
+      for (int i = 0; i < VEC; ++i) v[i] = ToFloat(FromFloat<S>(v[i] + dv[i]));
+      StoreF<S, VEC>(sr + c, v);
     }
 #pragma unroll
     for (int i = 0; i < VEC; ++i) sq += v[i] * v[i];
@@ -44,43 +45,45 @@ __global__ void __launch_bounds__(kWarps * 32)
   sq = WarpSum(sq);
   const float r = rsqrtf(sq / d + eps);
   if (lane == 0) rstd[row] = r;
-  const T* src = delta != nullptr ? sr : xr;  // this thread wrote sr: visible to it
+  const S* src = delta != nullptr ? sr : xr;  // this thread wrote sr: visible to it
   for (int c = lane * VEC; c < d; c += 32 * VEC) {
     float v[VEC], wv[VEC];
-    LoadF<T, VEC>(src + c, v);
-    LoadF<T, VEC>(w + c, wv);
+    LoadF<S, VEC>(src + c, v);
+    LoadF<S, VEC>(w + c, wv);
 #pragma unroll
     for (int i = 0; i < VEC; ++i) v[i] = v[i] * r * wv[i];
-    StoreF<T, VEC>(y + row * d + c, v);
+    StoreF<Y, VEC>(y + row * d + c, v);
   }
 }
 
-// dx for VEC columns of one row (see RmsNormBackward).
-template <typename T, int VEC>
+// dx (and its copy in the branch's type) for VEC columns of one row (see RmsNormBackward).
+template <typename S, typename D, int VEC>
 __device__ __forceinline__ void BackwardColumn(const float (&g)[VEC], const float (&xv)[VEC],
-                                               const T* w, const T* dres, T* dx, float r,
-                                               float coef) {
+                                               const S* w, const S* dres, S* dx, D* ddelta,
+                                               float r, float coef) {
   float wv[VEC], out[VEC];
-  LoadF<T, VEC>(w, wv);
+  LoadF<S, VEC>(w, wv);
   if (dres != nullptr) {
-    LoadF<T, VEC>(dres, out);
+    LoadF<S, VEC>(dres, out);
   } else {
 #pragma unroll
     for (int i = 0; i < VEC; ++i) out[i] = 0.f;
   }
 #pragma unroll
   for (int i = 0; i < VEC; ++i) out[i] += r * g[i] * wv[i] - xv[i] * coef;
-  StoreF<T, VEC>(dx, out);
+  StoreF<S, VEC>(dx, out);
+  if (ddelta != nullptr) StoreF<D, VEC>(ddelta, out);
 }
 
 // K > 0: each lane keeps its columns' weight-gradient sums in registers (d <= K * 32 * VEC) and
 // the block writes one partial row to `partial`; K == 0: dw is left to RmsNormDwKernel.
-template <typename T, int VEC, int K>
+template <typename S, typename D, typename Y, int VEC, int K>
 __global__ void __launch_bounds__(kWarps * 32)
-    RmsNormBackwardKernel(const T* __restrict__ dy, const T* __restrict__ dres,
-                          const T* __restrict__ x, const T* __restrict__ w,
-                          const float* __restrict__ rstd, T* __restrict__ dx,
-                          float* __restrict__ partial, int64_t rows, int d) {
+    RmsNormBackwardKernel(const Y* __restrict__ dy, const S* __restrict__ dres,
+                          const S* __restrict__ x, const S* __restrict__ w,
+                          const float* __restrict__ rstd, S* __restrict__ dx,
+                          D* __restrict__ ddelta, float* __restrict__ partial, int64_t rows,
+                          int d) {
   extern __shared__ float smem[];  // [kWarps][d] when K > 0
   const int lane = threadIdx.x % 32;
   const int warp = threadIdx.x / 32;
@@ -92,15 +95,15 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kWarps;
   for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp; row < rows;
        row += stride) {
-    const T* dyr = dy + row * d;
-    const T* xr = x + row * d;
+    const Y* dyr = dy + row * d;
+    const S* xr = x + row * d;
     const float r = rstd[row];
     float dot = 0.f;
     for (int c = lane * VEC; c < d; c += 32 * VEC) {
       float g[VEC], xv[VEC], wv[VEC];
-      LoadF<T, VEC>(dyr + c, g);
-      LoadF<T, VEC>(xr + c, xv);
-      LoadF<T, VEC>(w + c, wv);
+      LoadF<Y, VEC>(dyr + c, g);
+      LoadF<S, VEC>(xr + c, xv);
+      LoadF<S, VEC>(w + c, wv);
 #pragma unroll
       for (int i = 0; i < VEC; ++i) dot += g[i] * wv[i] * xv[i];
     }
@@ -112,10 +115,12 @@ __global__ void __launch_bounds__(kWarps * 32)
         const int c = (k * 32 + lane) * VEC;
         if (c < d) {
           float g[VEC], xv[VEC];
-          LoadF<T, VEC>(dyr + c, g);
-          LoadF<T, VEC>(xr + c, xv);
-          BackwardColumn<T, VEC>(g, xv, w + c, dres != nullptr ? dres + row * d + c : nullptr,
-                                 dx + row * d + c, r, coef);
+          LoadF<Y, VEC>(dyr + c, g);
+          LoadF<S, VEC>(xr + c, xv);
+          BackwardColumn<S, D, VEC>(g, xv, w + c,
+                                    dres != nullptr ? dres + row * d + c : nullptr,
+                                    dx + row * d + c,
+                                    ddelta != nullptr ? ddelta + row * d + c : nullptr, r, coef);
 #pragma unroll
           for (int i = 0; i < VEC; ++i) acc[k][i] += g[i] * xv[i] * r;
         }
@@ -123,10 +128,11 @@ __global__ void __launch_bounds__(kWarps * 32)
     } else {
       for (int c = lane * VEC; c < d; c += 32 * VEC) {
         float g[VEC], xv[VEC];
-        LoadF<T, VEC>(dyr + c, g);
-        LoadF<T, VEC>(xr + c, xv);
-        BackwardColumn<T, VEC>(g, xv, w + c, dres != nullptr ? dres + row * d + c : nullptr,
-                                 dx + row * d + c, r, coef);
+        LoadF<Y, VEC>(dyr + c, g);
+        LoadF<S, VEC>(xr + c, xv);
+        BackwardColumn<S, D, VEC>(g, xv, w + c, dres != nullptr ? dres + row * d + c : nullptr,
+                                  dx + row * d + c,
+                                  ddelta != nullptr ? ddelta + row * d + c : nullptr, r, coef);
       }
     }
   }
@@ -152,9 +158,9 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 // Column-parallel dw partials for wide rows: block (x, y) sums columns [x*256, x*256+256) over
 // row chunk y. Consecutive threads read consecutive columns: coalesced.
-template <typename T>
+template <typename S, typename Y>
 __global__ void __launch_bounds__(256)
-    RmsNormDwKernel(const T* __restrict__ dy, const T* __restrict__ x,
+    RmsNormDwKernel(const Y* __restrict__ dy, const S* __restrict__ x,
                     const float* __restrict__ rstd, float* __restrict__ partial, int64_t rows,
                     int d) {
   const int c = blockIdx.x * 256 + threadIdx.x;
@@ -169,24 +175,48 @@ __global__ void __launch_bounds__(256)
   partial[static_cast<int64_t>(blockIdx.y) * d + c] = s;
 }
 
+// dw[c] = sum of the n partial rows. A block owns 32 columns; its 8 row groups each sum every 8th
+// partial (coalesced along columns), then one thread per column adds the 8 group sums in a fixed
+// order: deterministic, and enough blocks to cover a d = 256 row of hundreds of partials quickly.
+constexpr int kSumColumns = 32;
+constexpr int kSumGroups = 8;
+
 template <typename T>
-__global__ void __launch_bounds__(256)
+__global__ void __launch_bounds__(kSumColumns * kSumGroups)
     SumPartialsKernel(const float* __restrict__ partial, int n, int d, T* __restrict__ dw) {
-  const int c = blockIdx.x * 256 + threadIdx.x;
-  if (c >= d) return;
+  __shared__ float group_sums[kSumGroups][kSumColumns];
+  const int c = blockIdx.x * kSumColumns + threadIdx.x;
   float s = 0.f;
-  for (int i = 0; i < n; ++i) s += partial[static_cast<int64_t>(i) * d + c];
-  dw[c] = FromFloat<T>(s);
+  if (c < d) {
+    for (int i = threadIdx.y; i < n; i += kSumGroups) s += partial[static_cast<int64_t>(i) * d + c];
+  }
+  group_sums[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < d) {
+    float total = 0.f;
+#pragma unroll
+    for (int g = 0; g < kSumGroups; ++g) total += group_sums[g][threadIdx.x];
+    dw[c] = FromFloat<T>(total);
+  }
 }
 
 template <typename T>
-int VecWidth(int64_t d, std::initializer_list<const void*> ptrs) {
-  constexpr int kVec = 16 / sizeof(T);
-  if (d % kVec != 0) return 1;
+void LaunchSumPartials(const float* partial, int n, int d, T* dw, cudaStream_t stream) {
+  SumPartialsKernel<T><<<(d + kSumColumns - 1) / kSumColumns, dim3(kSumColumns, kSumGroups), 0,
+                         stream>>>(partial, n, d, dw);
+}
+
+// VEC elements of the stream type make one 16-byte access; narrower types move fewer bytes.
+template <typename S>
+constexpr int kVec = 16 / sizeof(S);
+
+template <typename S>
+bool Vectorizable(int64_t d, std::initializer_list<const void*> ptrs) {
+  if (d % kVec<S> != 0) return false;
   for (const void* p : ptrs) {
-    if (p != nullptr && !Aligned16(p)) return 1;
+    if (p != nullptr && !Aligned16(p)) return false;
   }
-  return kVec;
+  return true;
 }
 
 int64_t BackwardBlocks(int64_t rows) {
@@ -199,18 +229,18 @@ int RegisterChunks(int64_t d, int vec) {
   return chunks <= 4 ? static_cast<int>(chunks) : 0;
 }
 
-template <typename T, int VEC>
-void LaunchBackward(const T* dy, const T* dres, const T* x, const T* w, const float* rstd, T* dx,
-                    T* dw, float* scratch, int64_t rows, int d, cudaStream_t stream) {
+template <typename S, typename D, typename Y, int VEC>
+void LaunchBackward(const Y* dy, const S* dres, const S* x, const S* w, const float* rstd, S* dx,
+                    D* ddelta, S* dw, float* scratch, int64_t rows, int d, cudaStream_t stream) {
   const int blocks = static_cast<int>(BackwardBlocks(rows));
   const int k = RegisterChunks(d, VEC);
   const size_t smem = static_cast<size_t>(kWarps) * d * sizeof(float);
   int partials = blocks;
   switch (k) {
-#define GAUNTLET_RMS_BWD(KK)                                                          \
-  case KK:                                                                            \
-    RmsNormBackwardKernel<T, VEC, KK><<<blocks, kWarps * 32, KK > 0 ? smem : 0, stream>>>( \
-        dy, dres, x, w, rstd, dx, scratch, rows, d);                                  \
+#define GAUNTLET_RMS_BWD(KK)                                                             \
+  case KK:                                                                               \
+    RmsNormBackwardKernel<S, D, Y, VEC, KK><<<blocks, kWarps * 32, KK > 0 ? smem : 0, stream>>>( \
+        dy, dres, x, w, rstd, dx, ddelta, scratch, rows, d);                            \
     break;
     GAUNTLET_RMS_BWD(0)
     GAUNTLET_RMS_BWD(1)
@@ -221,66 +251,105 @@ void LaunchBackward(const T* dy, const T* dres, const T* x, const T* w, const fl
   }
   if (k == 0) {
     const int chunks = static_cast<int>(std::min<int64_t>(rows, kDwRowChunks));
-    RmsNormDwKernel<T><<<dim3((d + 255) / 256, chunks), 256, 0, stream>>>(dy, x, rstd, scratch,
-                                                                          rows, d);
+    RmsNormDwKernel<S, Y><<<dim3((d + 255) / 256, chunks), 256, 0, stream>>>(dy, x, rstd, scratch,
+                                                                             rows, d);
     partials = chunks;
   }
-  SumPartialsKernel<T><<<(d + 255) / 256, 256, 0, stream>>>(scratch, partials, d, dw);
+  LaunchSumPartials<S>(scratch, partials, d, dw, stream);
+}
+
+template <typename S_, typename D_, typename Y_>
+struct Types {
+  using S = S_;
+  using D = D_;
+  using Y = Y_;
+};
+
+// Calls f(Types<S, D, Y>{}) for a supported combination; false otherwise.
+template <typename F>
+bool DispatchTypes(const RmsNormTypes& t, F&& f) {
+  using bf16 = __nv_bfloat16;
+  constexpr Dtype kF32 = Dtype::kFloat32;
+  constexpr Dtype kBf16 = Dtype::kBFloat16;
+  if (t.stream == kBf16) {
+    if (t.delta != kBf16 || t.out != kBf16) return false;
+    f(Types<bf16, bf16, bf16>{});
+  } else if (t.delta == kF32 && t.out == kF32) {
+    f(Types<float, float, float>{});
+  } else if (t.delta == kF32) {
+    f(Types<float, float, bf16>{});
+  } else if (t.out == kF32) {
+    f(Types<float, bf16, float>{});
+  } else {
+    f(Types<float, bf16, bf16>{});
+  }
+  return true;
 }
 
 }  // namespace
 
-cudaError_t RmsNormForward(Dtype dtype, const void* x, const void* delta, const void* w,
-                           void* sum, void* y, float* rstd, int64_t rows, int64_t d, float eps,
-                           cudaStream_t stream) {
-  if (rows == 0) return cudaSuccess;
+bool RmsNormTypesSupported(const RmsNormTypes& types) {
+  return DispatchTypes(types, [](auto) {});
+}
+
+cudaError_t RmsNormForward(const RmsNormTypes& types, const void* x, const void* delta,
+                           const void* w, void* sum, void* y, float* rstd, int64_t rows,
+                           int64_t d, float eps, cudaStream_t stream) {
+  if (rows == 0) return RmsNormTypesSupported(types) ? cudaSuccess : cudaErrorInvalidValue;
   const int blocks = static_cast<int>((rows + kWarps - 1) / kWarps);
-  GAUNTLET_DISPATCH_DTYPE(dtype, {
-    const auto* xp = static_cast<const scalar_t*>(x);
-    const auto* dp = static_cast<const scalar_t*>(delta);
-    const auto* wp = static_cast<const scalar_t*>(w);
-    auto* sp = static_cast<scalar_t*>(sum);
-    auto* yp = static_cast<scalar_t*>(y);
-    if (VecWidth<scalar_t>(d, {x, delta, w, delta != nullptr ? sum : nullptr, y}) > 1) {
-      RmsNormForwardKernel<scalar_t, 16 / sizeof(scalar_t)><<<blocks, kWarps * 32, 0, stream>>>(
+  const bool ok = DispatchTypes(types, [&](auto tag) {
+    using S = typename decltype(tag)::S;
+    using D = typename decltype(tag)::D;
+    using Y = typename decltype(tag)::Y;
+    const auto* xp = static_cast<const S*>(x);
+    const auto* dp = static_cast<const D*>(delta);
+    const auto* wp = static_cast<const S*>(w);
+    auto* sp = static_cast<S*>(sum);
+    auto* yp = static_cast<Y*>(y);
+    if (Vectorizable<S>(d, {x, delta, w, delta != nullptr ? sum : nullptr, y})) {
+      RmsNormForwardKernel<S, D, Y, kVec<S>><<<blocks, kWarps * 32, 0, stream>>>(
           xp, dp, wp, sp, yp, rstd, rows, static_cast<int>(d), eps);
     } else {
-      RmsNormForwardKernel<scalar_t, 1><<<blocks, kWarps * 32, 0, stream>>>(
+      RmsNormForwardKernel<S, D, Y, 1><<<blocks, kWarps * 32, 0, stream>>>(
           xp, dp, wp, sp, yp, rstd, rows, static_cast<int>(d), eps);
     }
   });
-  return cudaGetLastError();
+  return ok ? cudaGetLastError() : cudaErrorInvalidValue;
 }
 
 int64_t RmsNormBackwardScratch(int64_t rows, int64_t d) {
   return std::max<int64_t>(BackwardBlocks(rows), std::min<int64_t>(rows, kDwRowChunks)) * d;
 }
 
-cudaError_t RmsNormBackward(Dtype dtype, const void* dy, const void* dresidual, const void* x,
-                            const void* w, const float* rstd, void* dx, void* dw, float* scratch,
-                            int64_t rows, int64_t d, cudaStream_t stream) {
-  GAUNTLET_DISPATCH_DTYPE(dtype, {
+cudaError_t RmsNormBackward(const RmsNormTypes& types, const void* dy, const void* dresidual,
+                            const void* x, const void* w, const float* rstd, void* dx,
+                            void* ddelta, void* dw, float* scratch, int64_t rows, int64_t d,
+                            cudaStream_t stream) {
+  const bool ok = DispatchTypes(types, [&](auto tag) {
+    using S = typename decltype(tag)::S;
+    using D = typename decltype(tag)::D;
+    using Y = typename decltype(tag)::Y;
+    auto* dwp = static_cast<S*>(dw);
     if (rows == 0) {
       // No rows: dw is zero. One tiny kernel keeps it on the stream (capturable).
-      SumPartialsKernel<scalar_t><<<(d + 255) / 256, 256, 0, stream>>>(
-          scratch, 0, static_cast<int>(d), static_cast<scalar_t*>(dw));
-      return cudaGetLastError();
+      LaunchSumPartials<S>(scratch, 0, static_cast<int>(d), dwp, stream);
+      return;
     }
-    const auto* dyp = static_cast<const scalar_t*>(dy);
-    const auto* drp = static_cast<const scalar_t*>(dresidual);
-    const auto* xp = static_cast<const scalar_t*>(x);
-    const auto* wp = static_cast<const scalar_t*>(w);
-    auto* dxp = static_cast<scalar_t*>(dx);
-    auto* dwp = static_cast<scalar_t*>(dw);
-    if (VecWidth<scalar_t>(d, {dy, dresidual, x, w, dx}) > 1) {
-      LaunchBackward<scalar_t, 16 / sizeof(scalar_t)>(dyp, drp, xp, wp, rstd, dxp, dwp, scratch,
-                                                      rows, static_cast<int>(d), stream);
+    const auto* dyp = static_cast<const Y*>(dy);
+    const auto* drp = static_cast<const S*>(dresidual);
+    const auto* xp = static_cast<const S*>(x);
+    const auto* wp = static_cast<const S*>(w);
+    auto* dxp = static_cast<S*>(dx);
+    auto* ddp = static_cast<D*>(ddelta);
+    if (Vectorizable<S>(d, {dy, dresidual, x, w, dx, ddelta})) {
+      LaunchBackward<S, D, Y, kVec<S>>(dyp, drp, xp, wp, rstd, dxp, ddp, dwp, scratch, rows,
+                                       static_cast<int>(d), stream);
     } else {
-      LaunchBackward<scalar_t, 1>(dyp, drp, xp, wp, rstd, dxp, dwp, scratch, rows,
-                                  static_cast<int>(d), stream);
+      LaunchBackward<S, D, Y, 1>(dyp, drp, xp, wp, rstd, dxp, ddp, dwp, scratch, rows,
+                                 static_cast<int>(d), stream);
     }
   });
-  return cudaGetLastError();
+  return ok ? cudaGetLastError() : cudaErrorInvalidValue;
 }
 
 }  // namespace gauntlet::kernels

@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "trainer/kernels/elementwise.h"
 #include "trainer/kernels/rms_norm.h"
 
 namespace gauntlet {
@@ -21,10 +22,11 @@ StaticMlpBlockImpl::StaticMlpBlockImpl(int64_t d_model, int64_t ratio, int64_t d
 
 torch::Tensor StaticMlpBlockImpl::forward(const torch::Tensor& x) {
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
-  const torch::Tensor delta = F::dropout(fc_b_(torch::gelu(fc_a_(norm1_(x)))), drop);
+  const torch::Tensor delta =
+      F::dropout(ApplyLinear(*fc_b_, torch::gelu(ApplyLinear(*fc_a_, norm1_(x)))), drop);
   const kernels::AddRmsNormResult mid =
-      kernels::AddRmsNorm(x, delta.to(x.scalar_type()), norm2_->weight());
-  return mid.sum + F::dropout(ffn_(mid.normed), drop);
+      kernels::AddRmsNorm(x, delta, norm2_->weight(), GemmInputDtype(x));
+  return kernels::ResidualAdd(mid.sum, F::dropout(ffn_(mid.normed), drop));
 }
 
 HybridTransformer::HybridTransformer(ModelConfig config) : TrunkTransformer(std::move(config)) {

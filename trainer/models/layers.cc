@@ -4,6 +4,7 @@
 
 #include <ATen/autocast_mode.h>
 
+#include "trainer/kernels/elementwise.h"
 #include "trainer/kernels/rms_norm.h"
 #include "trainer/kernels/rotary.h"
 
@@ -19,7 +20,9 @@ RmsNormImpl::RmsNormImpl(int64_t dim) : dim_(dim) {
   weight_ = register_parameter("weight", torch::ones({dim}));
 }
 
-torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) { return kernels::RmsNorm(x, weight_); }
+torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
+  return kernels::RmsNorm(x, weight_, GemmInputDtype(x));
+}
 
 RotaryTableImpl::RotaryTableImpl(int64_t head_dim, int64_t max_len, double base)
     : max_len_(max_len) {
@@ -72,6 +75,16 @@ torch::ScalarType ComputeDtype(const torch::Device& device) {
   return torch::kFloat32;
 }
 
+torch::Tensor ApplyLinear(const torch::nn::LinearImpl& layer, const torch::Tensor& x) {
+  return at::linear(x, layer.weight, layer.bias);
+}
+
+torch::ScalarType GemmInputDtype(const torch::Tensor& x) {
+  const c10::DeviceType type = x.device().type();
+  return at::autocast::is_autocast_enabled(type) ? at::autocast::get_autocast_dtype(type)
+                                                 : x.scalar_type();
+}
+
 torch::Tensor SplitHeads(const torch::Tensor& x, int64_t n_heads) {
   return x.view({x.size(0), x.size(1), n_heads, x.size(2) / n_heads}).transpose(1, 2);
 }
@@ -100,7 +113,7 @@ torch::Tensor GatedSelfAttentionImpl::forward(const torch::Tensor& h, const torc
   const torch::Tensor context = at::scaled_dot_product_attention(
       heads.q, heads.k, heads.v, /*attn_mask=*/{}, is_training() ? dropout_ : 0.0,
       /*is_causal=*/true);
-  return out_(MergeHeads(context) * torch::sigmoid(gate_(h)));
+  return out_(kernels::SigmoidGatedMerge(context, gate_(h)));
 }
 
 GeluFfnImpl::GeluFfnImpl(int64_t d_model, int64_t d_hidden) {
@@ -108,7 +121,9 @@ GeluFfnImpl::GeluFfnImpl(int64_t d_model, int64_t d_hidden) {
   fc2_ = register_module("fc2", torch::nn::Linear(d_hidden, d_model));
 }
 
-torch::Tensor GeluFfnImpl::forward(const torch::Tensor& x) { return fc2_(torch::gelu(fc1_(x))); }
+torch::Tensor GeluFfnImpl::forward(const torch::Tensor& x) {
+  return ApplyLinear(*fc2_, torch::gelu(ApplyLinear(*fc1_, x)));
+}
 
 TransformerBlockImpl::TransformerBlockImpl(int64_t d_model, int64_t n_heads, int64_t d_ff,
                                            double dropout)
@@ -123,11 +138,12 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch:
                                             const torch::Tensor& sin) {
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
   // The residual add and the second norm in one pass over the stream. The stream keeps its
-  // dtype (float32 under autocast, as x + delta would promote to).
+  // dtype (float32 under autocast, as x + delta would promote to); the bf16 branches join it
+  // without a cast pass.
   const torch::Tensor attn = F::dropout(attn_(norm1_(x), cos, sin), drop);
   const kernels::AddRmsNormResult mid =
-      kernels::AddRmsNorm(x, attn.to(x.scalar_type()), norm2_->weight());
-  return mid.sum + F::dropout(ffn_(mid.normed), drop);
+      kernels::AddRmsNorm(x, attn, norm2_->weight(), GemmInputDtype(x));
+  return kernels::ResidualAdd(mid.sum, F::dropout(ffn_(mid.normed), drop));
 }
 
 torch::Tensor TransformerBlockImpl::Delta(const torch::Tensor& x, const torch::Tensor& cos,
@@ -135,7 +151,7 @@ torch::Tensor TransformerBlockImpl::Delta(const torch::Tensor& x, const torch::T
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
   const torch::Tensor attn = F::dropout(attn_(norm1_(x), cos, sin), drop);
   return attn + F::dropout(
-                    ffn_(kernels::AddRmsNorm(x, attn.to(x.scalar_type()), norm2_->weight()).normed),
+                    ffn_(kernels::AddRmsNorm(x, attn, norm2_->weight(), GemmInputDtype(x)).normed),
                     drop);
 }
 

@@ -14,9 +14,9 @@
 namespace gauntlet {
 
 // RMSNorm with a learnable scale (init 1) and eps = machine epsilon of the input dtype, which is
-// torch.nn.RMSNorm's default and what the seeds use. A lower-precision input (bf16 under
-// autocast) is normalised with the weight cast to its dtype: ATen's fused kernel needs matching
-// dtypes (it still accumulates in fp32) and otherwise falls back to an unfused composite.
+// torch.nn.RMSNorm's default and what the seeds use. The norm is computed in the input's dtype
+// (the weight cast to it) and returned in GemmInputDtype(x): every consumer is a GEMM, which
+// under autocast would cast it to bf16 anyway, so the value is the same and no cast pass runs.
 class RmsNormImpl : public torch::nn::Module {
  public:
   explicit RmsNormImpl(int64_t dim);
@@ -62,6 +62,16 @@ TORCH_MODULE(RotaryTable);
 // The dtype activations feeding attention have on `device`: the autocast dtype when autocast is
 // on for its device type, else float32. Tables fetched in it need no cast in the layers.
 torch::ScalarType ComputeDtype(const torch::Device& device);
+
+// layer(x) through at::linear. torch::nn::Linear's own forward adds the bias in a separate
+// `+=` for inputs of more than two axes, which under autocast is a float32 bias broadcast into a
+// bf16 product: a full non-vectorised pass over the output. at::linear folds the batch axes and
+// adds the bias in the GEMM's epilogue (cuBLASLt), with autocast casting the bias like the weight.
+torch::Tensor ApplyLinear(const torch::nn::LinearImpl& layer, const torch::Tensor& x);
+
+// The dtype a GEMM consumes `x` in: the autocast dtype when autocast is on for x's device type,
+// else x's own. Norms hand their outputs to GEMMs in it.
+torch::ScalarType GemmInputDtype(const torch::Tensor& x);
 
 // Splits (B, T, h * d_h) into heads (B, h, T, d_h), and merges back.
 torch::Tensor SplitHeads(const torch::Tensor& x, int64_t n_heads);

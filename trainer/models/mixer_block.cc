@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "trainer/kernels/elementwise.h"
 #include "trainer/kernels/rms_norm.h"
 
 namespace gauntlet {
@@ -13,7 +14,9 @@ StaticMlpImpl::StaticMlpImpl(int64_t d_model, int64_t ratio) {
   b_ = register_module("b", torch::nn::Linear(ratio * d_model, d_model));
 }
 
-torch::Tensor StaticMlpImpl::forward(const torch::Tensor& x) { return b_(torch::gelu(a_(x))); }
+torch::Tensor StaticMlpImpl::forward(const torch::Tensor& x) {
+  return ApplyLinear(*b_, torch::gelu(ApplyLinear(*a_, x)));
+}
 
 MixerBlockImpl::MixerBlockImpl(const ModelConfig& c, const std::string& mixer)
     : dropout_(c.dropout) {
@@ -57,11 +60,14 @@ torch::Tensor MixerBlockImpl::Mix(const torch::Tensor& h, const torch::Tensor& c
 torch::Tensor MixerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                       const torch::Tensor& sin, int64_t ffn_width) {
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
-  if (kind_ == Kind::kNone) return x + F::dropout(ffn_(norm2_(x), ffn_width), drop);
-  // The residual add and the second norm in one pass; the stream keeps its dtype.
+  if (kind_ == Kind::kNone) {
+    return kernels::ResidualAdd(x, F::dropout(ffn_(norm2_(x), ffn_width), drop));
+  }
+  // The residual add and the second norm in one pass; the stream keeps its dtype and the
+  // branches join it without a cast pass (as TransformerBlock).
   const kernels::AddRmsNormResult mid = kernels::AddRmsNorm(
-      x, F::dropout(Mix(norm1_(x), cos, sin), drop).to(x.scalar_type()), norm2_->weight());
-  return mid.sum + F::dropout(ffn_(mid.normed, ffn_width), drop);
+      x, F::dropout(Mix(norm1_(x), cos, sin), drop), norm2_->weight(), GemmInputDtype(x));
+  return kernels::ResidualAdd(mid.sum, F::dropout(ffn_(mid.normed, ffn_width), drop));
 }
 
 bool MixerBlockImpl::HasAttention() const {

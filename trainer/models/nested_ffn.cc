@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "trainer/models/layers.h"
+
 namespace gauntlet {
 
 namespace F = torch::nn::functional;
@@ -14,7 +16,7 @@ NestedGeluFfnImpl::NestedGeluFfnImpl(int64_t d_model, int64_t d_hidden) : d_hidd
 torch::Tensor NestedGeluFfnImpl::forward(const torch::Tensor& x, int64_t width) {
   TORCH_CHECK(width > 0 && width <= d_hidden_, "nested FFN width ", width, " outside [1, ",
               d_hidden_, "]");
-  if (width == d_hidden_) return fc2_(torch::gelu(fc1_(x)));
+  if (width == d_hidden_) return ApplyLinear(*fc2_, torch::gelu(ApplyLinear(*fc1_, x)));
   // Prefix views of the weights: no copy; the gradient lands in the first `width` units only.
   const torch::Tensor hidden =
       torch::gelu(F::linear(x, fc1_->weight.narrow(0, 0, width), fc1_->bias.narrow(0, 0, width)));

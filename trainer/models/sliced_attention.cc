@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "trainer/kernels/elementwise.h"
 #include "trainer/kernels/rotary.h"
 #include "trainer/models/layers.h"
 
@@ -42,7 +43,7 @@ torch::Tensor SlicedSelfAttentionImpl::forward(const torch::Tensor& h, const tor
                                        /*is_causal=*/true)
           .reshape({batch, n_heads_, padded, -1})
           .narrow(2, 0, seq_len);
-  return out_(MergeHeads(context) * torch::sigmoid(gate_(h)));
+  return out_(kernels::SigmoidGatedMerge(context, gate_(h)));
 }
 
 }  // namespace gauntlet

@@ -46,7 +46,8 @@ ModelOutput SparseDepthTransformer::Run(const torch::Tensor& tokens, int64_t /*p
       continue;
     }
     auto router = routers_[i - c.sparse_dense_layers]->as<torch::nn::Linear>();
-    const torch::Tensor logit = router->forward(x).squeeze(-1).to(torch::kFloat32);  // (B, T)
+    const torch::Tensor logit =
+        ApplyLinear(*router, x).squeeze(-1).to(torch::kFloat32);  // (B, T)
     const torch::Tensor prob = torch::sigmoid(logit);
     // Inclusive running count of positive logits: token t is routed iff it wants to be and at
     // most C tokens up to it want to, so at most C per row and only tokens <= t decide.

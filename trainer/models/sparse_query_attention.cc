@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "trainer/kernels/elementwise.h"
 #include "trainer/kernels/rotary.h"
 #include "trainer/models/layers.h"
 
@@ -37,7 +38,7 @@ torch::Tensor SparseQueryAttentionImpl::forward(const torch::Tensor& h, const to
   const torch::Tensor context = at::scaled_dot_product_attention(
       q, kv[0], kv[1], /*attn_mask=*/{}, is_training() ? dropout_ : 0.0, /*is_causal=*/true,
       /*scale=*/std::nullopt, /*enable_gqa=*/kv_heads_ != q_heads_);
-  return out_(MergeHeads(context) * torch::sigmoid(gate_(h)));
+  return out_(kernels::SigmoidGatedMerge(context, gate_(h)));
 }
 
 }  // namespace gauntlet

@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include "trainer/kernels/causal_conv.h"
+#include "trainer/kernels/elementwise.h"
+#include "trainer/kernels/rms_norm.h"
 #include "trainer/kernels/rotary.h"
 
 #include <limits>
@@ -42,15 +45,7 @@ torch::Tensor WorkerLayout::Scatter(const torch::Tensor& x, const torch::Tensor&
 }
 
 torch::Tensor WorkerBlockImpl::CausalConv(const torch::Tensor& x) {
-  // out_t = b + sum_j w_j * x_{t - (kernel - 1) + j}, with zeros before position 0.
-  const int64_t seq_len = x.size(1);
-  const torch::Tensor padded = F::pad(x, F::PadFuncOptions({0, 0, kernel_ - 1, 0}));
-  const torch::Tensor taps = conv_->weight.select(1, 0);  // (d, kernel)
-  torch::Tensor out = torch::addcmul(conv_->bias, padded.narrow(1, 0, seq_len), taps.select(1, 0));
-  for (int64_t j = 1; j < kernel_; ++j) {
-    out = torch::addcmul(out, padded.narrow(1, j, seq_len), taps.select(1, j));
-  }
-  return out;
+  return kernels::CausalConv(x, conv_->weight, conv_->bias);
 }
 
 torch::Tensor WorkerBlockImpl::forward(const torch::Tensor& x, const WorkerLayout& layout,
@@ -74,11 +69,13 @@ torch::Tensor WorkerBlockImpl::forward(const torch::Tensor& x, const WorkerLayou
   // Queries are a strided subset, so causality needs the explicit (T_w, T) bias.
   const torch::Tensor context = at::scaled_dot_product_attention(
       q, k, v, bias.to(q.scalar_type()), is_training() ? dropout_ : 0.0, /*is_causal=*/false);
-  const torch::Tensor attn = out_(MergeHeads(context) * torch::sigmoid(gate_(h_w)));
+  const torch::Tensor attn = out_(kernels::SigmoidGatedMerge(context, gate_(h_w)));
 
   // Residual on the raw stream at the workers only; everything else passes through unchanged.
-  torch::Tensor x_w = layout.Gather(x) + F::dropout(attn, drop);
-  x_w = x_w + F::dropout(ffn_(norm2_(x_w)), drop);
+  // The add and norm2 in one pass, the bf16 branches joining the stream without a cast pass.
+  const kernels::AddRmsNormResult mid = kernels::AddRmsNorm(
+      layout.Gather(x), F::dropout(attn, drop), norm2_->weight(), GemmInputDtype(x));
+  const torch::Tensor x_w = kernels::ResidualAdd(mid.sum, F::dropout(ffn_(mid.normed), drop));
   return layout.Scatter(x, x_w);
 }
 

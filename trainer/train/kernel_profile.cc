@@ -69,7 +69,9 @@ std::string KernelProfile::Finish(int64_t steps, double wall_seconds, int top) {
   out += "| kernel | calls/step | us/step | share |\n| --- | ---: | ---: | ---: |\n";
   for (int i = 0; i < std::min<int>(top, rows.size()); ++i) {
     std::string name = rows[i].first;
-    if (name.size() > 100) name = name.substr(0, 97) + "...";
+    // Long enough to show the functor and dtypes of ATen's templated elementwise kernels.
+    if (name.rfind("void ", 0) == 0) name = name.substr(5);
+    if (name.size() > 180) name = name.substr(0, 177) + "...";
     for (char& c : name) {
       if (c == '|') c = '/';
     }

@@ -2,12 +2,14 @@
 
 #include <ATen/autocast_mode.h>
 
+#include <mutex>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 
 #if GAUNTLET_CUDA
+#include <ATen/cuda/CUDAGeneratorImpl.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
@@ -155,6 +157,22 @@ void TrainStep::RunEager(const torch::Tensor& inputs, const torch::Tensor& targe
   Body(device_inputs, device_targets);
 }
 
+#if GAUNTLET_CUDA
+void TrainStep::ResetGeneratorAfterFailedCapture() {
+  // A capture that failed midway never ran the generator's capture epilogue, so the CUDA
+  // generator still believes it is capturing and every later eager dropout would throw ("offset
+  // increment outside graph capture"). Give it a fresh state with the same seed and offset: the
+  // failed capture consumed no randomness, so the eager steps continue the exact stream.
+  at::Generator gen = at::cuda::detail::getDefaultCUDAGenerator(device_.index());
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  auto* impl = gen.get<at::CUDAGeneratorImpl>();
+  auto fresh = c10::make_intrusive<at::CUDAGeneratorImpl>(device_.index());
+  fresh->set_current_seed(impl->current_seed());
+  fresh->set_philox_offset_per_thread(impl->philox_offset_per_thread());
+  impl->graphsafe_set_state(fresh);
+}
+#endif
+
 bool TrainStep::Capture() {
 #if GAUNTLET_CUDA
   optimizer_->EnsureState();
@@ -176,6 +194,7 @@ bool TrainStep::Capture() {
     graph->graph.capture_end();
   } catch (const std::exception& e) {
     (void)cudaGetLastError();
+    ResetGeneratorAfterFailedCapture();
     optimizer_->ZeroGrad();
     description_ = absl::StrCat("eager (CUDA graph capture failed: ", FirstLine(e.what()), ")");
     return false;

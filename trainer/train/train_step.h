@@ -86,6 +86,9 @@ class TrainStep {
   void RunEager(const torch::Tensor& inputs, const torch::Tensor& targets, double lr);
   // Captures Body on the static buffers; false (graph left unset) when capture is impossible.
   bool Capture();
+#if GAUNTLET_CUDA
+  void ResetGeneratorAfterFailedCapture();
+#endif
 
   LanguageModelImpl* model_;
   AdamW* optimizer_;
