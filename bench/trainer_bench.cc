@@ -46,7 +46,7 @@
 #include "trainer/dist/dist_env.h"
 #include "trainer/dist/rendezvous.h"
 #include "trainer/models/model.h"
-#include "trainer/models/model_config.h"
+#include "common/model_config.h"
 #include "trainer/models/registry.h"
 #include "trainer/train/adamw.h"
 #include "trainer/train/clock.h"

@@ -162,8 +162,9 @@ std::string FormatCompareRows(const v1::CompareExperimentResponse& response, boo
                                                   : v.variant(),
                HumanCount(v.params()),
                absl::StrCat(v.n()),
-               absl::StrFormat("%.2f", v.steps_per_second()),
-               HumanCount(v.tokens_per_second()),
+               // A submodel row (e.g. a MatFormer granularity) was scored, not trained or timed.
+               v.submodel().empty() ? absl::StrFormat("%.2f", v.steps_per_second()) : "-",
+               v.submodel().empty() ? HumanCount(v.tokens_per_second()) : "-",
                MeanStd(v.val_loss_mean(), v.val_loss_std(), v.n(), pm),
                v.n() == 0 ? "-" : Loss(v.val_loss_native_mean())};
     for (double s : points) {
@@ -172,7 +173,7 @@ std::string FormatCompareRows(const v1::CompareExperimentResponse& response, boo
     }
     row.push_back(TestCell(TestFor(v, "final")));
     row.push_back(EpochsCell(v));
-    row.push_back(absl::StrFormat("%.2fx", v.speedup()));
+    row.push_back(v.submodel().empty() ? absl::StrFormat("%.2fx", v.speedup()) : "-");
     row.push_back(v.peak_memory_bytes() > 0 ? HumanBytes(v.peak_memory_bytes()) : "-");
     row.push_back(v.mfu() > 0 ? absl::StrFormat("%.1f%%", 100 * v.mfu()) : "-");
     rows.push_back(std::move(row));

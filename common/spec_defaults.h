@@ -19,7 +19,7 @@ namespace gauntlet {
 //   resources {gpus_per_trial 1, max_nodes 1} (device stays "" = decided by the scheduler),
 //   checkpoint {every_steps 0, keep_last 2}.
 // Model dimensions are not filled: they come from the named size via ResolveModelConfig
-// (trainer/models/model_config.h), which needs the corpus vocabulary.
+// (common/model_config.h), which needs the corpus vocabulary.
 void ApplyTrialDefaults(v1::TrialSpec* spec);
 
 // Experiment-level defaults: seeds [0], max_restarts 1, baseline = the first variant's name.

@@ -16,7 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "common/trial_expansion.h"
 #include "common/yaml_proto.h"
-#include "trainer/models/model_config.h"
+#include "common/model_config.h"
 
 namespace gauntlet {
 namespace {
@@ -378,6 +378,14 @@ absl::Status ValidateTrialSpec(const v1::TrialSpec& spec, const std::string& pat
   CheckData(spec.data(), c);
   CheckModel(spec.model(), c);
   CheckTrain(spec.train(), c);
+  // MatFormer's sampled mode draws a granularity on the host every step; a captured CUDA graph
+  // would replay the first draw forever.
+  if (spec.model().arch() == "matformer" && spec.model().matformer().train_mode() == "sample" &&
+      (!spec.train().has_cuda_graphs() || spec.train().cuda_graphs())) {
+    c.Fail("train.cuda_graphs",
+           "must be false with model.matformer.train_mode: sample (a captured graph would replay "
+           "one granularity)");
+  }
   CheckBudget(spec.budget(), c);
   CheckEval(spec.eval(), c);
   CheckResources(spec.resources(), c);

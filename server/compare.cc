@@ -342,6 +342,39 @@ absl::StatusOr<v1::CompareExperimentResponse> CompareTrials(
       FillTest(WelchTTest(va, vb, 1 - kAlpha), test);
     }
   }
+
+  // Submodels of each group's trained models (e.g. MatFormer granularities), after the groups:
+  // one row per name, over the completed trials whose summary scored it.
+  for (size_t i = 0; i < groups.size(); ++i) {
+    const Group& g = groups[i];
+    std::vector<std::string> names;  // first-seen order
+    std::map<std::string, std::vector<const v1::SubmodelEval*>> evals;
+    for (const TrialResult* r : g.completed) {
+      if (!r->summary.has_value()) continue;
+      for (const v1::SubmodelEval& e : r->summary->submodels()) {
+        auto& list = evals[e.name()];
+        if (list.empty()) names.push_back(e.name());
+        list.push_back(&e);
+      }
+    }
+    for (const std::string& name : names) {
+      v1::VariantSummary* row = response.add_variants();
+      row->set_variant(absl::StrCat(g.name, "/", name));
+      row->set_submodel(name);
+      row->set_arch(g.arch);
+      row->set_params(response.variants(static_cast<int>(i)).params());
+      std::vector<double> val, native;
+      for (const v1::SubmodelEval* e : evals[name]) {
+        val.push_back(e->val_loss());
+        native.push_back(e->val_loss_native());
+      }
+      const Stats stats = Summarize(val);
+      row->set_n(stats.n);
+      row->set_val_loss_mean(stats.mean);
+      row->set_val_loss_std(stats.std);
+      row->set_val_loss_native_mean(Mean(native));
+    }
+  }
   return response;
 }
 

@@ -48,7 +48,7 @@ v1::Experiment TwoVariants() {
 TEST(CompareTest, MeansSampleStdSpeedupAndWallclock) {
   std::vector<TrialResult> results = {
       Completed("t0", "std", 1, 2.0, 100, 10), Completed("t1", "std", 2, 3.0, 100, 10),
-      Completed("t2", "wk", 1, 1.5, 250, 20),  Completed("t3", "wk", 2, 1.5, 150, 20)};
+      Completed("t2", "wk", 1, 1.5, 250, 20), Completed("t3", "wk", 2, 1.5, 150, 20)};
   TrialResult running;
   running.trial.set_id("t4");
   running.trial.set_variant("wk");
@@ -192,6 +192,50 @@ TEST(CompareTest, SignificanceFinalMatchedTokensAndSecondsWithFlags) {
   ASSERT_TRUE(response.ok());
   EXPECT_EQ(response->variants(1).vs_baseline(0).flag(), "not significant");
   EXPECT_GT(response->variants(1).vs_baseline(0).p_value(), 0.5);
+}
+
+}  // namespace
+}  // namespace gauntlet
+
+namespace gauntlet {
+namespace {
+
+TEST(CompareTest, SubmodelsGetTheirOwnRowsAfterTheVariants) {
+  std::vector<TrialResult> results = {Completed("t1", "std", 1, 2.0, 100, 10),
+                                      Completed("t2", "wk", 1, 2.5, 200, 10),
+                                      Completed("t3", "wk", 2, 2.7, 200, 10)};
+  // The "wk" trials scored two submodels (as a MatFormer reports its granularities); t3's
+  // second one is missing, so that row counts one trial.
+  for (auto [index, losses] :
+       {std::pair{1, std::vector<double>{3.0, 2.6}}, std::pair{2, std::vector<double>{3.4}}}) {
+    for (size_t k = 0; k < losses.size(); ++k) {
+      v1::SubmodelEval* e = results[index].summary->add_submodels();
+      e->set_name(k == 0 ? "ffn=0.25" : "ffn=1");
+      e->set_val_loss(losses[k]);
+      e->set_val_loss_native(losses[k] + 0.1);
+    }
+  }
+  absl::StatusOr<v1::CompareExperimentResponse> r =
+      CompareTrials(TwoVariants(), results, v1::CompareExperimentRequest());
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->variants_size(), 4);
+  EXPECT_EQ(r->variants(0).variant(), "std");
+  EXPECT_EQ(r->variants(1).variant(), "wk");
+  EXPECT_TRUE(r->variants(1).submodel().empty());
+  const v1::VariantSummary& quarter = r->variants(2);
+  EXPECT_EQ(quarter.variant(), "wk/ffn=0.25");
+  EXPECT_EQ(quarter.submodel(), "ffn=0.25");
+  EXPECT_EQ(quarter.arch(), "worker");
+  EXPECT_EQ(quarter.params(), 1000);
+  EXPECT_EQ(quarter.n(), 2);
+  EXPECT_DOUBLE_EQ(quarter.val_loss_mean(), 3.2);
+  EXPECT_NEAR(quarter.val_loss_std(), std::sqrt(0.08), 1e-12);
+  EXPECT_DOUBLE_EQ(quarter.val_loss_native_mean(), 3.3);
+  EXPECT_EQ(quarter.tokens_per_second(), 0);  // not timed on its own
+  const v1::VariantSummary& full = r->variants(3);
+  EXPECT_EQ(full.variant(), "wk/ffn=1");
+  EXPECT_EQ(full.n(), 1);
+  EXPECT_DOUBLE_EQ(full.val_loss_mean(), 2.6);
 }
 
 }  // namespace

@@ -128,6 +128,35 @@ class TrainerTest(unittest.TestCase):
         for key in ("finalTrainLoss", "finalValLoss", "paramDigest", "tokens"):
             self.assertEqual(again[key], first[key], key)
 
+    def test_matformer_scores_every_granularity_as_a_submodel(self):
+        spec = write_spec(self.workdir, os.path.join(self.workdir, "matformer"), 10)
+        with open(spec) as f:
+            text = f.read()
+        with open(spec, "w") as f:
+            f.write(text.replace("arch: standard", "arch: matformer\n  matformer: "
+                                 "{granularities: [0.25, 1], eval_granularity: [0, 1]}"))
+        summary = json.loads(run_trainer(spec, os.path.join(self.workdir, "m.jsonl"))
+                             .stdout.strip().splitlines()[-1])
+        submodels = {s["name"]: s["valLoss"] for s in summary["submodels"]}
+        self.assertEqual(list(submodels), ["ffn=0.25", "ffn=1", "ffn=0.25,1"])
+        # The configured Mix'n'Match choice is what the final evaluation scored.
+        self.assertAlmostEqual(submodels["ffn=0.25,1"], summary["finalValLoss"], places=5)
+        self.assertNotAlmostEqual(submodels["ffn=0.25"], submodels["ffn=1"], places=5)
+
+    def test_attention_importance_is_reported_for_every_attention_layer(self):
+        spec = write_spec(self.workdir, os.path.join(self.workdir, "mixed"), 5)
+        with open(spec) as f:
+            text = f.read()
+        with open(spec, "w") as f:
+            f.write(text.replace("arch: standard", "arch: mixed\n  mixers: [attn, static_mlp]"))
+        evts_file = os.path.join(self.workdir, "mixed.jsonl")
+        run_trainer(spec, evts_file)
+        scores = {e["metric"]["name"]: e["metric"]["value"] for e in events(evts_file)
+                  if "metric" in e and e["metric"]["name"].startswith("attn_importance/")}
+        self.assertEqual(list(scores), ["attn_importance/0"])  # layer 1 has no attention
+        self.assertGreater(scores["attn_importance/0"], 0.0)
+        self.assertLess(scores["attn_importance/0"], 2.0)
+
     def test_two_ranks_train_together(self):
         port = testlib.free_port()
         spec = write_spec(self.workdir, os.path.join(self.workdir, "dp"), 30)

@@ -39,6 +39,20 @@ class Config:
     # One of "attn"/"mlp" per layer; empty: attention in the first half (rounded up).
     hybrid_layer_types: tuple = ()
     hybrid_static_mlp_ratio: int = 2
+    # Layer-stack archs (sqa, mixed, looped, matformer, attn_drop): resolved as
+    # common/model_config.cc resolves them (the mixer per layer, head counts, ...).
+    mixers: tuple = ()
+    sqa_q_heads: int = 0
+    sqa_kv_heads: int = 0
+    slice_len: int = 16
+    loops: int = 1
+    loop_input_injection: bool = False
+    loop_embedding: bool = False
+    loop_inter_linear: bool = False
+    matformer_granularities: tuple = ()
+    matformer_train_mode: str = "joint"
+    # Granularity index per layer for logits(); empty: the largest.
+    matformer_eval_granularity: tuple = ()
 
     def layer_types(self):
         if self.hybrid_layer_types:
@@ -58,7 +72,8 @@ SIZES = {
                        dropout=0.0, vocab_size=50304),
 }
 
-ARCHS = ("standard", "worker", "sparse_depth", "hybrid")
+ARCHS = ("standard", "worker", "sparse_depth", "hybrid", "sqa", "mixed", "looped", "matformer",
+         "attn_drop")
 # Benchmark model names, in table order -> (arch, size).
 MODELS = {
     "seed-standard": ("standard", "seed"),
@@ -341,7 +356,7 @@ class Worker(LanguageModel):
 
 
 class SparseDepth(LanguageModel):
-    SLOT_FACTOR = 1.5  # trainer/models/sparse_depth.h: kSlotFactor
+    SLOT_FACTOR = 1.5  # common/model_config.h: kSparseSlotFactor
 
     def __init__(self, c):
         super().__init__(c)
@@ -388,7 +403,153 @@ class SparseDepth(LanguageModel):
         return x, None, aux * (c.sparse_aux_loss_weight / n_routed) if n_routed else aux
 
 
-CLASSES = {"standard": Standard, "worker": Worker, "sparse_depth": SparseDepth, "hybrid": Hybrid}
+
+# ----------------------------------------------------------------------------- layer stack
+
+class SparseQueryAttention(nn.Module):
+    """H_q query heads, H_kv key/value heads of width d / n_heads; GQA grouping."""
+
+    def __init__(self, c):
+        super().__init__()
+        d, dh = c.d_model, c.d_model // c.n_heads
+        self.q_heads, self.kv_heads, self.dropout = c.sqa_q_heads, c.sqa_kv_heads, c.dropout
+        self.q = nn.Linear(d, self.q_heads * dh, bias=False)
+        self.kv = nn.Linear(d, 2 * self.kv_heads * dh, bias=False)
+        self.gate = nn.Linear(d, self.q_heads * dh, bias=False)
+        self.out = nn.Linear(self.q_heads * dh, d, bias=False)
+
+    def forward(self, h, cos, sin):
+        b, t, _ = h.shape
+        c, s = cos[:, None], sin[:, None]
+        q = apply_rotary(self.q(h).view(b, t, self.q_heads, -1), c, s).transpose(1, 2)
+        kv = self.kv(h).view(b, t, 2, self.kv_heads, -1)
+        k = apply_rotary(kv[:, :, 0], c, s).transpose(1, 2)
+        v = kv[:, :, 1].transpose(1, 2)
+        context = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True,
+            enable_gqa=self.kv_heads != self.q_heads)
+        return self.out(merge_heads(context) * torch.sigmoid(self.gate(h)))
+
+
+class SlicedSelfAttention(GatedSelfAttention):
+    """Gated attention within contiguous chunks of slice_len positions."""
+
+    def __init__(self, c):
+        super().__init__(c.d_model, c.n_heads, c.dropout)
+        self.slice_len = c.slice_len
+
+    def forward(self, h, cos, sin):
+        b, t, _ = h.shape
+        w = min(self.slice_len, t)
+        n = -(-t // w)
+        qkv = self.qkv(h).view(b, t, 3, self.n_heads, -1)
+        qk = apply_rotary(qkv[:, :, :2], cos[..., None, None, :], sin[..., None, None, :])
+        parts = (qk[:, :, 0], qk[:, :, 1], qkv[:, :, 2])
+
+        def chunks(x):  # (B, T, H, dh) -> (B * n, H, w, dh), padding after the last token
+            x = F.pad(x, (0, 0, 0, 0, 0, n * w - t))
+            return x.view(b, n, w, self.n_heads, -1).flatten(0, 1).transpose(1, 2)
+
+        context = F.scaled_dot_product_attention(
+            *map(chunks, parts), dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+        context = context.transpose(1, 2).reshape(b, n * w, -1)[:, :t]
+        return self.out(context * torch.sigmoid(self.gate(h)))
+
+
+class StaticMlp(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.a = nn.Linear(c.d_model, c.hybrid_static_mlp_ratio * c.d_model)
+        self.b = nn.Linear(c.hybrid_static_mlp_ratio * c.d_model, c.d_model)
+
+    def forward(self, x):
+        return self.b(F.gelu(self.a(x)))
+
+
+class NestedFfn(GeluFfn):
+    def forward(self, x, width=None):
+        if width is None or width == self.fc1.out_features:
+            return super().forward(x)
+        hidden = F.gelu(F.linear(x, self.fc1.weight[:width], self.fc1.bias[:width]))
+        return F.linear(hidden, self.fc2.weight[:, :width], self.fc2.bias)
+
+
+class MixerBlock(nn.Module):
+    def __init__(self, c, mixer):
+        super().__init__()
+        self.p, self.mixer = c.dropout, mixer
+        if mixer != "none":
+            self.norm1 = nn.RMSNorm(c.d_model)
+        if mixer == "attn":
+            self.attn = GatedSelfAttention(c.d_model, c.n_heads, c.dropout)
+        elif mixer == "sliced_attn":
+            self.attn = SlicedSelfAttention(c)
+        elif mixer == "sqa":
+            self.sqa = SparseQueryAttention(c)
+        elif mixer == "static_mlp":
+            self.static_mlp = StaticMlp(c)
+        self.norm2 = nn.RMSNorm(c.d_model)
+        self.ffn = NestedFfn(c.d_model, c.d_ff)
+
+    def forward(self, x, cos, sin, width):
+        if self.mixer != "none":
+            h = self.norm1(x)
+            if self.mixer == "static_mlp":
+                mixed = self.static_mlp(h)
+            else:
+                mixed = (self.sqa if self.mixer == "sqa" else self.attn)(h, cos, sin)
+            x = x + F.dropout(mixed, self.p, self.training)
+        return x + F.dropout(self.ffn(self.norm2(x), width), self.p, self.training)
+
+
+class LayerStack(LanguageModel):
+    """sqa, mixed, looped, matformer, attn_drop: MixerBlocks, looped config.loops times."""
+
+    def __init__(self, c):
+        super().__init__(c)
+        self.blocks = nn.ModuleList(MixerBlock(c, mixer) for mixer in c.mixers)
+        if c.loop_embedding:
+            self.loop_embedding = nn.Parameter(torch.randn(c.loops, c.d_model) * 0.02)
+        if c.loop_inter_linear and c.loops > 1:
+            self.inter_loop = nn.ModuleList(nn.Linear(c.d_model, c.d_model, bias=False)
+                                            for _ in range(c.loops - 1))
+        self.widths = [round(g * c.d_ff) for g in c.matformer_granularities]
+        index = c.matformer_eval_granularity or (len(self.widths) - 1,) * c.n_layers
+        self.eval_widths = [self.widths[i] for i in index] if self.widths else [c.d_ff] * c.n_layers
+
+    def stack(self, tokens, widths):
+        c = self.config
+        cos, sin = self.tables(tokens.shape[1])
+        e = x = self.embed(tokens)
+        for r in range(c.loops):
+            if r > 0:
+                if c.loop_inter_linear:
+                    x = x + self.inter_loop[r - 1](x)
+                if c.loop_input_injection:
+                    x = x + e
+            if c.loop_embedding:
+                x = x + self.loop_embedding[r]
+            for block, width in zip(self.blocks, widths):
+                x = block(x, cos, sin, width)
+        return x
+
+    def hidden(self, tokens, phase=0):
+        return self.stack(tokens, self.eval_widths), None, None
+
+    def forward(self, tokens, targets):
+        if not self.widths:
+            return super().forward(tokens, targets)
+        if self.config.matformer_train_mode == "sample":
+            chosen = [self.widths[int(torch.randint(len(self.widths), (1,)))]]
+        else:
+            chosen = self.widths
+        losses = [F.cross_entropy(self.head(self.norm_f(self.stack(tokens, [w] * len(self.blocks))))
+                                  .float().flatten(0, 1), targets.flatten()) for w in chosen]
+        return sum(losses) / len(losses)
+
+CLASSES = {"standard": Standard, "worker": Worker, "sparse_depth": SparseDepth, "hybrid": Hybrid,
+           "sqa": LayerStack, "mixed": LayerStack, "looped": LayerStack, "matformer": LayerStack,
+           "attn_drop": LayerStack}
 
 
 def build(config):

@@ -24,26 +24,30 @@ TIGHT = dict(rtol=1e-4, atol=1e-5)
 
 class ReferenceParityTest(unittest.TestCase):
 
-    def dump(self, config, batch, phase, seed):
+    def dump(self, config, batch, phase, seed, loss):
         path = os.path.join(testlib.tmpdir(), f"{config.arch}_{phase}_{seed}.pt")
         args = [testlib.binary("trainer/models/parity_dump"), f"--out={path}",
-                f"--batch={batch}", f"--phase={phase}", f"--seed={seed}"]
+                f"--batch={batch}", f"--phase={phase}", f"--seed={seed}", f"--loss={loss}"]
         for field in dataclasses.fields(config):
             value = getattr(config, field.name)
             if field.name in ("dropout",) or value == ():
                 continue
-            if field.name == "hybrid_layer_types":
-                value = ",".join(value)
+            if isinstance(value, tuple):
+                value = ",".join(map(str, value))
+            elif isinstance(value, bool):
+                value = str(value).lower()
             args.append(f"--{field.name}={value}")
         result = subprocess.run(args, capture_output=True, text=True, timeout=120)
         self.assertEqual(result.returncode, 0, result.stderr)
         with torch.serialization.safe_globals([torch.jit._pickle.restore_type_tag]):
             return torch.load(path)
 
-    def check(self, arch, phase=0, seed=0, batch=2, **overrides):
+    def check(self, arch, phase=0, seed=0, batch=2, loss="logits", **overrides):
+        """loss="training": the gradients are of the training pass's loss (MatFormer's joint
+        loss), which the reference's forward(tokens, targets) computes."""
         config = dataclasses.replace(models.model_config("seed-standard", "tiny"), arch=arch,
                                      **overrides)
-        dump = self.dump(config, batch, phase, seed)
+        dump = self.dump(config, batch, phase, seed, loss)
         model = models.build(config)
         model.load_state_dict({k[len("param/"):]: v for k, v in dump.items()
                                if k.startswith("param/")}, strict=True)
@@ -93,6 +97,37 @@ class ReferenceParityTest(unittest.TestCase):
         self.check("hybrid", seed=4, n_layers=4)
         self.check("hybrid", seed=2, n_layers=3, hybrid_layer_types=("mlp", "attn", "mlp"),
                    hybrid_static_mlp_ratio=3)
+
+    def test_sqa_presets(self):
+        # H = 8: sqa (4 query, 2 key/value heads), ssqa (4, 4), xsqa (2, 2), xsmqa (2, 1).
+        for q, kv in ((4, 2), (4, 4), (2, 2), (2, 1)):
+            with self.subTest(q_heads=q, kv_heads=kv):
+                self.check("sqa", seed=q + kv, d_model=64, n_heads=8, mixers=("sqa", "sqa"),
+                           sqa_q_heads=q, sqa_kv_heads=kv)
+
+    def test_mixed_every_mixer(self):
+        # T = 37 with 16-token slices: the last chunk is padded.
+        self.check("mixed", seed=3, n_layers=5, n_heads=4, seq_len=37, batch=3,
+                   mixers=("attn", "sqa", "sliced_attn", "static_mlp", "none"), sqa_q_heads=2,
+                   sqa_kv_heads=1, slice_len=16, hybrid_static_mlp_ratio=3)
+
+    def test_looped(self):
+        self.check("looped", seed=5, mixers=("attn", "attn"), loops=3, loop_input_injection=True,
+                   loop_embedding=True, loop_inter_linear=True)
+        self.check("looped", seed=6, mixers=("attn", "sliced_attn"), loops=2, slice_len=16)
+
+    def test_matformer(self):
+        granularities = (0.25, 0.5, 1.0)
+        # Joint training loss (mean over granularities) and its gradients; logits at the largest.
+        self.check("matformer", seed=8, mixers=("attn", "attn"),
+                   matformer_granularities=granularities, loss="training")
+        # Mix'n'Match logits: a different granularity per layer.
+        self.check("matformer", seed=9, mixers=("attn", "attn"),
+                   matformer_granularities=granularities, matformer_eval_granularity=(0, 2),
+                   loss="training")
+
+    def test_attn_drop(self):
+        self.check("attn_drop", seed=10, n_layers=3, mixers=("attn", "none", "none"))
 
     def test_benchmark_sizes_match_gauntlet_defaults(self):
         # The named sizes are restated here; side_by_side also checks them against what

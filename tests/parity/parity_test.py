@@ -34,8 +34,10 @@ class ParityTest(unittest.TestCase):
         args = [testlib.binary("trainer/models/parity_dump"), f"--arch={arch}", f"--out={path}",
                 f"--phase={phase}", f"--seed={seed}"]
         for key, value in cfg.items():
-            if key == "hybrid_layer_types":
-                value = ",".join(value)
+            if isinstance(value, (list, tuple)):
+                value = ",".join(map(str, value))
+            elif isinstance(value, bool):
+                value = str(value).lower()
             args.append(f"--{key}={value}")
         result = subprocess.run(args, capture_output=True, text=True, timeout=120)
         self.assertEqual(result.returncode, 0, result.stderr)
@@ -44,6 +46,8 @@ class ParityTest(unittest.TestCase):
             return cfg, torch.load(path)
 
     def check(self, arch, phase=0, seed=0, **overrides):
+        """overrides may set loss="training": the dumped loss and gradients are then of the
+        training pass (MatFormer's joint loss), recomputed by reference.training_loss."""
         cfg, dump = self.dump(arch, phase, seed, **overrides)
         params = {k[len("param/"):]: v.clone().requires_grad_(True)
                   for k, v in dump.items() if k.startswith("param/")}
@@ -54,6 +58,8 @@ class ParityTest(unittest.TestCase):
         lm_loss = F.cross_entropy(logits[:, mask].reshape(-1, cfg["vocab_size"]),
                                   targets[:, mask].reshape(-1))
         loss = lm_loss + aux
+        if cfg.get("loss") == "training":
+            loss = reference.training_loss(arch, params, cfg, inputs, targets) + aux
         loss.backward()
 
         tight = dict(rtol=1e-4, atol=1e-5)
@@ -120,6 +126,37 @@ class ParityTest(unittest.TestCase):
 
     def test_hybrid_default_pattern(self):
         self.check("hybrid", seed=4, n_layers=4)
+
+    def test_sqa_presets(self):
+        # H = 8 heads of width 8: sqa (4 query, 2 key/value heads), ssqa (4, 4), xsqa (2, 2),
+        # xsmqa (2, 1).
+        for q_heads, kv_heads in ((4, 2), (4, 4), (2, 2), (2, 1)):
+            with self.subTest(q_heads=q_heads, kv_heads=kv_heads):
+                self.check("sqa", seed=q_heads + kv_heads, d_model=64, n_heads=8,
+                           mixers=["sqa", "sqa"], sqa_q_heads=q_heads, sqa_kv_heads=kv_heads)
+
+    def test_mixed_every_mixer(self):
+        # T = 37 and 16-token slices: three chunks, the last one short.
+        self.check("mixed", seed=3, n_layers=5, n_heads=4, seq_len=37, batch=3,
+                   mixers=["attn", "sqa", "sliced_attn", "static_mlp", "none"], sqa_q_heads=2,
+                   sqa_kv_heads=1, slice_len=16, hybrid_static_mlp_ratio=3)
+
+    def test_looped(self):
+        self.check("looped", seed=5, mixers=["attn", "attn"], loops=3, loop_input_injection=True,
+                   loop_embedding=True, loop_inter_linear=True)
+        self.check("looped", seed=6, mixers=["attn", "sliced_attn"], loops=2, slice_len=16)
+
+    def test_matformer_joint_loss_and_mix_n_match(self):
+        # Gradients of the joint loss (mean over the granularities); logits at the largest, then
+        # Mix'n'Match (the smallest in layer 0, the largest in layer 1).
+        for eval_granularity in ([2, 2], [0, 2]):
+            with self.subTest(eval_granularity=eval_granularity):
+                self.check("matformer", seed=8, mixers=["attn", "attn"],
+                           matformer_granularities=[0.25, 0.5, 1.0],
+                           matformer_eval_granularity=eval_granularity, loss="training")
+
+    def test_attn_drop(self):
+        self.check("attn_drop", seed=10, n_layers=3, mixers=["attn", "none", "none"])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """An independent PyTorch reference of the Gauntlet architectures, written from
-shared/docs/architectures.md (sections 1, 2, 4) and the sparse_depth scheme in
-trainer/models/sparse_depth.h, in plain functional form over a dict of named parameters.
+shared/docs/architectures.md (sections 1, 2, 4), the sparse_depth scheme in
+trainer/models/sparse_depth.h and docs/ARCHITECTURES.md (the layer-stack archs), in plain
+functional form over a dict of named parameters.
 
 It deliberately computes things differently from the C++ models where the math allows it, so that
 parity checks the math rather than a transcription:
@@ -8,7 +9,9 @@ parity checks the math rather than a transcription:
   - the worker model computes queries and updates at every position and keeps the worker rows
     with torch.where; its conv is an explicit sum of shifted copies;
   - sparse_depth loops over rows and runs each row's routed tokens as their own sequence;
-  - RoPE writes even and odd channels through strided slices.
+  - RoPE writes even and odd channels through strided slices;
+  - sliced attention is one mask over the whole window (same chunk and not later), not chunked
+    sequences; SQA indexes key/value heads per query head instead of SDPA's grouping.
 """
 
 import math
@@ -191,7 +194,87 @@ def hybrid(p, cfg, tokens):
     return head(p, x), torch.ones(tokens.shape[1], dtype=torch.bool), torch.zeros(()), {}
 
 
+LAYER_STACK_ARCHS = ("sqa", "mixed", "looped", "matformer", "attn_drop")
+
+
+def mixer(p, pre, kind, h, positions, cfg):
+    """What a layer-stack mixer adds to the stream, from its normalised input h (B, T, d)."""
+    d = h.shape[-1]
+    if kind == "static_mlp":
+        hidden = F.gelu(h @ p[pre + "static_mlp.a.weight"].T + p[pre + "static_mlp.a.bias"])
+        return hidden @ p[pre + "static_mlp.b.weight"].T + p[pre + "static_mlp.b.bias"]
+    allowed = positions[None, :] <= positions[:, None]
+    if kind == "sliced_attn":
+        chunk = positions // cfg["slice_len"]
+        allowed = allowed & (chunk[None, :] == chunk[:, None])
+    if kind in ("attn", "sliced_attn"):
+        w_qkv, n_heads = p[pre + "attn.qkv.weight"], cfg["n_heads"]
+        q = rope(heads(h @ w_qkv[:d].T, n_heads), positions)
+        k = rope(heads(h @ w_qkv[d:2 * d].T, n_heads), positions)
+        v = heads(h @ w_qkv[2 * d:].T, n_heads)
+        gate, out = p[pre + "attn.gate.weight"], p[pre + "attn.out.weight"]
+    else:  # sqa: query head j reads key/value head j // (H_q / H_kv)
+        q_heads, kv_heads = cfg["sqa_q_heads"], cfg["sqa_kv_heads"]
+        kv_width = kv_heads * (d // cfg["n_heads"])
+        w_kv = p[pre + "sqa.kv.weight"]
+        q = rope(heads(h @ p[pre + "sqa.q.weight"].T, q_heads), positions)
+        group = torch.div(torch.arange(q_heads), q_heads // kv_heads, rounding_mode="floor")
+        k = rope(heads(h @ w_kv[:kv_width].T, kv_heads), positions)[:, group]
+        v = heads(h @ w_kv[kv_width:].T, kv_heads)[:, group]
+        gate, out = p[pre + "sqa.gate.weight"], p[pre + "sqa.out.weight"]
+    context = unheads(attend(q, k, v, allowed))
+    return (context * torch.sigmoid(h @ gate.T)) @ out.T
+
+
+def layer_stack(p, cfg, tokens, widths):
+    """Final residual stream; layer i's FFN uses its first widths[i] hidden units."""
+    e = p["embed.weight"][tokens]
+    positions = torch.arange(tokens.shape[1])
+    x = e
+    for r in range(cfg.get("loops", 1)):
+        if r > 0 and cfg.get("loop_inter_linear"):
+            x = x + x @ p[f"inter_loop.{r - 1}.weight"].T
+        if r > 0 and cfg.get("loop_input_injection"):
+            x = x + e
+        if cfg.get("loop_embedding"):
+            x = x + p["loop_embedding"][r]
+        for i, kind in enumerate(cfg["mixers"]):
+            pre = f"blocks.{i}."
+            if kind != "none":
+                x = x + mixer(p, pre, kind, rms_norm(x, p[pre + "norm1.weight"]), positions, cfg)
+            m = widths[i]
+            u = rms_norm(x, p[pre + "norm2.weight"])
+            hidden = F.gelu(u @ p[pre + "ffn.fc1.weight"][:m].T + p[pre + "ffn.fc1.bias"][:m])
+            x = x + hidden @ p[pre + "ffn.fc2.weight"][:, :m].T + p[pre + "ffn.fc2.bias"]
+    return x
+
+
+def granularity_widths(cfg):
+    return [round(g * cfg["d_ff"]) for g in cfg.get("matformer_granularities", ())]
+
+
+def eval_widths(cfg):
+    widths = granularity_widths(cfg)
+    if not widths:
+        return [cfg["d_ff"]] * cfg["n_layers"]
+    index = cfg.get("matformer_eval_granularity") or [len(widths) - 1] * cfg["n_layers"]
+    return [widths[i] for i in index]
+
+
+def training_loss(arch, p, cfg, inputs, targets):
+    """The training pass's loss: MatFormer (joint) averages its granularities' LM losses."""
+    widths = granularity_widths(cfg)
+    assert arch == "matformer" and widths, "only MatFormer has a training loss of its own"
+    losses = [F.cross_entropy(head(p, layer_stack(p, cfg, inputs, [w] * cfg["n_layers"]))
+                              .reshape(-1, cfg["vocab_size"]), targets.reshape(-1))
+              for w in widths]
+    return sum(losses) / len(losses)
+
+
 def forward(arch, p, cfg, tokens, phase):
+    if arch in LAYER_STACK_ARCHS:
+        x = layer_stack(p, cfg, tokens, eval_widths(cfg))
+        return head(p, x), torch.ones(tokens.shape[1], dtype=torch.bool), torch.zeros(()), {}
     if arch == "standard":
         return standard(p, cfg, tokens)
     if arch == "worker":
@@ -216,6 +299,24 @@ def parameter_count(arch, cfg):
         return outer + d + n * (attention + norms_and_ffn + kernel * d + d)
     if arch == "sparse_depth":
         return outer + n * (attention + norms_and_ffn) + (n - cfg["sparse_dense_layers"]) * (d + 1)
+    if arch in LAYER_STACK_ARCHS:
+        head_width = d // cfg["n_heads"]
+        total = outer
+        for kind in cfg["mixers"]:
+            total += norms_and_ffn - (d if kind == "none" else 0)
+            if kind in ("attn", "sliced_attn"):
+                total += attention
+            elif kind == "sqa":
+                total += (3 * cfg["sqa_q_heads"] + 2 * cfg["sqa_kv_heads"]) * head_width * d
+            elif kind == "static_mlp":
+                ratio = cfg["hybrid_static_mlp_ratio"]
+                total += 2 * ratio * d * d + ratio * d + d
+        loops = cfg.get("loops", 1)
+        if cfg.get("loop_embedding"):
+            total += loops * d
+        if cfg.get("loop_inter_linear"):
+            total += (loops - 1) * d * d
+        return total
     if arch == "hybrid":
         ratio = cfg["hybrid_static_mlp_ratio"]
         static = 2 * ratio * d * d + ratio * d + d

@@ -47,7 +47,6 @@ class ToyModel : public LanguageModelImpl {
     if (gap_at_zero) marks.index_put_({0}, false);
     return marks;
   }
-  double TrainingFlopsPerToken(int64_t) const override { return 0; }
 
   std::vector<Call> calls;
   bool gap_at_zero = false;

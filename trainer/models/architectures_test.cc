@@ -8,20 +8,30 @@
 
 #include <ATen/autocast_mode.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
+#include "common/model_config.h"
+#include "trainer/models/layer_stack.h"
 #include "trainer/models/model.h"
-#include "trainer/models/model_config.h"
 #include "trainer/models/registry.h"
 
 namespace gauntlet {
 namespace {
 
-// The tiny named size, built in code (model_config_test covers ResolveModelConfig).
-ModelConfig Tiny(const std::string& arch) {
+// The tiny named size, built in code (model_config_test covers ResolveModelConfig), for a test
+// case: an arch, or "arch/variant" for a preset or mode of it.
+ModelConfig Tiny(const std::string& name) {
+  const std::string arch = name.substr(0, name.find('/'));
+  const std::string variant =
+      name.find('/') == std::string::npos ? "" : name.substr(name.find('/') + 1);
   ModelConfig c;
   c.arch = arch;
   c.size = "tiny";
@@ -34,6 +44,42 @@ ModelConfig Tiny(const std::string& arch) {
   c.dropout = 0.0;
   if (arch == "sparse_depth") c.n_layers = 3;  // one dense layer, two routed
   if (arch == "hybrid") c.hybrid_attention_layers = {true, false};
+  if (arch == "sqa") {
+    // H = 8 heads of width 8, so the four presets give four different head counts.
+    c.d_model = 64;
+    c.n_heads = 8;
+    c.d_ff = 128;
+    c.mixers = {"sqa", "sqa"};
+    const std::map<std::string, std::pair<int64_t, int64_t>> presets = {
+        {"sqa", {4, 2}}, {"ssqa", {4, 4}}, {"xsqa", {2, 2}}, {"xsmqa", {2, 1}}};
+    std::tie(c.sqa_q_heads, c.sqa_kv_heads) = presets.at(variant);
+  }
+  if (arch == "mixed") {
+    // Every mixer once; chunks of 16 so sliced attention has several per window.
+    c.n_layers = 5;
+    c.n_heads = 4;
+    c.mixers = {"attn", "sqa", "sliced_attn", "static_mlp", "none"};
+    c.sqa_q_heads = 2;
+    c.sqa_kv_heads = 1;
+    c.slice_len = 16;
+  }
+  if (arch == "looped") {
+    c.mixers = {"attn", "attn"};
+    c.loops = 3;
+    c.loop_input_injection = true;
+    c.loop_embedding = true;
+    c.loop_inter_linear = true;
+  }
+  if (arch == "matformer") {
+    c.mixers = {"attn", "attn"};
+    c.matformer_granularities = {0.25, 0.5, 1.0};
+    c.matformer_train_mode = variant;
+    c.matformer_eval_granularity = {2, 2};
+  }
+  if (arch == "attn_drop") {
+    c.n_layers = 3;
+    c.mixers = {"attn", "none", "none"};
+  }
   return c;
 }
 
@@ -152,17 +198,49 @@ TEST_P(ArchitectureTest, TrainingLossEqualsMaskedCrossEntropyOfTheLogits) {
     return g;
   };
 
+  // What the training pass must equal: the LM loss of Forward's logits, or for MatFormer the
+  // mean over the granularities it trains (joint: all; sample: the one drawn).
+  std::vector<int64_t> trained_granularities;
+  auto* stack = dynamic_cast<LayerStackTransformer*>(model.get());
+  if (c.arch == "matformer") {
+    const int64_t n = static_cast<int64_t>(c.matformer_granularities.size());
+    if (c.matformer_train_mode == "joint") {
+      for (int64_t g = 0; g < n; ++g) trained_granularities.push_back(g);
+    } else {
+      torch::manual_seed(11);  // the draw ForwardHidden makes below, after the same seed
+      trained_granularities.push_back(torch::randint(n, {1}, torch::kInt64).item<int64_t>());
+    }
+  }
   model->zero_grad();
-  const ModelOutput full = model->Forward(inputs);
-  const torch::Tensor expected = MaskedCrossEntropy(full.logits, targets, full.train_positions);
+  torch::Tensor expected;
+  torch::Tensor train_positions;
+  if (trained_granularities.empty()) {
+    const ModelOutput full = model->Forward(inputs);
+    train_positions = full.train_positions;
+    expected = MaskedCrossEntropy(full.logits, targets, full.train_positions);
+  } else {
+    expected = torch::zeros({});
+    for (const int64_t g : trained_granularities) {
+      stack->SetEvalGranularity({g});
+      const ModelOutput full = model->Forward(inputs);
+      train_positions = full.train_positions;
+      expected = expected + MaskedCrossEntropy(full.logits, targets, full.train_positions) /
+                                static_cast<double>(trained_granularities.size());
+    }
+    stack->SetEvalGranularity(c.matformer_eval_granularity);
+  }
   expected.backward();
   const std::vector<torch::Tensor> expected_grads = grads();
 
   model->zero_grad();
+  torch::manual_seed(11);
   const ModelOutput hidden = model->ForwardHidden(inputs);
   EXPECT_FALSE(hidden.logits.defined());
-  const int64_t trained = full.train_positions.sum().item<int64_t>();
-  EXPECT_EQ(hidden.hidden.size(1), trained) << "the head must run exactly where training scores";
+  const int64_t trained = train_positions.sum().item<int64_t>();
+  const int64_t passes =
+      c.matformer_train_mode == "joint" ? static_cast<int64_t>(trained_granularities.size()) : 1;
+  EXPECT_EQ(hidden.hidden.size(1), trained * passes)
+      << "the head must run exactly where training scores";
   const torch::Tensor loss = TrainingLoss(hidden, targets);
   loss.backward();
   const std::vector<torch::Tensor> actual_grads = grads();
@@ -202,9 +280,18 @@ TEST_P(ArchitectureTest, TrainsUnderBf16Autocast) {
   }
 }
 
+// Every arch, every SQA preset and both MatFormer training modes ("/" is not allowed in test
+// names, hence the replacement).
 INSTANTIATE_TEST_SUITE_P(AllArchs, ArchitectureTest,
-                         ::testing::Values("standard", "worker", "sparse_depth", "hybrid"),
-                         [](const auto& info) { return info.param; });
+                         ::testing::Values("standard", "worker", "sparse_depth", "hybrid",
+                                           "sqa/sqa", "sqa/ssqa", "sqa/xsqa", "sqa/xsmqa", "mixed",
+                                           "looped", "matformer/joint", "matformer/sample",
+                                           "attn_drop"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '/', '_');
+                           return name;
+                         });
 
 int64_t StandardParameterCount(const ModelConfig& c) {
   const int64_t d = c.d_model;
@@ -217,7 +304,7 @@ TEST(ParameterCountTest, MatchesTheFormulas) {
   const ModelConfig standard = Tiny("standard");
   EXPECT_EQ(Build(standard)->NumParameters(), StandardParameterCount(standard));
 
-  // architectures.md §2: the worker model has exactly L * (3d + d) + d more (conv kernel 3).
+  // worker.h: the worker model has exactly L * (3d + d) + d more (conv kernel 3).
   ModelConfig worker = standard;
   worker.arch = "worker";
   const int64_t d = standard.d_model;
@@ -236,6 +323,234 @@ TEST(ParameterCountTest, MatchesTheFormulas) {
   const int64_t static_mlp = 2 * 3 * d * d + 3 * d + d;
   EXPECT_EQ(Build(hybrid)->NumParameters(),
             StandardParameterCount(standard) - 5 * d * d + static_mlp);
+}
+
+// Closed-form parameter count of a layer-stack model (docs/ARCHITECTURES.md).
+int64_t LayerStackParameterCount(const ModelConfig& c) {
+  const int64_t d = c.d_model;
+  const int64_t head_width = d / c.n_heads;
+  int64_t total = 2 * c.vocab_size * d + d;  // embedding, head, final norm
+  for (const std::string& mixer : c.mixers) {
+    total += d + 2 * d * c.d_ff + c.d_ff + d;  // norm2, FFN with biases
+    if (mixer == "attn" || mixer == "sliced_attn") total += d + 5 * d * d;
+    if (mixer == "sqa") {
+      const int64_t q = c.sqa_q_heads * head_width;
+      total += d + 3 * d * q + 2 * d * c.sqa_kv_heads * head_width;
+    }
+    if (mixer == "static_mlp") {
+      const int64_t r = c.hybrid_static_mlp_ratio;
+      total += d + 2 * r * d * d + r * d + d;
+    }
+  }
+  if (c.loop_embedding) total += c.loops * d;
+  if (c.loop_inter_linear) total += (c.loops - 1) * d * d;
+  return total;
+}
+
+TEST(ParameterCountTest, LayerStackArchsMatchTheFormula) {
+  for (const std::string name : {"sqa/sqa", "sqa/ssqa", "sqa/xsqa", "sqa/xsmqa", "mixed", "looped",
+                                 "matformer/joint", "attn_drop"}) {
+    const ModelConfig c = Tiny(name);
+    EXPECT_EQ(Build(c)->NumParameters(), LayerStackParameterCount(c)) << name;
+  }
+  // With attention everywhere, one loop and the whole FFN, the layer stack is the standard model.
+  ModelConfig mixed = Tiny("standard");
+  mixed.arch = "mixed";
+  mixed.mixers = {"attn", "attn"};
+  EXPECT_EQ(Build(mixed)->NumParameters(), StandardParameterCount(Tiny("standard")));
+}
+
+TEST(LayerStackTest, AllAttentionOneLoopIsTheStandardModel) {
+  // Same parameter names and registration order, so the same seed gives the same weights and
+  // the same function: the layer stack's trunk and MixerBlock("attn") add nothing.
+  ModelConfig mixed = Tiny("standard");
+  mixed.arch = "mixed";
+  mixed.mixers = {"attn", "attn"};
+  auto standard = Build(Tiny("standard"), 3);
+  auto stack = Build(mixed, 3);
+  ASSERT_EQ(standard->named_parameters().keys(), stack->named_parameters().keys());
+  torch::NoGradGuard no_grad;
+  const torch::Tensor tokens = torch::randint(65, {2, 64}, torch::kInt64);
+  EXPECT_LE(MaxAbsDiff(standard->Forward(tokens).logits, stack->Forward(tokens).logits), 1e-6);
+  EXPECT_DOUBLE_EQ(standard->TrainingFlopsPerToken(64), stack->TrainingFlopsPerToken(64));
+}
+
+TEST(LayerStackTest, SlicedAttentionSeesOnlyItsOwnChunk) {
+  ModelConfig c = Tiny("mixed");
+  c.n_layers = 2;
+  c.mixers = {"sliced_attn", "sliced_attn"};
+  c.slice_len = 16;
+  auto model = Build(c);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor tokens = torch::randint(c.vocab_size, {1, c.seq_len}, torch::kInt64);
+  torch::Tensor changed = tokens.clone();
+  changed.select(1, 3).add_(1).remainder_(c.vocab_size);
+  const torch::Tensor a = model->Forward(tokens).logits;
+  const torch::Tensor b = model->Forward(changed).logits;
+  EXPECT_GT(MaxAbsDiff(a.narrow(1, 3, 13), b.narrow(1, 3, 13)), 1e-4);     // its chunk, t >= 3
+  EXPECT_LE(MaxAbsDiff(a.narrow(1, 16, 48), b.narrow(1, 16, 48)), kSame);  // later chunks
+}
+
+TEST(LayerStackTest, AttentionDroppedEverywhereLeavesAPerTokenFunction) {
+  ModelConfig c = Tiny("attn_drop");
+  c.mixers = {"none", "none", "none"};
+  auto model = Build(c);
+  for (const auto& item : model->named_parameters()) {
+    EXPECT_EQ(item.key().find("attn"), std::string::npos) << item.key();
+    EXPECT_EQ(item.key().find("norm1"), std::string::npos) << item.key();
+  }
+  torch::NoGradGuard no_grad;
+  const torch::Tensor same = torch::full({1, 8}, 9, torch::kInt64);
+  const torch::Tensor logits = model->Forward(same).logits;
+  EXPECT_LE(MaxAbsDiff(logits.select(1, 0), logits.select(1, 7)), 1e-6);
+}
+
+TEST(LayerStackTest, MatFormerSubmodelsUseOnlyTheirPrefixOfHiddenUnits) {
+  ModelConfig c = Tiny("matformer/joint");
+  auto model = Build(c);
+  auto* stack = dynamic_cast<LayerStackTransformer*>(model.get());
+  ASSERT_NE(stack, nullptr);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor tokens = torch::randint(c.vocab_size, {2, c.seq_len}, torch::kInt64);
+  stack->SetEvalGranularity({0});  // 32 of 128 hidden units
+  EXPECT_EQ(stack->eval_widths(), std::vector<int64_t>({32, 32}));
+  const torch::Tensor small = model->Forward(tokens).logits;
+  stack->SetEvalGranularity({2});
+  const torch::Tensor full = model->Forward(tokens).logits;
+  EXPECT_GT(MaxAbsDiff(small, full), 1e-4);
+  // Units 32.. of every FFN do not exist for the smallest submodel.
+  for (auto& item : model->named_parameters()) {
+    if (item.key().find("ffn.fc1.weight") != std::string::npos) {
+      item.value().narrow(0, 32, 96).normal_();
+    }
+  }
+  stack->SetEvalGranularity({0});
+  EXPECT_LE(MaxAbsDiff(model->Forward(tokens).logits, small), 1e-6);
+  stack->SetEvalGranularity({2});
+  EXPECT_GT(MaxAbsDiff(model->Forward(tokens).logits, full), 1e-4);
+  // Mix'n'Match: a width per layer.
+  stack->SetEvalGranularity({0, 2});
+  EXPECT_EQ(stack->eval_widths(), std::vector<int64_t>({32, 128}));
+}
+
+TEST(LayerStackTest, MatFormerSubmodelsAreEachGranularityAndTheMixNMatchChoice) {
+  ModelConfig c = Tiny("matformer/joint");
+  EXPECT_EQ(Build(c)->SubmodelNames(), std::vector<std::string>({"ffn=0.25", "ffn=0.5", "ffn=1"}));
+  c.matformer_eval_granularity = {0, 2};
+  auto model = Build(c);
+  auto* stack = dynamic_cast<LayerStackTransformer*>(model.get());
+  EXPECT_EQ(model->SubmodelNames(),
+            std::vector<std::string>({"ffn=0.25", "ffn=0.5", "ffn=1", "ffn=0.25,1"}));
+  model->SelectSubmodel("ffn=0.5");
+  EXPECT_EQ(stack->eval_widths(), std::vector<int64_t>({64, 64}));
+  model->SelectSubmodel("ffn=0.25,1");
+  EXPECT_EQ(stack->eval_widths(), std::vector<int64_t>({32, 128}));
+  model->SelectSubmodel("ffn=1");
+  model->SelectSubmodel("");  // back to the configured choice
+  EXPECT_EQ(stack->eval_widths(), std::vector<int64_t>({32, 128}));
+  EXPECT_THROW(model->SelectSubmodel("ffn=0.3"), c10::Error);
+  EXPECT_TRUE(Build(Tiny("standard"))->SubmodelNames().empty());
+}
+
+TEST(LayerStackTest, AttentionImportanceIsOneMinusTheCosineAcrossTheSubLayer) {
+  ModelConfig c = Tiny("mixed");  // attn, sqa, sliced_attn, static_mlp, none
+  auto model = Build(c);
+  const torch::Tensor tokens = torch::randint(c.vocab_size, {2, c.seq_len}, torch::kInt64);
+  std::vector<double> importance = model->AttentionImportance(tokens);
+  ASSERT_EQ(importance.size(), 5u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_GT(importance[i], 1e-4) << i;
+    EXPECT_LE(importance[i], 2.0) << i;
+  }
+  EXPECT_TRUE(std::isnan(importance[3]));  // a static MLP is not attention
+  EXPECT_TRUE(std::isnan(importance[4]));
+  {
+    // A zero output projection makes layer 1's attention a no-op: S = 0, the lowest.
+    torch::NoGradGuard no_grad;
+    model->named_parameters()["blocks.1.sqa.out.weight"].zero_();
+  }
+  importance = model->AttentionImportance(tokens);
+  EXPECT_NEAR(importance[1], 0.0, 1e-6);
+  EXPECT_GT(importance[0], importance[1]);
+  EXPECT_GT(importance[2], importance[1]);
+  EXPECT_FALSE(model->is_training());  // Build() left it in eval mode, and so does scoring
+  EXPECT_TRUE(Build(Tiny("standard"))->AttentionImportance(tokens).empty());
+}
+
+TEST(LayerStackTest, MatFormerSampleModeTrainsEveryGranularity) {
+  // Over many draws every granularity's smallest-unique hidden units get a gradient.
+  ModelConfig c = Tiny("matformer/sample");
+  auto model = Build(c);
+  model->train();
+  const torch::Tensor tokens = torch::randint(c.vocab_size, {1, c.seq_len + 1}, torch::kInt64);
+  std::set<int64_t> widths_seen;
+  for (int step = 0; step < 30; ++step) {
+    model->zero_grad();
+    TrainingLoss(model->ForwardHidden(tokens.narrow(1, 0, c.seq_len)),
+                 tokens.narrow(1, 1, c.seq_len))
+        .backward();
+    for (const auto& item : model->named_parameters()) {
+      if (item.key() != "blocks.0.ffn.fc1.weight") continue;
+      // The trained width is the number of leading rows with a gradient.
+      const torch::Tensor rows = item.value().grad().abs().sum(1) > 0;
+      widths_seen.insert(rows.sum().item<int64_t>());
+    }
+  }
+  EXPECT_EQ(widths_seen, std::set<int64_t>({32, 64, 128}));
+}
+
+TEST(FlopsTest, LayerStackCountsItsMixersLoopsAndGranularities) {
+  const double T = 64;
+  // SQA: 6 x matmul weights + 12 x (query width) x T per layer.
+  {
+    const ModelConfig c = Tiny("sqa/xsmqa");
+    auto model = Build(c);
+    const int64_t d = c.d_model;
+    const int64_t matmul = model->NumParameters() - c.vocab_size * d - (2 * c.n_layers + 1) * d -
+                           c.n_layers * (c.d_ff + d);
+    EXPECT_DOUBLE_EQ(model->TrainingFlopsPerToken(64),
+                     6.0 * matmul + 12.0 * c.n_layers * (c.sqa_q_heads * d / c.n_heads) * T);
+    ModelConfig full = c;
+    full.arch = "mixed";
+    full.mixers = {"attn", "attn"};
+    EXPECT_LT(model->TrainingFlopsPerToken(64), Build(full)->TrainingFlopsPerToken(64));
+  }
+  // Looped: every loop counts again; the inter-loop linears once each.
+  {
+    const ModelConfig c = Tiny("looped");
+    ModelConfig once = c;
+    once.loops = 1;
+    once.loop_inter_linear = false;
+    const double head = 6.0 * c.d_model * c.vocab_size;
+    EXPECT_DOUBLE_EQ(Build(c)->TrainingFlopsPerToken(64),
+                     3 * (Build(once)->TrainingFlopsPerToken(64) - head) + head +
+                         2 * 6.0 * c.d_model * c.d_model);
+  }
+  // MatFormer joint: one whole model per granularity; sample: their mean.
+  {
+    const ModelConfig joint = Tiny("matformer/joint");
+    ModelConfig sample = Tiny("matformer/sample");
+    double sum = 0;
+    for (const int64_t width : {32, 64, 128}) {
+      ModelConfig one = Tiny("standard");
+      one.d_ff = width;
+      sum += Build(one)->TrainingFlopsPerToken(64);
+    }
+    EXPECT_DOUBLE_EQ(Build(joint)->TrainingFlopsPerToken(64), sum);
+    EXPECT_DOUBLE_EQ(Build(sample)->TrainingFlopsPerToken(64), sum / 3);
+  }
+  // Sliced attention scores slice_len keys; a dropped mixer costs nothing.
+  {
+    ModelConfig sliced = Tiny("mixed");
+    sliced.n_layers = 1;
+    sliced.mixers = {"sliced_attn"};
+    ModelConfig none = sliced;
+    none.mixers = {"none"};
+    const double d = sliced.d_model;
+    EXPECT_DOUBLE_EQ(
+        Build(sliced)->TrainingFlopsPerToken(64) - Build(none)->TrainingFlopsPerToken(64),
+        6.0 * 5 * d * d + 12.0 * d * sliced.slice_len);
+  }
 }
 
 TEST(FlopsTest, StandardIsSixNPlusAttention) {
@@ -277,7 +592,7 @@ TEST(WorkerTest, PhasesCoverEveryPositionOnce) {
 }
 
 TEST(WorkerTest, NonWorkerStreamsStayEqualToTheirEmbedding) {
-  // architectures.md §2: only workers update their residual stream, so a non-worker's logits
+  // worker.h: only workers update their residual stream, so a non-worker's logits
   // are a function of its own token alone (same token, same logits, wherever it stands).
   ModelConfig c = Tiny("worker");
   auto model = Build(c);
@@ -331,6 +646,10 @@ TEST(SparseDepthTest, AuxLossPullsRoutingTowardCapacity) {
   // wants about half the tokens), then pulled to roughly 30% each.
   EXPECT_GT(before, 1.0 + 2 * 0.4);
   EXPECT_NEAR(after, 1.0 + 2 * 0.3, 0.1);
+}
+
+TEST(RegistryTest, EveryArchHasAFactoryAndNoFactoryLacksRules) {
+  EXPECT_EQ(ArchsWithFactories(), KnownArchs());
 }
 
 TEST(RegistryTest, RejectsUnknownArchAndBadConfig) {

@@ -5,14 +5,14 @@
 
 #include <cstdint>
 
+#include "common/model_config.h"
 #include "trainer/models/layers.h"
-#include "trainer/models/model.h"
-#include "trainer/models/model_config.h"
+#include "trainer/models/trunk.h"
 
 namespace gauntlet {
 
 // A layer whose token-mixing sub-layer is replaced by a per-token "static" MLP
-// (architectures.md §4): x + Drop(W_b GELU(W_a RMSNorm_1(x) + b_a) + b_b), hidden width
+// (docs/ARCHITECTURES.md): x + Drop(W_b GELU(W_a RMSNorm_1(x) + b_a) + b_b), hidden width
 // static_mlp_ratio * d; the FFN sub-layer is kept. No cross-token mixing, so trivially causal.
 // Parameters: norm1.weight, static_mlp_{a,b}.{weight,bias}, norm2.weight, ffn.*.
 class StaticMlpBlockImpl : public torch::nn::Module {
@@ -30,25 +30,13 @@ class StaticMlpBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(StaticMlpBlock);
 
-// arch "hybrid": the standard model (same embedding, RoPE, norms, head) whose layer i is a
-// standard attention block where hybrid_attention_layers[i] is true and a StaticMlpBlock
-// elsewhere (default from ResolveModelConfig: attention in the first half). Parameters as
-// standard, with blocks.{i}.static_mlp_{a,b}.* in place of blocks.{i}.attn.* for MLP layers.
-class HybridTransformer : public LanguageModelImpl {
+// arch "hybrid": the trunk whose layer i is a standard attention block where
+// hybrid_attention_layers[i] is true and a StaticMlpBlock elsewhere (default from
+// ResolveModelConfig: attention in the first half). Parameters as standard, with
+// blocks.{i}.static_mlp_{a,b}.* in place of blocks.{i}.attn.* for MLP layers.
+class HybridTransformer : public TrunkTransformer {
  public:
   explicit HybridTransformer(ModelConfig config);
-
-  double TrainingFlopsPerToken(int64_t seq_len) const override;
-
- protected:
-  ModelOutput Run(const torch::Tensor& tokens, int64_t phase, Head head) override;
-
- private:
-  torch::nn::Embedding embed_{nullptr};
-  RotaryTable rotary_{nullptr};
-  torch::nn::ModuleList blocks_;
-  RmsNorm norm_f_{nullptr};
-  torch::nn::Linear head_{nullptr};
 };
 
 }  // namespace gauntlet

@@ -1,7 +1,7 @@
 #ifndef GAUNTLET_TRAINER_MODELS_LAYERS_H_
 #define GAUNTLET_TRAINER_MODELS_LAYERS_H_
 
-// Building blocks shared by the architectures (architectures.md §0-§1). Every module keeps
+// Building blocks shared by the architectures (docs/ARCHITECTURES.md). Every module keeps
 // PyTorch's default initialisation, as the seed repositories do.
 
 #include <torch/torch.h>
@@ -127,13 +127,6 @@ class TransformerBlockImpl : public torch::nn::Module {
   GeluFfn ffn_{nullptr};
 };
 TORCH_MODULE(TransformerBlock);
-
-// FLOPs of one training step per token (forward + backward = 3x forward, 2 FLOPs per MAC) for a
-// matmul with `params` weights applied to every token.
-inline double TrainingMatmulFlops(double params) { return 6.0 * params; }
-// Attention scores and context for one token attending to `keys` keys at width d (forward +
-// backward), counting the full key range as the PaLM MFU convention does.
-inline double TrainingAttentionFlops(double d_model, double keys) { return 12.0 * d_model * keys; }
 
 }  // namespace gauntlet
 

@@ -6,8 +6,9 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
-#include "trainer/models/model_config.h"
+#include "common/model_config.h"
 
 namespace gauntlet {
 
@@ -57,8 +58,25 @@ class LanguageModelImpl : public torch::nn::Module {
   virtual torch::Tensor TrainPositions(int64_t seq_len, int64_t phase) const;
 
   // Training FLOPs per token (forward + backward, 6N-style plus attention) at context seq_len,
-  // used for MFU. Counts only work the arch really does (e.g. worker's reduced query rows).
-  virtual double TrainingFlopsPerToken(int64_t seq_len) const = 0;
+  // used for MFU: the arch's row in common/model_config.h (torch-free, so it is the one place).
+  // Counts only work the arch really does (e.g. worker's reduced query rows).
+  double TrainingFlopsPerToken(int64_t seq_len) const {
+    return ::gauntlet::TrainingFlopsPerToken(config_, seq_len);
+  }
+
+  // Named submodels of this model that evaluation scores besides the configured one, each
+  // reported as its own row (MatFormer: every FFN granularity, and its Mix'n'Match choice). Most
+  // archs have none.
+  virtual std::vector<std::string> SubmodelNames() const { return {}; }
+  // Makes Forward run submodel `name` (one of SubmodelNames()), or the configured model for "".
+  virtual void SelectSubmodel(const std::string& name) {}
+
+  // Post-hoc attention-drop importance of every layer on calibration tokens (B, T):
+  // S_i = 1 - mean over tokens of cos(x, x + Attn_i(RMSNorm_1(x))), x the stream entering layer
+  // i's attention (averaged over loops), NaN where layer i has no attention. Low S: the
+  // sub-layer barely changes the stream, so drop it first (docs/ARCHITECTURES.md "attn_drop").
+  // Empty when the arch does not expose its sub-layers (only the layer-stack archs do).
+  virtual std::vector<double> AttentionImportance(const torch::Tensor& tokens) { return {}; }
 
   int64_t NumParameters() const;
   const ModelConfig& config() const { return config_; }

@@ -16,9 +16,10 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "common/model_config.h"
 #include "trainer/models/model.h"
-#include "trainer/models/model_config.h"
 #include "trainer/models/registry.h"
 
 ABSL_FLAG(std::string, arch, "standard", "registry key");
@@ -38,6 +39,21 @@ ABSL_FLAG(int64_t, sparse_dense_layers, 1, "sparse_depth dense layers");
 ABSL_FLAG(double, sparse_aux_loss_weight, 0.01, "sparse_depth aux weight");
 ABSL_FLAG(std::string, hybrid_layer_types, "", "comma-separated attn|mlp per layer");
 ABSL_FLAG(int64_t, hybrid_static_mlp_ratio, 2, "hybrid static MLP ratio");
+ABSL_FLAG(std::string, mixers, "", "layer-stack archs: comma-separated mixer per layer");
+ABSL_FLAG(int64_t, sqa_q_heads, 0, "sqa mixer query heads");
+ABSL_FLAG(int64_t, sqa_kv_heads, 0, "sqa mixer key/value heads");
+ABSL_FLAG(int64_t, slice_len, 16, "sliced_attn mixer chunk length");
+ABSL_FLAG(int64_t, loops, 1, "looped: loops");
+ABSL_FLAG(bool, loop_input_injection, false, "looped: input injection");
+ABSL_FLAG(bool, loop_embedding, false, "looped: loop embedding");
+ABSL_FLAG(bool, loop_inter_linear, false, "looped: inter-loop linears");
+ABSL_FLAG(std::string, matformer_granularities, "", "matformer: comma-separated fractions");
+ABSL_FLAG(std::string, matformer_train_mode, "joint", "matformer: joint | sample");
+ABSL_FLAG(std::string, matformer_eval_granularity, "",
+          "matformer: comma-separated granularity index per layer (default: the largest)");
+ABSL_FLAG(std::string, loss, "logits",
+          "what the gradients are of: 'logits' (MaskedCrossEntropy of Forward's logits + aux) or "
+          "'training' (TrainingLoss of ForwardHidden + aux, e.g. MatFormer's joint loss)");
 ABSL_FLAG(std::string, out, "", "output file");
 
 namespace gauntlet {
@@ -69,6 +85,44 @@ int Run() {
     for (int64_t i = 0; i < c.n_layers; ++i)
       c.hybrid_attention_layers.push_back(i < (c.n_layers + 1) / 2);
   }
+  for (absl::string_view m : absl::StrSplit(absl::GetFlag(FLAGS_mixers), ',', absl::SkipEmpty())) {
+    c.mixers.emplace_back(m);
+  }
+  c.sqa_q_heads = absl::GetFlag(FLAGS_sqa_q_heads);
+  c.sqa_kv_heads = absl::GetFlag(FLAGS_sqa_kv_heads);
+  c.slice_len = absl::GetFlag(FLAGS_slice_len);
+  c.loops = absl::GetFlag(FLAGS_loops);
+  c.loop_input_injection = absl::GetFlag(FLAGS_loop_input_injection);
+  c.loop_embedding = absl::GetFlag(FLAGS_loop_embedding);
+  c.loop_inter_linear = absl::GetFlag(FLAGS_loop_inter_linear);
+  for (absl::string_view g :
+       absl::StrSplit(absl::GetFlag(FLAGS_matformer_granularities), ',', absl::SkipEmpty())) {
+    double value = 0;
+    if (!absl::SimpleAtod(g, &value)) {
+      std::cerr << "--matformer_granularities: not a number: " << g << "\n";
+      return 2;
+    }
+    c.matformer_granularities.push_back(value);
+  }
+  c.matformer_train_mode = absl::GetFlag(FLAGS_matformer_train_mode);
+  for (absl::string_view g :
+       absl::StrSplit(absl::GetFlag(FLAGS_matformer_eval_granularity), ',', absl::SkipEmpty())) {
+    int64_t value = 0;
+    if (!absl::SimpleAtoi(g, &value)) {
+      std::cerr << "--matformer_eval_granularity: not an integer: " << g << "\n";
+      return 2;
+    }
+    c.matformer_eval_granularity.push_back(value);
+  }
+  if (!c.matformer_granularities.empty() && c.matformer_eval_granularity.empty()) {
+    c.matformer_eval_granularity.assign(c.n_layers,
+                                        static_cast<int64_t>(c.matformer_granularities.size()) - 1);
+  }
+  const std::string loss_kind = absl::GetFlag(FLAGS_loss);
+  if (loss_kind != "logits" && loss_kind != "training") {
+    std::cerr << "--loss: 'logits' or 'training', got " << loss_kind << "\n";
+    return 2;
+  }
   const std::string out_path = absl::GetFlag(FLAGS_out);
   if (out_path.empty()) {
     std::cerr << "--out: required\n";
@@ -91,7 +145,11 @@ int Run() {
   const torch::Tensor targets = tokens.narrow(1, 1, c.seq_len);
   const ModelOutput out = model->Forward(inputs, absl::GetFlag(FLAGS_phase));
   const torch::Tensor lm_loss = MaskedCrossEntropy(out.logits, targets, out.train_positions);
-  const torch::Tensor loss = lm_loss + out.aux_loss;
+  torch::Tensor loss = lm_loss + out.aux_loss;
+  if (loss_kind == "training") {
+    const ModelOutput hidden = model->ForwardHidden(inputs);
+    loss = TrainingLoss(hidden, targets) + hidden.aux_loss;
+  }
   loss.backward();
 
   c10::Dict<std::string, at::Tensor> dump;

@@ -2,10 +2,12 @@
 #define GAUNTLET_TRAINER_MODELS_REGISTRY_H_
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/model_config.h"
 #include "trainer/models/model.h"
-#include "trainer/models/model_config.h"
 
 namespace gauntlet {
 
@@ -14,6 +16,10 @@ namespace gauntlet {
 // reproducible weights. InvalidArgument for an unknown arch (listing the known ones) or a config
 // that ValidateModelConfig rejects.
 absl::StatusOr<std::shared_ptr<LanguageModelImpl>> CreateModel(const ModelConfig& config);
+
+// Names of the archs with a factory, in table order: must equal KnownArchs() (the torch-free
+// half of each row, common/model_config.h); architectures_test checks it.
+std::vector<std::string> ArchsWithFactories();
 
 }  // namespace gauntlet
 

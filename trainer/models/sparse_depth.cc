@@ -24,11 +24,6 @@ SparseDepthTransformer::SparseDepthTransformer(ModelConfig config)
       "head", torch::nn::Linear(torch::nn::LinearOptions(c.d_model, c.vocab_size).bias(false)));
 }
 
-int64_t SparseDepthTransformer::Slots(int64_t seq_len) const {
-  const double bound = std::ceil(kSlotFactor * config_.sparse_capacity * seq_len);
-  return std::clamp<int64_t>(static_cast<int64_t>(bound), 1, seq_len);
-}
-
 ModelOutput SparseDepthTransformer::Run(const torch::Tensor& tokens, int64_t /*phase*/, Head head) {
   TORCH_CHECK(tokens.dim() == 2, "tokens must be (B, T), got ", tokens.sizes());
   const ModelConfig& c = config_;
@@ -92,18 +87,6 @@ ModelOutput SparseDepthTransformer::Run(const torch::Tensor& tokens, int64_t /*p
                      : aux;
   out.stats["layers_per_token"] = routed_share + static_cast<double>(c.sparse_dense_layers);
   return out;
-}
-
-double SparseDepthTransformer::TrainingFlopsPerToken(int64_t seq_len) const {
-  const ModelConfig& c = config_;
-  const double d = c.d_model;
-  const double block = TrainingMatmulFlops(5.0 * d * d + 2.0 * d * c.d_ff);
-  const double dense = block + TrainingAttentionFlops(d, seq_len);
-  const double share = static_cast<double>(Slots(seq_len)) / seq_len;
-  const double routed =
-      TrainingMatmulFlops(d) + share * block + share * TrainingAttentionFlops(d, share * seq_len);
-  return c.sparse_dense_layers * dense + (c.n_layers - c.sparse_dense_layers) * routed +
-         TrainingMatmulFlops(d * c.vocab_size);
 }
 
 }  // namespace gauntlet

@@ -7,7 +7,7 @@
 
 #include "trainer/models/layers.h"
 #include "trainer/models/model.h"
-#include "trainer/models/model_config.h"
+#include "common/model_config.h"
 
 namespace gauntlet {
 
@@ -31,7 +31,7 @@ namespace gauntlet {
 // aux loss mixes rows, but only in the loss: no row's output depends on another row.
 //
 // Slot bound (no device-to-host sync): each routed layer runs the block on a fixed number of
-// slots per row, C = min(T, ceil(kSlotFactor * sparse_capacity * T)), known on the host from T
+// slots per row, C = min(T, ceil(kSparseSlotFactor * sparse_capacity * T)), known on the host from T
 // alone. A token is routed iff r_l > 0 AND fewer than C tokens before it in its row were routed,
 // i.e. iff its inclusive running count of positive logits (a cumsum along the row) is <= C. That
 // rule reads only tokens <= t, so it stays causal and row-local; top-k or "drop the lowest
@@ -52,15 +52,10 @@ class SparseDepthTransformer : public LanguageModelImpl {
  public:
   explicit SparseDepthTransformer(ModelConfig config);
 
-  // Routed layers run C slots per row whatever the routing (see above): that fixed work is what
-  // is counted (attention among slots: (C / T)^2 of the dense score work).
-  double TrainingFlopsPerToken(int64_t seq_len) const override;
-
-  // The slot bound exceeds the target share by this factor, leaving room for rows that route
-  // more than the average while still skipping work at the default capacity 0.5 (C = 0.75 T).
-  static constexpr double kSlotFactor = 1.5;
-  // C for a window of seq_len tokens.
-  int64_t Slots(int64_t seq_len) const;
+  // C for a window of seq_len tokens (kSparseSlotFactor: the slot bound exceeds the target share
+  // by this factor, leaving room for rows that route more than the average while still skipping
+  // work at the default capacity 0.5, C = 0.75 T). Training FLOPs count this fixed work.
+  int64_t Slots(int64_t seq_len) const { return SparseDepthSlots(config_, seq_len); }
 
  protected:
   ModelOutput Run(const torch::Tensor& tokens, int64_t phase, Head head) override;

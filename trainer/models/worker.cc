@@ -155,16 +155,4 @@ ModelOutput WorkerTransformer::Run(const torch::Tensor& tokens, int64_t phase, H
   return out;
 }
 
-double WorkerTransformer::TrainingFlopsPerToken(int64_t seq_len) const {
-  const ModelConfig& c = config_;
-  const double d = c.d_model;
-  const double share =
-      static_cast<double>(WorkerPositions(seq_len, c.worker_interval, 0).size()) / seq_len;
-  const double all_tokens = TrainingMatmulFlops(2.0 * d * d + c.worker_conv_kernel * d);
-  const double workers_only =
-      TrainingMatmulFlops(3.0 * d * d + 2.0 * d * c.d_ff) + TrainingAttentionFlops(d, seq_len);
-  return c.n_layers * (all_tokens + share * workers_only) +
-         share * TrainingMatmulFlops(d * c.vocab_size);
-}
-
 }  // namespace gauntlet

@@ -9,7 +9,7 @@
 
 #include "trainer/models/layers.h"
 #include "trainer/models/model.h"
-#include "trainer/models/model_config.h"
+#include "common/model_config.h"
 
 namespace gauntlet {
 
@@ -34,7 +34,7 @@ struct WorkerLayout {
   torch::Tensor Scatter(const torch::Tensor& x, const torch::Tensor& x_w) const;
 };
 
-// One InplaceWorkerTransformer layer (architectures.md §2). All positions run the causal
+// One InplaceWorkerTransformer layer (docs/ARCHITECTURES.md). All positions run the causal
 // depthwise conv mixer, RMSNorm_1 and the K/V projection (RoPE on K); only worker positions run
 // Q (RoPE at their own positions), the gate, attention over keys j <= t, the output projection and
 // the FFN, and only their residual stream is updated. The conv output never enters the residual.
@@ -81,9 +81,6 @@ class WorkerTransformer : public LanguageModelImpl {
 
   int64_t NumEvalPhases() const override { return config_.worker_interval; }
   torch::Tensor TrainPositions(int64_t seq_len, int64_t phase) const override;
-  // Counts phase 0's worker share; K/V and the conv run on every position, the head in training
-  // only at the workers.
-  double TrainingFlopsPerToken(int64_t seq_len) const override;
 
  protected:
   // For Head::kHidden the final norm and the LM head run at the worker positions only.

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -19,7 +21,7 @@
 #include "trainer/data/token_dataset.h"
 #include "trainer/dist/grad_bucketer.h"
 #include "trainer/eval/evaluator.h"
-#include "trainer/models/model_config.h"
+#include "common/model_config.h"
 #include "trainer/models/registry.h"
 #include "trainer/train/adamw.h"
 #include "trainer/train/batch_prefetcher.h"
@@ -39,6 +41,9 @@
 
 namespace gauntlet {
 namespace {
+
+// Validation windows the post-hoc attention-drop scores are computed on.
+constexpr int64_t kImportanceWindows = 8;
 
 struct MemoryStats {
   double allocated = 0, reserved = 0, peak = 0;
@@ -338,7 +343,8 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
 
   // Evaluation on every rank (each scores its share), sums all-reduced.
   EvalResult last_eval;
-  auto evaluate = [&](const EvalOptions& eval) -> absl::Status {
+  google::protobuf::RepeatedPtrField<v1::SubmodelEval> submodel_evals;
+  auto score = [&](const EvalOptions& eval) -> absl::StatusOr<EvalResult> {
     const double start = clock.Seconds();
     absl::StatusOr<EvalResult> r = Evaluate(*model, *dataset, eval, device, rank, world);
     if (!r.ok()) return r.status();
@@ -352,8 +358,13 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     r->native_count = (*sums)[3];
     r->tokens_scored = (*sums)[4];
     FinishEvalResult(*r);
-    last_eval = *r;
     eval_seconds += clock.Seconds() - start;
+    return r;
+  };
+  auto evaluate = [&](const EvalOptions& eval) -> absl::Status {
+    absl::StatusOr<EvalResult> r = score(eval);
+    if (!r.ok()) return r.status();
+    last_eval = *r;
     metric("val_loss", r->val_loss);
     metric("val_loss_native", r->val_loss_native);
     metric("val_bits_per_token", r->bits_per_token);
@@ -563,6 +574,44 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     }
     pause_clock();
     if (absl::Status s = evaluate(*final_eval_options); !s.ok()) return s;
+    // Each submodel (e.g. a MatFormer granularity) scored like the final evaluation, for its own
+    // row in compare; then the configured model again, for the checkpoint and the digest.
+    for (const std::string& name : model->SubmodelNames()) {
+      model->SelectSubmodel(name);
+      absl::StatusOr<EvalResult> r = score(*final_eval_options);
+      if (!r.ok()) return r.status();
+      v1::SubmodelEval* eval = submodel_evals.Add();
+      eval->set_name(name);
+      eval->set_val_loss(r->val_loss);
+      eval->set_val_loss_native(r->val_loss_native);
+      eval->set_val_bits_per_token(r->bits_per_token);
+    }
+    model->SelectSubmodel("");
+    // Post-hoc attention drop (docs/ARCHITECTURES.md "attn_drop"): each layer's attention
+    // importance on the first validation windows, as metrics attn_importance/<layer>; rank 0
+    // scores (no collectives) since it alone reports.
+    if (rank == 0) {
+      const int64_t windows =
+          std::min<int64_t>(kImportanceWindows, (dataset->val_size() - 1) / seq_len);
+      std::vector<int64_t> calibration(std::max<int64_t>(windows, 0) * seq_len);
+      for (int64_t i = 0; i < windows; ++i) {
+        if (absl::Status s = dataset->CopyWindow(Split::kVal, i * seq_len, seq_len,
+                                                 calibration.data() + i * seq_len);
+            !s.ok()) {
+          return s;
+        }
+      }
+      if (windows > 0) {
+        const torch::Tensor tokens =
+            torch::from_blob(calibration.data(), {windows, seq_len}, torch::kInt64).to(device);
+        const std::vector<double> importance = model->AttentionImportance(tokens);
+        for (size_t layer = 0; layer < importance.size(); ++layer) {
+          if (!std::isnan(importance[layer])) {
+            metric(absl::StrCat("attn_importance/", layer), importance[layer]);
+          }
+        }
+      }
+    }
     if (absl::Status s = save_checkpoint(); !s.ok()) return s;
   } catch (const DistributedError& e) {
     return WithExitCode(e.status(), ExitCode::kDistributed);
@@ -610,6 +659,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
   summary.set_val_tokens_scored(static_cast<int64_t>(last_eval.tokens_scored));
   summary.set_world_size(world);
   summary.set_param_digest(absl::StrFormat("%016x", digest));
+  *summary.mutable_submodels() = std::move(submodel_evals);
   v1::TrainerEvent event;
   *event.mutable_summary() = summary;
   emit(event);

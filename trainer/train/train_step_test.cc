@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "gauntlet/v1/spec.pb.h"
-#include "trainer/models/model_config.h"
+#include "common/model_config.h"
 #include "trainer/models/registry.h"
 #include "trainer/train/adamw.h"
 

@@ -1,4 +1,4 @@
-#include "trainer/models/model_config.h"
+#include "common/model_config.h"
 
 #include <gtest/gtest.h>
 
@@ -208,6 +208,179 @@ TEST(ModelConfigTest, WorkerPositions) {
       for (int64_t w : WorkerPositions(13, 4, phase)) hits += (w == t);
     }
     EXPECT_EQ(hits, 1) << "position " << t;
+  }
+}
+
+}  // namespace
+}  // namespace gauntlet
+
+namespace gauntlet {
+namespace {
+
+absl::StatusOr<ModelConfig> ResolveYamlLike(const std::string& arch,
+                                            void (*edit)(v1::ModelSpec&) = nullptr) {
+  v1::ModelSpec spec;
+  spec.set_arch(arch);
+  spec.set_size("seed");  // H = 4
+  if (edit != nullptr) edit(spec);
+  return ResolveModelConfig(spec, 65);
+}
+
+TEST(LayerStackConfigTest, SqaPresetsGiveThePapersHeadCounts) {
+  struct Case {
+    const char* preset;
+    int64_t q, kv;
+  };
+  for (const Case& c :
+       {Case{"sqa", 2, 1}, Case{"ssqa", 2, 2}, Case{"xsqa", 1, 1}, Case{"xsmqa", 1, 1}}) {
+    v1::ModelSpec spec = Spec("sqa", "seed");
+    spec.mutable_sqa()->set_preset(c.preset);
+    absl::StatusOr<ModelConfig> config = ResolveModelConfig(spec, 65);
+    ASSERT_TRUE(config.ok()) << config.status();
+    EXPECT_EQ(config->sqa_q_heads, c.q) << c.preset;
+    EXPECT_EQ(config->sqa_kv_heads, c.kv) << c.preset;
+    EXPECT_EQ(config->mixers, std::vector<std::string>(4, "sqa"));
+  }
+  // Default preset ssqa; explicit counts override it.
+  v1::ModelSpec spec = Spec("sqa", "seed");
+  spec.set_n_heads(8);
+  spec.mutable_sqa()->set_n_kv_heads(2);
+  absl::StatusOr<ModelConfig> config = ResolveModelConfig(spec, 65);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->sqa_q_heads, 4);
+  EXPECT_EQ(config->sqa_kv_heads, 2);
+
+  spec = Spec("sqa", "tiny");  // H = 2 cannot be split in four
+  spec.mutable_sqa()->set_preset("xsqa");
+  ExpectFieldError(spec, "model.sqa.preset");
+  spec.mutable_sqa()->set_preset("gqa");
+  ExpectFieldError(spec, "model.sqa.preset");
+  spec = Spec("sqa", "seed");
+  spec.mutable_sqa()->set_n_q_heads(4);
+  spec.mutable_sqa()->set_n_kv_heads(3);
+  ExpectFieldError(spec, "model.sqa.n_kv_heads");
+  spec.mutable_sqa()->set_n_q_heads(5);
+  ExpectFieldError(spec, "model.sqa.n_q_heads");
+  // Other archs ignore SQA options they do not use.
+  spec.set_arch("standard");
+  EXPECT_TRUE(ResolveModelConfig(spec, 65).ok());
+}
+
+TEST(LayerStackConfigTest, MixersDefaultsAndErrors) {
+  absl::StatusOr<ModelConfig> mixed = ResolveYamlLike("mixed");
+  ASSERT_TRUE(mixed.ok()) << mixed.status();
+  EXPECT_EQ(mixed->mixers, std::vector<std::string>(4, "attn"));
+  EXPECT_EQ(mixed->slice_len, 256);  // four chunks of the 1024 window
+  mixed = ResolveYamlLike("mixed", [](v1::ModelSpec& s) {
+    for (const char* m : {"attn", "sliced_attn", "static_mlp", "none"}) s.add_mixers(m);
+    s.mutable_sliced_attention()->set_slice_len(64);
+  });
+  ASSERT_TRUE(mixed.ok()) << mixed.status();
+  EXPECT_EQ(mixed->mixers, std::vector<std::string>({"attn", "sliced_attn", "static_mlp", "none"}));
+  EXPECT_EQ(mixed->slice_len, 64);
+
+  v1::ModelSpec spec = Spec("mixed", "seed");
+  spec.add_mixers("attn");
+  ExpectFieldError(spec, "model.mixers");  // one entry, four layers
+  spec.add_mixers("mamba");
+  ExpectFieldError(spec, "model.mixers[1]");
+  spec = Spec("mixed", "seed");
+  for (int i = 0; i < 4; ++i) spec.add_mixers("sliced_attn");
+  spec.mutable_sliced_attention()->set_slice_len(0);
+  ExpectFieldError(spec, "model.sliced_attention.slice_len");
+}
+
+TEST(LayerStackConfigTest, AttnDropDropsTheDeepestHalfByDefault) {
+  absl::StatusOr<ModelConfig> c = ResolveYamlLike("attn_drop");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->mixers, std::vector<std::string>({"attn", "attn", "none", "none"}));
+  c = ResolveYamlLike("attn_drop",
+                      [](v1::ModelSpec& s) { s.mutable_attn_drop()->add_drop_layers(1); });
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->mixers, std::vector<std::string>({"attn", "none", "attn", "attn"}));
+  v1::ModelSpec spec = Spec("attn_drop", "seed");
+  spec.mutable_attn_drop()->add_drop_layers(4);
+  ExpectFieldError(spec, "model.attn_drop.drop_layers[0]");
+}
+
+TEST(LayerStackConfigTest, LoopedDefaultsAndOnlyLoopedLoops) {
+  absl::StatusOr<ModelConfig> c = ResolveYamlLike("looped");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->loops, 2);
+  EXPECT_TRUE(c->loop_input_injection);
+  EXPECT_TRUE(c->loop_embedding);
+  EXPECT_TRUE(c->loop_inter_linear);
+  c = ResolveYamlLike("mixed", [](v1::ModelSpec& s) { s.mutable_looped()->set_loops(3); });
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->loops, 1);
+  v1::ModelSpec spec = Spec("looped", "seed");
+  spec.mutable_looped()->set_loops(0);
+  ExpectFieldError(spec, "model.looped.loops");
+  // Looping costs compute, not parameters.
+  c = ResolveYamlLike("looped", [](v1::ModelSpec& s) { s.mutable_looped()->set_loops(4); });
+  absl::StatusOr<ModelConfig> once =
+      ResolveYamlLike("looped", [](v1::ModelSpec& s) { s.mutable_looped()->set_loops(1); });
+  const double head = 6.0 * 256 * 65;
+  EXPECT_DOUBLE_EQ(TrainingFlopsPerToken(*c, 1024),
+                   4 * (TrainingFlopsPerToken(*once, 1024) - head) + head + 3 * 6.0 * 256 * 256);
+}
+
+TEST(LayerStackConfigTest, MatFormerDefaultsAndErrors) {
+  absl::StatusOr<ModelConfig> c = ResolveYamlLike("matformer");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->matformer_granularities, std::vector<double>({0.125, 0.25, 0.5, 1.0}));
+  EXPECT_EQ(MatFormerWidths(*c), std::vector<int64_t>({128, 256, 512, 1024}));
+  EXPECT_EQ(c->matformer_train_mode, "joint");
+  EXPECT_EQ(c->matformer_eval_granularity, std::vector<int64_t>(4, 3));
+  c = ResolveYamlLike("matformer",
+                      [](v1::ModelSpec& s) { s.mutable_matformer()->add_eval_granularity(1); });
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->matformer_eval_granularity, std::vector<int64_t>(4, 1));
+
+  v1::ModelSpec spec = Spec("matformer", "seed");
+  spec.mutable_matformer()->add_granularities(0.5);
+  spec.mutable_matformer()->add_granularities(0.25);
+  ExpectFieldError(spec, "model.matformer.granularities");  // must end with 1
+  spec.mutable_matformer()->add_granularities(1.0);
+  ExpectFieldError(spec, "model.matformer.granularities[1]");  // not ascending
+  spec = Spec("matformer", "seed");
+  spec.mutable_matformer()->set_train_mode("all");
+  ExpectFieldError(spec, "model.matformer.train_mode");
+  spec = Spec("matformer", "seed");
+  spec.mutable_matformer()->add_eval_granularity(0);
+  spec.mutable_matformer()->add_eval_granularity(9);
+  ExpectFieldError(spec, "model.matformer.eval_granularity");  // two entries, four layers
+  for (int i = 0; i < 2; ++i) spec.mutable_matformer()->add_eval_granularity(0);
+  ExpectFieldError(spec, "model.matformer.eval_granularity[1]");
+}
+
+TEST(ArchTableTest, OptionsAreCheckedByTheArchThatUsesThem) {
+  // One base spec may carry every variant's options; only the arch using them checks them.
+  v1::ModelSpec spec = Spec("standard", "seed");
+  spec.mutable_worker()->set_interval(0);
+  spec.mutable_sparse_depth()->set_capacity(2.0);
+  spec.mutable_matformer()->set_train_mode("all");
+  spec.mutable_sqa()->set_preset("xsqa");
+  spec.mutable_looped()->set_loops(0);
+  EXPECT_TRUE(ResolveModelConfig(spec, 65).ok());
+  spec.set_arch("worker");
+  ExpectFieldError(spec, "model.worker.interval");
+  spec.set_arch("sparse_depth");
+  ExpectFieldError(spec, "model.sparse_depth.capacity");
+  spec.set_arch("matformer");
+  ExpectFieldError(spec, "model.matformer.train_mode");
+  spec.set_arch("looped");
+  ExpectFieldError(spec, "model.looped.loops");
+}
+
+TEST(ArchTableTest, EveryArchResolvesAtEverySize) {
+  for (const std::string& arch : KnownArchs()) {
+    for (const std::string& size : KnownSizes()) {
+      absl::StatusOr<ModelConfig> c = ResolveModelConfig(Spec(arch, size), 65);
+      // SQA's default preset halves the heads: fine for every named size (H even).
+      ASSERT_TRUE(c.ok()) << arch << " " << size << ": " << c.status();
+      EXPECT_GT(TrainingFlopsPerToken(*c, c->seq_len), 0.0) << arch << " " << size;
+    }
   }
 }
 

@@ -1,0 +1,67 @@
+#ifndef GAUNTLET_TRAINER_MODELS_LAYER_STACK_H_
+#define GAUNTLET_TRAINER_MODELS_LAYER_STACK_H_
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/model_config.h"
+#include "trainer/models/mixer_block.h"
+#include "trainer/models/trunk.h"
+
+namespace gauntlet {
+
+// archs "sqa", "mixed", "looped", "matformer", "attn_drop" (docs/ARCHITECTURES.md): the trunk
+// with one MixerBlock per entry of config.mixers, which is how those archs differ (their rows
+// in common/model_config.cc resolve it), plus:
+//  - looping: the blocks run config.loops times (ABAB). Before loop r > 0 the stream gets
+//    x <- x + L_r x (inter_loop.{r-1}, bias-free d x d, non-shared: SReT) and x <- x + E[tokens]
+//    (input injection); before every loop x <- x + loop_embedding[r] (learned, N(0, 0.02^2)).
+//    Each is elementwise per token, so the loop adds no token mixing.
+//  - MatFormer: every FFN is nested (config.matformer_granularities). Forward runs each layer at
+//    its eval granularity (Mix'n'Match; SetEvalGranularity). The training pass, ForwardHidden,
+//    runs in mode "joint" every granularity (all layers at that width) and returns their final
+//    hidden states side by side with hidden_positions 0..T-1 repeated, so TrainingLoss is the
+//    mean of the granularities' LM losses; in mode "sample" one granularity drawn uniformly from
+//    the global torch RNG on the host (so not inside a captured CUDA graph: train it eagerly).
+// Parameters: the trunk's, blocks.{i}.* (MixerBlock), loop_embedding (loops, d) and
+// inter_loop.{r}.weight when enabled.
+class LayerStackTransformer : public TrunkTransformer {
+ public:
+  explicit LayerStackTransformer(ModelConfig config);
+
+  // matformer: granularity index per layer (one entry: every layer) for Forward. Replaces
+  // config.matformer_eval_granularity; the evaluator scores whatever is set.
+  void SetEvalGranularity(const std::vector<int64_t>& per_layer);
+  // matformer: "ffn=<fraction>" for every granularity (all layers at it), then the configured
+  // eval granularity as "ffn=<f_0>,<f_1>,..." when it differs across layers (Mix'n'Match).
+  std::vector<std::string> SubmodelNames() const override;
+  void SelectSubmodel(const std::string& name) override;
+
+  // Scores every layer's attention (any attention mixer) on the stream the model really feeds
+  // it, in eval mode without gradients; see LanguageModelImpl.
+  std::vector<double> AttentionImportance(const torch::Tensor& tokens) override;
+
+  // FFN hidden width per layer that Forward uses.
+  const std::vector<int64_t>& eval_widths() const { return eval_widths_; }
+
+ protected:
+  ModelOutput Run(const torch::Tensor& tokens, int64_t phase, Head head) override;
+
+ private:
+  // Every loop of the blocks on the embedded tokens e, layer i at FFN width widths[i].
+  torch::Tensor Pass(const torch::Tensor& e, const torch::Tensor& cos, const torch::Tensor& sin,
+                     const std::vector<int64_t>& widths);
+
+  std::vector<MixerBlock> layers_;
+  torch::Tensor loop_embedding_;
+  torch::nn::ModuleList inter_loop_{nullptr};
+  std::vector<int64_t> granularity_widths_;  // matformer: hidden width per granularity
+  std::vector<int64_t> eval_widths_;
+};
+
+}  // namespace gauntlet
+
+#endif  // GAUNTLET_TRAINER_MODELS_LAYER_STACK_H_

@@ -1,0 +1,83 @@
+#include "trainer/models/mixer_block.h"
+
+#include <torch/torch.h>
+
+#include "trainer/kernels/elementwise.h"
+#include "trainer/kernels/rms_norm.h"
+
+namespace gauntlet {
+
+namespace F = torch::nn::functional;
+
+StaticMlpImpl::StaticMlpImpl(int64_t d_model, int64_t ratio) {
+  a_ = register_module("a", torch::nn::Linear(d_model, ratio * d_model));
+  b_ = register_module("b", torch::nn::Linear(ratio * d_model, d_model));
+}
+
+torch::Tensor StaticMlpImpl::forward(const torch::Tensor& x) {
+  return ApplyLinear(*b_, torch::gelu(ApplyLinear(*a_, x)));
+}
+
+MixerBlockImpl::MixerBlockImpl(const ModelConfig& c, const std::string& mixer)
+    : dropout_(c.dropout) {
+  if (mixer != "none") norm1_ = register_module("norm1", RmsNorm(c.d_model));
+  if (mixer == "attn") {
+    kind_ = Kind::kAttn;
+    attn_ = register_module("attn", GatedSelfAttention(c.d_model, c.n_heads, c.dropout));
+  } else if (mixer == "sliced_attn") {
+    kind_ = Kind::kSlicedAttn;
+    sliced_ =
+        register_module("attn", SlicedSelfAttention(c.d_model, c.n_heads, c.slice_len, c.dropout));
+  } else if (mixer == "sqa") {
+    kind_ = Kind::kSqa;
+    sqa_ = register_module("sqa", SparseQueryAttention(c.d_model, c.n_heads, c.sqa_q_heads,
+                                                       c.sqa_kv_heads, c.dropout));
+  } else if (mixer == "static_mlp") {
+    kind_ = Kind::kStaticMlp;
+    static_mlp_ = register_module("static_mlp", StaticMlp(c.d_model, c.hybrid_static_mlp_ratio));
+  } else {
+    TORCH_CHECK(mixer == "none", "unknown mixer '", mixer, "'");
+    kind_ = Kind::kNone;
+  }
+  norm2_ = register_module("norm2", RmsNorm(c.d_model));
+  ffn_ = register_module("ffn", NestedGeluFfn(c.d_model, c.d_ff));
+}
+
+torch::Tensor MixerBlockImpl::Mix(const torch::Tensor& h, const torch::Tensor& cos,
+                                  const torch::Tensor& sin) {
+  switch (kind_) {
+    case Kind::kAttn:
+      return attn_(h, cos, sin);
+    case Kind::kSlicedAttn:
+      return sliced_(h, cos, sin);
+    case Kind::kSqa:
+      return sqa_(h, cos, sin);
+    default:
+      return static_mlp_(h);
+  }
+}
+
+torch::Tensor MixerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
+                                      const torch::Tensor& sin, int64_t ffn_width) {
+  const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
+  if (kind_ == Kind::kNone) {
+    return kernels::ResidualAdd(x, F::dropout(ffn_(norm2_(x), ffn_width), drop));
+  }
+  // The residual add and the second norm in one pass; the stream keeps its dtype and the
+  // branches join it without a cast pass (as TransformerBlock).
+  const kernels::AddRmsNormResult mid = kernels::AddRmsNorm(
+      x, F::dropout(Mix(norm1_(x), cos, sin), drop), norm2_->weight(), GemmInputDtype(x));
+  return kernels::ResidualAdd(mid.sum, F::dropout(ffn_(mid.normed, ffn_width), drop));
+}
+
+bool MixerBlockImpl::HasAttention() const {
+  return kind_ == Kind::kAttn || kind_ == Kind::kSlicedAttn || kind_ == Kind::kSqa;
+}
+
+torch::Tensor MixerBlockImpl::AfterMixer(const torch::Tensor& x, const torch::Tensor& cos,
+                                         const torch::Tensor& sin) {
+  if (kind_ == Kind::kNone) return x;
+  return x + Mix(norm1_(x), cos, sin).to(x.scalar_type());
+}
+
+}  // namespace gauntlet
