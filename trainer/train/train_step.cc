@@ -158,15 +158,11 @@ void TrainStep::RunEager(const torch::Tensor& inputs, const torch::Tensor& targe
 }
 
 #if GAUNTLET_CUDA
-void TrainStep::ResetGeneratorAfterFailedCapture() {
-  // A capture that failed midway never ran the generator's capture epilogue, so the CUDA
-  // generator still believes it is capturing and every later eager dropout would throw ("offset
-  // increment outside graph capture"). Give it a fresh state with the same seed and offset: the
-  // failed capture consumed no randomness, so the eager steps continue the exact stream.
-  at::Generator gen = at::cuda::detail::getDefaultCUDAGenerator(device_.index());
+void ResetCudaGeneratorAfterFailedCapture(c10::DeviceIndex device) {
+  at::Generator gen = at::cuda::detail::getDefaultCUDAGenerator(device);
   std::lock_guard<std::mutex> lock(gen.mutex());
   auto* impl = gen.get<at::CUDAGeneratorImpl>();
-  auto fresh = c10::make_intrusive<at::CUDAGeneratorImpl>(device_.index());
+  auto fresh = c10::make_intrusive<at::CUDAGeneratorImpl>(device);
   fresh->set_current_seed(impl->current_seed());
   fresh->set_philox_offset_per_thread(impl->philox_offset_per_thread());
   impl->graphsafe_set_state(fresh);
@@ -197,7 +193,7 @@ bool TrainStep::Capture() {
     graph->graph.capture_end();
   } catch (const std::exception& e) {
     (void)cudaGetLastError();
-    ResetGeneratorAfterFailedCapture();
+    ResetCudaGeneratorAfterFailedCapture(device_.index());
     optimizer_->ZeroGrad();
     description_ = absl::StrCat("eager (CUDA graph capture failed: ", FirstLine(e.what()), ")");
     return false;

@@ -29,6 +29,15 @@ struct TrainStepOptions {
 };
 
 // Thrown out of a step when the gradient all-reduce fails (exit code kDistributed).
+#if GAUNTLET_CUDA
+// After a CUDA graph capture that failed midway: gives the device's default CUDA generator a fresh
+// state with the same seed and offset. A failed capture never runs the generator's capture
+// epilogue, so the generator would go on believing it is capturing and every later eager dropout
+// would throw ("offset increment outside graph capture"). The failed capture consumed no
+// randomness, so eager steps continue the exact random stream.
+void ResetCudaGeneratorAfterFailedCapture(c10::DeviceIndex device);
+#endif
+
 class DistributedError : public std::runtime_error {
  public:
   explicit DistributedError(const absl::Status& status)
@@ -86,9 +95,6 @@ class TrainStep {
   void RunEager(const torch::Tensor& inputs, const torch::Tensor& targets, double lr);
   // Captures Body on the static buffers; false (graph left unset) when capture is impossible.
   bool Capture();
-#if GAUNTLET_CUDA
-  void ResetGeneratorAfterFailedCapture();
-#endif
 
   LanguageModelImpl* model_;
   AdamW* optimizer_;

@@ -11,6 +11,14 @@
 #include "trainer/models/registry.h"
 #include "trainer/train/adamw.h"
 
+#if GAUNTLET_CUDA
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
+#endif
+
 namespace gauntlet {
 namespace {
 
@@ -92,6 +100,39 @@ TEST(TrainStepShapeTest, RejectsBatchesOfTheWrongShape) {
   const torch::Tensor one = torch::zeros({1, 2, 24}, torch::kInt64);
   EXPECT_FALSE(step.Run(one, one, 1e-3).ok());
 }
+
+#if GAUNTLET_CUDA
+// A capture that fails after a dropout registered the generator leaves the generator in capture
+// mode; the reset must make eager dropout work again and keep its seed and offset. Skips without a
+// GPU.
+TEST(TrainStepCudaTest, EagerDropoutWorksAfterAFailedCapture) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU";
+  const torch::Device gpu(torch::kCUDA, 0);
+  const torch::Tensor x = torch::ones({4096}, torch::TensorOptions().device(gpu));
+  torch::dropout(x, 0.5, true);  // the generator's state exists before the capture
+  at::Generator gen = at::cuda::detail::getDefaultCUDAGenerator(0);
+  const uint64_t seed = gen.current_seed();
+  const uint64_t offset = gen.get<at::CUDAGeneratorImpl>()->philox_offset_per_thread();
+  {
+    c10::cuda::CUDAStreamGuard side(c10::cuda::getStreamFromPool(false, 0));
+    at::cuda::CUDAGraph graph;
+    graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+    torch::dropout(x, 0.5, true);
+    // Synchronising is illegal inside a capture: it invalidates it, as any failure would.
+    EXPECT_ANY_THROW(c10::cuda::getCurrentCUDAStream().synchronize());
+    EXPECT_ANY_THROW(graph.capture_end());
+    (void)cudaGetLastError();
+  }
+  ResetCudaGeneratorAfterFailedCapture(0);
+  EXPECT_EQ(gen.current_seed(), seed);
+  EXPECT_EQ(gen.get<at::CUDAGeneratorImpl>()->philox_offset_per_thread(), offset);
+  torch::Tensor y;
+  ASSERT_NO_THROW(y = torch::dropout(x, 0.5, true));
+  const double kept = (y > 0).sum().item<double>() / x.numel();
+  EXPECT_GT(kept, 0.4);
+  EXPECT_LT(kept, 0.6);
+}
+#endif
 
 }  // namespace
 }  // namespace gauntlet
