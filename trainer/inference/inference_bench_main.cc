@@ -5,7 +5,8 @@
 // with --json_out writes them as a JSON list.
 //
 // The model's window (seq_len) is raised to fit the longest context, which only extends the RoPE
-// table. bf16 casts the weights (and so the cache) to bfloat16, as a deployment would.
+// table. bf16 casts the parameters (and so activations and the cache) to bfloat16, as a
+// deployment would.
 //
 //   bazel run -c opt --config=cuda //trainer/inference:inference_bench_main -- \
 //       --archs=standard,hybrid --size=seed --precision=bf16
@@ -116,7 +117,13 @@ int Main() {
       std::cerr << "error: " << arch << ": " << model.status().message() << "\n";
       return 2;
     }
-    (*model)->to(device, precision == "bf16" ? torch::kBFloat16 : torch::kFloat32);
+    (*model)->to(device);
+    if (precision == "bf16") {
+      // Parameters only: the RoPE buffers stay float32, so long-context angles keep their
+      // precision (the tables are rounded to bf16 once, as under training's autocast).
+      torch::NoGradGuard no_grad;
+      for (torch::Tensor& p : (*model)->parameters()) p.set_data(p.data().to(torch::kBFloat16));
+    }
     SteadyClock clock;
     absl::StatusOr<InferenceBenchResult> r = RunInferenceBench(**model, options, device, clock);
     if (!r.ok()) {
