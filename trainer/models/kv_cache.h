@@ -27,6 +27,9 @@ struct KvCache {
   int64_t max_len = 0;  // positions the buffers hold (<= the model's seq_len)
   int64_t length = 0;   // positions already in the cache
   int64_t phase = 0;    // worker: the phase the sequence is decoded in (see model.h)
+  // Static decode steps (LanguageModelImpl::DecodeStepStatic): the position of the next token,
+  // (1,) int64 on the model's device, advanced by the step itself. Undefined otherwise.
+  torch::Tensor position;
   // One entry per attention-layer application, in an order the arch defines; layers without
   // attention (hybrid's static MLP, "none") leave theirs undefined and cost nothing.
   std::vector<AttentionCache> attention;
@@ -50,13 +53,16 @@ using CachedAttend = std::function<torch::Tensor(const torch::Tensor& q, const t
 // Writes k/v at positions [start, start + n) of `cache` (allocated at max_len on first use) and
 // attends q, the queries of those positions, causally over positions [0, start + n) (within
 // their chunk for slice_len > 0). H_kv may divide H_q (grouped heads).
+// With `position` defined ((1,) int64 on the device; then n = 1 and start is ignored) no shape
+// depends on the position: the write is an index_copy_ and attention reads all max_len slots
+// under a mask built on the device.
 torch::Tensor AttendCached(AttentionCache& cache, int64_t max_len, int64_t start,
-                           const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                           int64_t slice_len);
+                           const torch::Tensor& position, const torch::Tensor& q,
+                           const torch::Tensor& k, const torch::Tensor& v, int64_t slice_len);
 
-// `attend` for a layer whose tokens sit at positions [start, start + n) of a sequence: AttendCached
-// on `entry`, which must outlive the returned function.
-CachedAttend BindAttention(AttentionCache& entry, int64_t max_len, int64_t start);
+// `attend` for a layer appending tokens at kv.length (or, in a static step, kv.position) with
+// `entry`, one of kv.attention, as its cache. Both must outlive the returned function.
+CachedAttend BindAttention(AttentionCache& entry, const KvCache& kv);
 
 }  // namespace gauntlet
 

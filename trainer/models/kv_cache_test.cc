@@ -128,6 +128,34 @@ TEST_P(KvCacheTest, RowsDecodeIndependently) {
   }
 }
 
+// The shape-static step (what a CUDA graph captures) decodes exactly as the host-shaped one, and
+// a host-shaped step may follow static ones.
+TEST_P(KvCacheTest, StaticDecodeStepsEqualHostShapedSteps) {
+  const ModelConfig c = TinyConfig(GetParam().arch);
+  auto model = Build(c, GetParam().dtype);
+  torch::manual_seed(3);
+  const torch::Tensor tokens = torch::randint(c.vocab_size, {kBatch, kMaxLen}, torch::kInt64);
+  KvCache host = model->NewKvCache(kBatch, kMaxLen);
+  KvCache fixed = model->NewKvCache(kBatch, kMaxLen);
+  const int64_t prompt = 13;
+  model->Prefill(host, tokens.narrow(1, 0, prompt));
+  model->Prefill(fixed, tokens.narrow(1, 0, prompt));
+  if (!model->SupportsStaticDecode()) {
+    EXPECT_TRUE(c.arch == "worker" || c.arch == "sparse_depth") << c.arch;
+    EXPECT_THROW(model->DecodeStepStatic(fixed, tokens.select(1, prompt)), c10::Error);
+    return;
+  }
+  for (int64_t t = prompt; t < kMaxLen; ++t) {
+    const torch::Tensor expected = model->DecodeStep(host, tokens.select(1, t));
+    const torch::Tensor logits = t == 30 ? model->DecodeStep(fixed, tokens.select(1, t))
+                                         : model->DecodeStepStatic(fixed, tokens.select(1, t));
+    EXPECT_LE(MaxAbsDiff(logits, expected), Tolerance()) << "position " << t;
+  }
+  EXPECT_EQ(fixed.length, kMaxLen);
+  EXPECT_EQ(fixed.position.item<int64_t>(), kMaxLen);
+  EXPECT_THROW(model->DecodeStepStatic(fixed, tokens.select(1, 0)), c10::Error);  // full
+}
+
 TEST_P(KvCacheTest, RejectsTokensPastMaxLenAndTrainingMode) {
   const ModelConfig c = TinyConfig(GetParam().arch);
   auto model = Build(c, GetParam().dtype);

@@ -196,7 +196,7 @@ torch::Tensor LayerStackTransformer::ExtendCache(KvCache& cache, const torch::Te
     for (int64_t i = 0; i < n_layers; ++i) {
       x = layers_[i]->ForwardCached(
           x, cos, sin, eval_widths_[i],
-          BindAttention(cache.attention[r * n_layers + i], cache.max_len, cache.length));
+          BindAttention(cache.attention[r * n_layers + i], cache));
     }
   }
   return LastLogits(x);

@@ -47,6 +47,7 @@ class LayerStackTransformer : public TrunkTransformer {
   // KV-cache decoding: one cache entry per (loop r, layer i), index r * n_layers + i, each
   // allocated only for attention mixers; layers run at eval_widths() as in Forward.
   bool SupportsKvCache() const override { return true; }
+  bool SupportsStaticDecode() const override { return true; }
 
   // FFN hidden width per layer that Forward uses.
   const std::vector<int64_t>& eval_widths() const { return eval_widths_; }

@@ -33,6 +33,8 @@ torch::Tensor LanguageModelImpl::Prefill(KvCache& cache, const torch::Tensor& to
   TORCH_CHECK(cache.length + tokens.size(1) <= cache.max_len, "KV cache: ", cache.length, " + ",
               tokens.size(1), " tokens exceed its max_len ", cache.max_len);
   torch::NoGradGuard no_grad;
+  // A host-shaped step after static ones: drop the device position (rebuilt from length).
+  cache.position = torch::Tensor();
   torch::Tensor logits = ExtendCache(cache, tokens);
   cache.length += tokens.size(1);
   return logits;
@@ -41,6 +43,23 @@ torch::Tensor LanguageModelImpl::Prefill(KvCache& cache, const torch::Tensor& to
 torch::Tensor LanguageModelImpl::DecodeStep(KvCache& cache, const torch::Tensor& token) {
   TORCH_CHECK(token.dim() == 1, "token must be (B,), got ", token.sizes());
   return Prefill(cache, token.unsqueeze(1));
+}
+
+torch::Tensor LanguageModelImpl::DecodeStepStatic(KvCache& cache, const torch::Tensor& token) {
+  TORCH_CHECK(SupportsStaticDecode(), "arch ", config_.arch, " has no static decode step");
+  TORCH_CHECK(!is_training(), "KV-cache decoding needs eval mode");
+  TORCH_CHECK(cache.length > 0, "DecodeStepStatic needs a prefilled cache");
+  TORCH_CHECK(token.dim() == 1 && token.size(0) == cache.batch, "token must be (B,) with B = ",
+              cache.batch, ", got ", token.sizes());
+  TORCH_CHECK(cache.length < cache.max_len, "KV cache: full at max_len ", cache.max_len);
+  torch::NoGradGuard no_grad;
+  if (!cache.position.defined()) {
+    cache.position = torch::full({1}, cache.length, token.options().dtype(torch::kInt64));
+  }
+  torch::Tensor logits = ExtendCache(cache, token.unsqueeze(1));
+  cache.position.add_(1);
+  cache.length += 1;
+  return logits;
 }
 
 int64_t LanguageModelImpl::NumParameters() const {

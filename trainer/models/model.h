@@ -93,6 +93,16 @@ class LanguageModelImpl : public torch::nn::Module {
   torch::Tensor Prefill(KvCache& cache, const torch::Tensor& tokens);
   // Appends one token per row, (B,) int64, and returns the logits (B, V) at it.
   torch::Tensor DecodeStep(KvCache& cache, const torch::Tensor& token);
+  // DecodeStep with no shape or host value depending on the position, so a CUDA graph can
+  // capture it once and replay it for every later token: attention reads all max_len slots under
+  // a mask, and RoPE and the cache write use cache.position (set from cache.length on the first
+  // call), which the step advances on the device. A replay does not run this host code, so it
+  // leaves cache.length behind: a caller that replays sets cache.length itself before calling
+  // Prefill or DecodeStep again. Needs SupportsStaticDecode() and a prefilled cache.
+  torch::Tensor DecodeStepStatic(KvCache& cache, const torch::Tensor& token);
+  // Whether DecodeStepStatic is implemented (archs whose step has no position-dependent
+  // control flow: not worker, whose token kind depends on the position, nor sparse_depth).
+  virtual bool SupportsStaticDecode() const { return false; }
 
   int64_t NumParameters() const;
   const ModelConfig& config() const { return config_; }

@@ -109,7 +109,7 @@ torch::Tensor SparseDepthTransformer::ExtendCache(KvCache& cache, const torch::T
   for (int64_t i = 0; i < c.n_layers; ++i) {
     auto block = blocks_[i]->as<TransformerBlock>();
     if (i < c.sparse_dense_layers) {
-      x = block->ForwardCached(x, cos, sin, BindAttention(cache.attention[i], cache.max_len, start));
+      x = block->ForwardCached(x, cos, sin, BindAttention(cache.attention[i], cache));
       continue;
     }
     torch::Tensor& wanted_before = cache.state[i - c.sparse_dense_layers];

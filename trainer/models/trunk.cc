@@ -32,6 +32,7 @@ bool TrunkTransformer::SupportsKvCache() const {
 
 std::pair<torch::Tensor, torch::Tensor> TrunkTransformer::CacheTables(
     const KvCache& cache, const torch::Tensor& tokens) const {
+  if (cache.position.defined()) return rotary_->At(cache.position, ComputeDtype(tokens.device()));
   const auto [cos, sin] =
       rotary_->Prefix(cache.length + tokens.size(1), ComputeDtype(tokens.device()));
   return {cos.narrow(0, cache.length, tokens.size(1)), sin.narrow(0, cache.length, tokens.size(1))};
@@ -47,7 +48,7 @@ torch::Tensor TrunkTransformer::ExtendCache(KvCache& cache, const torch::Tensor&
   cache.attention.resize(cached_fns_.size());
   torch::Tensor x = embed_(tokens);
   for (size_t i = 0; i < cached_fns_.size(); ++i) {
-    x = cached_fns_[i](x, cos, sin, BindAttention(cache.attention[i], cache.max_len, cache.length));
+    x = cached_fns_[i](x, cos, sin, BindAttention(cache.attention[i], cache));
   }
   return LastLogits(x);
 }

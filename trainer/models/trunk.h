@@ -45,8 +45,10 @@ class TrunkTransformer : public LanguageModelImpl {
   // KV-cache decoding through the blocks in order, cache.attention[i] for block i; archs whose
   // Run is their own override both.
   bool SupportsKvCache() const override;
+  bool SupportsStaticDecode() const override { return SupportsKvCache(); }
   torch::Tensor ExtendCache(KvCache& cache, const torch::Tensor& tokens) override;
-  // RoPE tables (n, d_h) for the n tokens ExtendCache appends at cache.length.
+  // RoPE tables (n, d_h) for the n tokens ExtendCache appends at cache.length (at
+  // cache.position in a static step).
   std::pair<torch::Tensor, torch::Tensor> CacheTables(const KvCache& cache,
                                                       const torch::Tensor& tokens) const;
   // The logits (B, V) at the last position of the final residual stream x (B, n, d).
