@@ -72,6 +72,10 @@ absl::StatusOr<InferenceBenchResult> RunInferenceBench(LanguageModelImpl& model,
     return absl::InvalidArgumentError(
         absl::StrCat("model.arch: ", c.arch, " has no KV-cache decoding"));
   }
+  if (options.static_decode && !model.SupportsStaticDecode()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("static_decode: ", c.arch, " has no static decode step"));
+  }
   if (options.repeats < 1 || options.warmup < 0) {
     return absl::InvalidArgumentError("repeats must be >= 1 and warmup >= 0");
   }
@@ -122,7 +126,11 @@ absl::StatusOr<InferenceBenchResult> RunInferenceBench(LanguageModelImpl& model,
         [&] {
           // Teacher-forced: the step's cost does not depend on which token is fed.
           for (int64_t t = options.decode_context; t < max_len; ++t) {
-            model.DecodeStep(cache, tokens.select(1, t));
+            if (options.static_decode) {
+              model.DecodeStepStatic(cache, tokens.select(1, t));
+            } else {
+              model.DecodeStep(cache, tokens.select(1, t));
+            }
           }
         });
     if (result.decode.empty()) {

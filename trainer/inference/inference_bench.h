@@ -23,6 +23,9 @@ struct InferenceBenchOptions {
   std::vector<int64_t> decode_batches = {1, 32};
   int64_t decode_context = 256;
   int64_t decode_steps = 64;
+  // Time DecodeStepStatic (the shape-static step a CUDA graph would capture; run eagerly here)
+  // instead of DecodeStep. Needs SupportsStaticDecode().
+  bool static_decode = false;
   int warmup = 1;   // untimed runs of each measurement first (kernels, allocator)
   int repeats = 3;  // timed runs; the median is reported
 };

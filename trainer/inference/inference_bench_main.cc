@@ -37,6 +37,8 @@ ABSL_FLAG(std::string, contexts, "256,1024,4096", "Prefill lengths to time");
 ABSL_FLAG(std::string, batches, "1,32", "Decode batch sizes to time");
 ABSL_FLAG(int, decode_context, 256, "Prompt length before the timed decode steps");
 ABSL_FLAG(int, decode_steps, 64, "Timed decode steps per run");
+ABSL_FLAG(bool, static_decode, false,
+          "Time the shape-static decode step (DecodeStepStatic, eager) instead of DecodeStep");
 ABSL_FLAG(int, warmup, 1, "Untimed runs of each measurement");
 ABSL_FLAG(int, repeats, 3, "Timed runs of each measurement (median reported)");
 ABSL_FLAG(std::string, device, "auto", "auto, cpu or cuda");
@@ -68,6 +70,7 @@ int Main() {
   }
   options.decode_context = absl::GetFlag(FLAGS_decode_context);
   options.decode_steps = absl::GetFlag(FLAGS_decode_steps);
+  options.static_decode = absl::GetFlag(FLAGS_static_decode);
   options.warmup = absl::GetFlag(FLAGS_warmup);
   options.repeats = absl::GetFlag(FLAGS_repeats);
 

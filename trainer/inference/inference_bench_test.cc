@@ -75,6 +75,20 @@ TEST(InferenceBenchTest, RunsEveryArchOnTheRealClock) {
   }
 }
 
+TEST(InferenceBenchTest, TimesTheStaticDecodeStepWhereTheArchHasOne) {
+  InferenceBenchOptions options = SmallOptions();
+  options.static_decode = true;
+  SteadyClock clock;
+  auto standard = Build("standard");
+  absl::StatusOr<InferenceBenchResult> result =
+      RunInferenceBench(*standard, options, torch::Device(torch::kCPU), clock);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_GT(result->decode[0].tokens_per_s, 0);
+  auto worker = Build("worker");
+  result = RunInferenceBench(*worker, options, torch::Device(torch::kCPU), clock);
+  EXPECT_NE(result.status().message().find("static_decode"), std::string::npos);
+}
+
 TEST(InferenceBenchTest, RejectsLengthsBeyondTheModelsWindow) {
   auto model = Build("standard");  // seq_len 64
   TickingClock clock(1);
