@@ -391,8 +391,8 @@ const std::vector<NamedSize>& NamedSizes() {
 }
 
 const std::vector<ArchRules>& Archs() {
-  // {name, resolve, validate, training FLOPs per token, KV-cache values per token}; the factories are the rows of the same
-  // names in trainer/models/registry.cc.
+  // {name, resolve, validate, training FLOPs per token, KV-cache values per token}; the
+  // factories are the rows of the same names in trainer/models/registry.cc.
   static const auto* const kArchs = new std::vector<ArchRules>{
       // worker: keys and values of every token at every layer, as standard.
       {"standard", nullptr, nullptr, StandardFlops, StandardKvValues},

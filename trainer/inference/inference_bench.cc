@@ -87,9 +87,9 @@ absl::StatusOr<InferenceBenchResult> RunInferenceBench(LanguageModelImpl& model,
   }
   if (options.decode_context < 1 || options.decode_steps < 1 ||
       options.decode_context + options.decode_steps > c.seq_len) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "decode_context + decode_steps: ", options.decode_context, " + ", options.decode_steps,
-        " must be positive and fit model.seq_len ", c.seq_len));
+    return absl::InvalidArgumentError(
+        absl::StrCat("decode_context + decode_steps: ", options.decode_context, " + ",
+                     options.decode_steps, " must be positive and fit model.seq_len ", c.seq_len));
   }
   for (const int64_t batch : options.decode_batches) {
     if (batch < 1) {

@@ -10,13 +10,13 @@
 //
 //   bazel run -c opt --config=cuda //trainer/inference:inference_bench_main -- \
 //       --archs=standard,hybrid --size=seed --precision=bf16
+#include <torch/torch.h>
+
 #include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
-
-#include <torch/torch.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -98,8 +98,9 @@ int Main() {
   std::vector<std::string> json_rows;
   std::cout << absl::StrFormat(
       "| arch | size | precision | %s | %s | KV bytes/token (formula) | peak MiB |\n",
-      absl::StrJoin(options.prefill_contexts, " | ",
-                    [](std::string* out, int64_t c) { absl::StrAppend(out, "prefill ", c, " ms"); }),
+      absl::StrJoin(
+          options.prefill_contexts, " | ",
+          [](std::string* out, int64_t c) { absl::StrAppend(out, "prefill ", c, " ms"); }),
       absl::StrJoin(options.decode_batches, " | ", [](std::string* out, int64_t b) {
         absl::StrAppend(out, "decode b", b, " tok/s");
       }));
@@ -133,8 +134,8 @@ int Main() {
       std::cerr << "error: " << arch << ": " << r.status().message() << "\n";
       return 2;
     }
-    const double formula = KvCacheBytesPerToken(*config, options.decode_context + options.decode_steps,
-                                                value_bytes);
+    const double formula =
+        KvCacheBytesPerToken(*config, options.decode_context + options.decode_steps, value_bytes);
     std::vector<std::string> cells;
     std::vector<std::string> prefill_json, decode_json;
     for (const PrefillTiming& p : r->prefill) {
@@ -143,13 +144,13 @@ int Main() {
     }
     for (const DecodeTiming& d : r->decode) {
       cells.push_back(absl::StrFormat("%.0f", d.tokens_per_s));
-      decode_json.push_back(absl::StrFormat(
-          "{\"batch\": %d, \"ms_per_step\": %.4f, \"tokens_per_s\": %.2f}", d.batch,
-          d.ms_per_step, d.tokens_per_s));
+      decode_json.push_back(
+          absl::StrFormat("{\"batch\": %d, \"ms_per_step\": %.4f, \"tokens_per_s\": %.2f}", d.batch,
+                          d.ms_per_step, d.tokens_per_s));
     }
     const double peak_mib = static_cast<double>(r->peak_memory_bytes) / (1 << 20);
-    std::cout << absl::StrFormat("| %s | %s | %s | %s | %.0f (%.0f) | %s |\n", arch,
-                                 config->size, precision, absl::StrJoin(cells, " | "),
+    std::cout << absl::StrFormat("| %s | %s | %s | %s | %.0f (%.0f) | %s |\n", arch, config->size,
+                                 precision, absl::StrJoin(cells, " | "),
                                  r->kv_cache_bytes_per_token, formula,
                                  device.is_cuda() ? absl::StrFormat("%.1f", peak_mib) : "n/a");
     json_rows.push_back(absl::StrFormat(
@@ -158,8 +159,8 @@ int Main() {
         "\"kv_cache_bytes_per_token_formula\": %.2f, \"parameter_bytes\": %d, "
         "\"peak_memory_bytes\": %d}",
         arch, config->size, precision, device.str(), absl::StrJoin(prefill_json, ", "),
-        absl::StrJoin(decode_json, ", "), r->kv_cache_bytes_per_token, formula,
-        r->parameter_bytes, r->peak_memory_bytes));
+        absl::StrJoin(decode_json, ", "), r->kv_cache_bytes_per_token, formula, r->parameter_bytes,
+        r->peak_memory_bytes));
   }
   const std::string json_out = absl::GetFlag(FLAGS_json_out);
   if (!json_out.empty()) {

@@ -17,7 +17,8 @@ int64_t TensorBytes(const torch::Tensor& t) {
 
 int64_t KvCache::KeyValueBytes() const {
   int64_t bytes = 0;
-  for (const AttentionCache& layer : attention) bytes += TensorBytes(layer.k) + TensorBytes(layer.v);
+  for (const AttentionCache& layer : attention)
+    bytes += TensorBytes(layer.k) + TensorBytes(layer.v);
   return bytes;
 }
 
@@ -49,8 +50,7 @@ torch::Tensor AttendCached(AttentionCache& cache, int64_t max_len, int64_t start
     const torch::Tensor key_pos = torch::arange(max_len, position.options());
     torch::Tensor mask = key_pos <= position;
     if (slice_len > 0) {
-      mask = mask.logical_and(key_pos.div(slice_len, "floor") ==
-                              position.div(slice_len, "floor"));
+      mask = mask.logical_and(key_pos.div(slice_len, "floor") == position.div(slice_len, "floor"));
     }
     return at::scaled_dot_product_attention(q, cache.k, cache.v, mask.unsqueeze(0),
                                             /*dropout_p=*/0.0, /*is_causal=*/false,
@@ -75,16 +75,15 @@ torch::Tensor AttendCached(AttentionCache& cache, int64_t max_len, int64_t start
           torch::arange(first_key, end, q.options().dtype(torch::kInt64)).unsqueeze(0);
       mask = key_pos <= query_pos;
       if (slice_len > 0) {
-        mask = mask.logical_and(key_pos.div(slice_len, "floor") ==
-                                query_pos.div(slice_len, "floor"));
+        mask =
+            mask.logical_and(key_pos.div(slice_len, "floor") == query_pos.div(slice_len, "floor"));
       }
     }
   }
-  return at::scaled_dot_product_attention(q, keys, values,
-                                          mask.defined() ? std::optional<torch::Tensor>(mask)
-                                                         : std::nullopt,
-                                          /*dropout_p=*/0.0, is_causal,
-                                          /*scale=*/std::nullopt, /*enable_gqa=*/grouped);
+  return at::scaled_dot_product_attention(
+      q, keys, values, mask.defined() ? std::optional<torch::Tensor>(mask) : std::nullopt,
+      /*dropout_p=*/0.0, is_causal,
+      /*scale=*/std::nullopt, /*enable_gqa=*/grouped);
 }
 
 CachedAttend BindAttention(AttentionCache& entry, const KvCache& kv) {

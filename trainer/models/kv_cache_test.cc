@@ -62,7 +62,8 @@ constexpr int64_t kMaxLen = 40;
 torch::Tensor Reference(LanguageModelImpl& model, const torch::Tensor& tokens, int64_t t,
                         int64_t phase) {
   torch::NoGradGuard no_grad;
-  if (model.config().arch == "sparse_depth") return model.Forward(tokens, phase).logits.select(1, t);
+  if (model.config().arch == "sparse_depth")
+    return model.Forward(tokens, phase).logits.select(1, t);
   return model.Forward(tokens.narrow(1, 0, t + 1), phase).logits.select(1, t);
 }
 
@@ -105,7 +106,9 @@ void ExpectDecodingEqualsForward(const ModelConfig& c, torch::ScalarType dtype) 
 
 class KvCacheTest : public ::testing::TestWithParam<Case> {
  protected:
-  double Tolerance() const { return gauntlet::Tolerance(TinyConfig(GetParam().arch), GetParam().dtype); }
+  double Tolerance() const {
+    return gauntlet::Tolerance(TinyConfig(GetParam().arch), GetParam().dtype);
+  }
 };
 
 TEST_P(KvCacheTest, DecodingEqualsTheFullForwardPassTokenByToken) {
@@ -172,8 +175,7 @@ TEST_P(KvCacheTest, RejectsTokensPastMaxLenAndTrainingMode) {
 std::vector<Case> Cases() {
   std::vector<Case> cases;
   for (const char* arch : {"standard", "worker", "sparse_depth", "hybrid", "sqa/sqa", "sqa/xsmqa",
-                           "mixed", "looped",
-                           "matformer/joint", "attn_drop"}) {
+                           "mixed", "looped", "matformer/joint", "attn_drop"}) {
     cases.push_back({arch, torch::kFloat32});
     cases.push_back({arch, torch::kFloat64});
   }

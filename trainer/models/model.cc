@@ -40,6 +40,11 @@ torch::Tensor LanguageModelImpl::Prefill(KvCache& cache, const torch::Tensor& to
   return logits;
 }
 
+torch::Tensor LanguageModelImpl::ExtendCache(KvCache& /*cache*/, const torch::Tensor& /*tokens*/) {
+  TORCH_CHECK(false, "arch ", config_.arch, " has no KV-cache decoding");
+  return {};
+}
+
 torch::Tensor LanguageModelImpl::DecodeStep(KvCache& cache, const torch::Tensor& token) {
   TORCH_CHECK(token.dim() == 1, "token must be (B,), got ", token.sizes());
   return Prefill(cache, token.unsqueeze(1));

@@ -89,7 +89,7 @@ class LanguageModelImpl : public torch::nn::Module {
   // An empty cache for `batch` rows of at most max_len (<= seq_len) positions.
   KvCache NewKvCache(int64_t batch, int64_t max_len, int64_t phase = 0) const;
   // Appends tokens (B, n), n >= 1, to the cache (a prompt, or one more chunk of it) and returns
-  // the logits (B, V) at the last of them, float32.
+  // the logits (B, V) at the last of them, in the parameters' dtype (float32 unless cast).
   torch::Tensor Prefill(KvCache& cache, const torch::Tensor& tokens);
   // Appends one token per row, (B,) int64, and returns the logits (B, V) at it.
   torch::Tensor DecodeStep(KvCache& cache, const torch::Tensor& token);
@@ -111,13 +111,11 @@ class LanguageModelImpl : public torch::nn::Module {
   enum class Head { kLogits, kHidden };
   // The architecture's forward pass; ends with FinishHead.
   virtual ModelOutput Run(const torch::Tensor& tokens, int64_t phase, Head head) = 0;
-  // Applies the LM head to `normed` (final-norm hidden states, (B, T, d)) for kLogits, or stores
-  // them with the head's weight for kHidden.
   // Appends tokens (B, n) at positions cache.length.. and returns the logits (B, V) at the last;
   // Prefill and DecodeStep check the arguments and advance cache.length after it.
-  virtual torch::Tensor ExtendCache(KvCache& cache, const torch::Tensor& tokens) {
-    TORCH_CHECK(false, "arch ", config_.arch, " has no KV-cache decoding");
-  }
+  virtual torch::Tensor ExtendCache(KvCache& cache, const torch::Tensor& tokens);
+  // Applies the LM head to `normed` (final-norm hidden states, (B, T, d)) for kLogits, or stores
+  // them with the head's weight for kHidden.
   static void FinishHead(ModelOutput& out, const torch::Tensor& normed,
                          torch::nn::Linear head_layer, Head head);
 

@@ -122,7 +122,8 @@ torch::Tensor SparseDepthTransformer::ExtendCache(KvCache& cache, const torch::T
     const torch::Tensor target = torch::where(routed, rank - 1, torch::full_like(rank, slots));
     // Slots a token reads: those of the routed tokens up to it (itself included if routed); an
     // unrouted token with none before it reads slot 0, finite, and its result is scaled by 0.
-    const torch::Tensor visible = torch::clamp_min(torch::minimum(rank, torch::full_like(rank, slots)), 1);
+    const torch::Tensor visible =
+        torch::clamp_min(torch::minimum(rank, torch::full_like(rank, slots)), 1);
     AttentionCache& entry = cache.attention[i];
     auto attend = [&](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                       int64_t) {
