@@ -47,6 +47,11 @@ double WorkerFlops(const ModelConfig& c, int64_t seq_len) {
   return c.n_layers * (all_tokens + share * workers_only) + share * HeadFlops(c);
 }
 
+// Cached key/value values per token (KvCacheValuesPerToken): 2 d per attention layer.
+double StandardKvValues(const ModelConfig& c, int64_t /*context*/) {
+  return 2.0 * c.d_model * c.n_layers;
+}
+
 absl::Status ValidateWorker(const ModelConfig& c) {
   if (c.worker_interval <= 0) {
     return Invalid(
@@ -69,6 +74,13 @@ double SparseDepthFlops(const ModelConfig& c, int64_t seq_len) {
       TrainingMatmulFlops(d) + share * block + share * TrainingAttentionFlops(d, share * seq_len);
   return c.sparse_dense_layers * StandardLayerFlops(c, seq_len) +
          (c.n_layers - c.sparse_dense_layers) * routed + HeadFlops(c);
+}
+
+// Routed layers hold C + 1 slots (one takes unrouted tokens' writes) for `context` positions.
+double SparseDepthKvValues(const ModelConfig& c, int64_t context) {
+  const double routed_share = (SparseDepthSlots(c, context) + 1.0) / context;
+  return 2.0 * c.d_model *
+         (c.sparse_dense_layers + (c.n_layers - c.sparse_dense_layers) * routed_share);
 }
 
 absl::Status ValidateSparseDepth(const ModelConfig& c) {
@@ -125,6 +137,13 @@ double HybridFlops(const ModelConfig& c, int64_t seq_len) {
                          : TrainingMatmulFlops(2.0 * c.hybrid_static_mlp_ratio * d * d));
   }
   return total;
+}
+
+// Static-MLP layers cache nothing.
+double HybridKvValues(const ModelConfig& c, int64_t /*context*/) {
+  const double attention_layers = static_cast<double>(
+      std::count(c.hybrid_attention_layers.begin(), c.hybrid_attention_layers.end(), true));
+  return 2.0 * c.d_model * attention_layers;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -292,6 +311,18 @@ double LayerStackPassFlops(const ModelConfig& c, int64_t seq_len, int64_t ffn_wi
   return total;
 }
 
+// Every loop caches its own keys and values. Sliced attention keeps every position too (the
+// cache does not yet drop keys of finished chunks); SQA keeps H_kv heads.
+double LayerStackKvValues(const ModelConfig& c, int64_t /*context*/) {
+  const double head_width = static_cast<double>(c.d_model) / c.n_heads;
+  double per_pass = 0.0;
+  for (const std::string& mixer : c.mixers) {
+    if (mixer == "attn" || mixer == "sliced_attn") per_pass += 2.0 * c.d_model;
+    if (mixer == "sqa") per_pass += 2.0 * c.sqa_kv_heads * head_width;
+  }
+  return c.loops * per_pass;
+}
+
 double LayerStackFlops(const ModelConfig& c, int64_t seq_len) {
   const double d = c.d_model;
   const double inter_loop = c.loop_inter_linear ? (c.loops - 1) * TrainingMatmulFlops(d * d) : 0.0;
@@ -360,18 +391,19 @@ const std::vector<NamedSize>& NamedSizes() {
 }
 
 const std::vector<ArchRules>& Archs() {
-  // {name, resolve, validate, training FLOPs per token}; the factories are the rows of the same
-  // names in trainer/models/registry.cc.
+  // {name, resolve, validate, training FLOPs per token, KV-cache values per token}; the
+  // factories are the rows of the same names in trainer/models/registry.cc.
   static const auto* const kArchs = new std::vector<ArchRules>{
-      {"standard", nullptr, nullptr, StandardFlops},
-      {"worker", nullptr, ValidateWorker, WorkerFlops},
-      {"sparse_depth", nullptr, ValidateSparseDepth, SparseDepthFlops},
-      {"hybrid", ResolveHybrid, ValidateHybrid, HybridFlops},
-      {"sqa", ResolveSqa, ValidateLayerStack, LayerStackFlops},
-      {"mixed", ResolveAllAttention, ValidateLayerStack, LayerStackFlops},
-      {"looped", ResolveLooped, ValidateLayerStack, LayerStackFlops},
-      {"matformer", ResolveMatFormer, ValidateMatFormer, MatFormerFlops},
-      {"attn_drop", ResolveAttnDrop, ValidateLayerStack, LayerStackFlops},
+      // worker: keys and values of every token at every layer, as standard.
+      {"standard", nullptr, nullptr, StandardFlops, StandardKvValues},
+      {"worker", nullptr, ValidateWorker, WorkerFlops, StandardKvValues},
+      {"sparse_depth", nullptr, ValidateSparseDepth, SparseDepthFlops, SparseDepthKvValues},
+      {"hybrid", ResolveHybrid, ValidateHybrid, HybridFlops, HybridKvValues},
+      {"sqa", ResolveSqa, ValidateLayerStack, LayerStackFlops, LayerStackKvValues},
+      {"mixed", ResolveAllAttention, ValidateLayerStack, LayerStackFlops, LayerStackKvValues},
+      {"looped", ResolveLooped, ValidateLayerStack, LayerStackFlops, LayerStackKvValues},
+      {"matformer", ResolveMatFormer, ValidateMatFormer, MatFormerFlops, LayerStackKvValues},
+      {"attn_drop", ResolveAttnDrop, ValidateLayerStack, LayerStackFlops, LayerStackKvValues},
   };
   return *kArchs;
 }
@@ -431,6 +463,12 @@ std::vector<int64_t> MatFormerWidths(const ModelConfig& config) {
 double TrainingFlopsPerToken(const ModelConfig& config, int64_t seq_len) {
   const ArchRules* rules = FindArch(config.arch);
   return rules == nullptr ? 0.0 : rules->training_flops_per_token(config, seq_len);
+}
+
+double KvCacheBytesPerToken(const ModelConfig& config, int64_t context, int64_t bytes_per_value) {
+  const ArchRules* rules = FindArch(config.arch);
+  if (rules == nullptr || context <= 0) return 0.0;
+  return rules->kv_cache_values_per_token(config, context) * static_cast<double>(bytes_per_value);
 }
 
 absl::Status ValidateModelConfig(const ModelConfig& c) {

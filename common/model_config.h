@@ -92,6 +92,10 @@ struct ArchRules {
   // Training FLOPs per token (forward + backward) at context seq_len: docs/PERFORMANCE.md
   // "FLOPs per token" and docs/ARCHITECTURES.md give the conventions and each formula.
   double (*training_flops_per_token)(const ModelConfig& config, int64_t seq_len);
+  // Key/value values the KV cache (trainer/models/kv_cache.h) allocates per row for a sequence of
+  // `context` positions, divided by context. Per-row state of fixed size (worker's conv inputs,
+  // sparse_depth's counters) is not counted.
+  double (*kv_cache_values_per_token)(const ModelConfig& config, int64_t context);
 };
 const std::vector<ArchRules>& Archs();
 // The row for `arch`, or null.
@@ -115,6 +119,11 @@ absl::Status ValidateModelConfig(const ModelConfig& config);
 
 // Training FLOPs per token of `config` at context seq_len (its arch's row). 0 for an unknown arch.
 double TrainingFlopsPerToken(const ModelConfig& config, int64_t seq_len);
+
+// KV-cache bytes per token of `config` decoding sequences of `context` positions with
+// `bytes_per_value`-byte keys and values (4: float32, 2: bf16): its arch's row. 0 for an unknown
+// arch or context <= 0.
+double KvCacheBytesPerToken(const ModelConfig& config, int64_t context, int64_t bytes_per_value);
 
 // FLOPs of one training step per token (forward + backward = 3x forward, 2 FLOPs per MAC) for a
 // matmul with `params` weights applied to every token.

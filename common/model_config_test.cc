@@ -380,8 +380,50 @@ TEST(ArchTableTest, EveryArchResolvesAtEverySize) {
       // SQA's default preset halves the heads: fine for every named size (H even).
       ASSERT_TRUE(c.ok()) << arch << " " << size << ": " << c.status();
       EXPECT_GT(TrainingFlopsPerToken(*c, c->seq_len), 0.0) << arch << " " << size;
+      EXPECT_GT(KvCacheBytesPerToken(*c, c->seq_len, 2), 0.0) << arch << " " << size;
     }
   }
+}
+
+// The cache sizes per arch at size seed (d = 256, 4 layers, 4 heads of 64); kv_cache_test checks
+// them against the buffers the models really allocate.
+TEST(ArchTableTest, KvCacheBytesPerTokenCountsWhatEachArchCaches) {
+  const double standard_layer = 2.0 * 256 * 2;  // K and V of width d, bf16
+  absl::StatusOr<ModelConfig> standard = ResolveYamlLike("standard");
+  ASSERT_TRUE(standard.ok()) << standard.status();
+  EXPECT_DOUBLE_EQ(KvCacheBytesPerToken(*standard, 1024, 2), 4 * standard_layer);
+  EXPECT_DOUBLE_EQ(KvCacheBytesPerToken(*standard, 1024, 4), 8 * standard_layer);
+  EXPECT_DOUBLE_EQ(KvCacheBytesPerToken(*standard, 0, 2), 0.0);
+  ModelConfig unknown = *standard;
+  unknown.arch = "nope";
+  EXPECT_DOUBLE_EQ(KvCacheBytesPerToken(unknown, 1024, 2), 0.0);
+
+  absl::StatusOr<ModelConfig> worker = ResolveYamlLike("worker");
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  EXPECT_DOUBLE_EQ(KvCacheBytesPerToken(*worker, 1024, 2), 4 * standard_layer);
+  // Hybrid's default: attention in the first half only.
+  absl::StatusOr<ModelConfig> hybrid = ResolveYamlLike("hybrid");
+  ASSERT_TRUE(hybrid.ok()) << hybrid.status();
+  EXPECT_DOUBLE_EQ(KvCacheBytesPerToken(*hybrid, 1024, 2), 2 * standard_layer);
+  // SQA preset sqa: 1 of the 4 nominal heads for keys and values.
+  absl::StatusOr<ModelConfig> sqa = ResolveYamlLike("sqa", [](v1::ModelSpec& spec) {
+    spec.mutable_sqa()->set_preset("sqa");
+  });
+  ASSERT_TRUE(sqa.ok()) << sqa.status();
+  EXPECT_DOUBLE_EQ(KvCacheBytesPerToken(*sqa, 1024, 2), 4 * standard_layer / 4);
+  // Routed layers: C + 1 slots per `context` positions, C = ceil(1.5 * 0.5 * 1024) = 768.
+  absl::StatusOr<ModelConfig> sparse = ResolveYamlLike("sparse_depth");
+  ASSERT_TRUE(sparse.ok()) << sparse.status();
+  EXPECT_DOUBLE_EQ(KvCacheBytesPerToken(*sparse, 1024, 2),
+                   standard_layer * (1 + 3 * 769.0 / 1024));
+  // Each loop caches its own keys and values.
+  absl::StatusOr<ModelConfig> looped = ResolveYamlLike("looped");
+  ASSERT_TRUE(looped.ok()) << looped.status();
+  int64_t attention_layers = 0;
+  for (const std::string& mixer : looped->mixers) attention_layers += mixer == "attn";
+  EXPECT_DOUBLE_EQ(KvCacheBytesPerToken(*looped, 1024, 2),
+                   looped->loops * attention_layers * standard_layer);
+  EXPECT_GT(looped->loops, 1);
 }
 
 }  // namespace

@@ -22,66 +22,10 @@
 #include "trainer/models/layer_stack.h"
 #include "trainer/models/model.h"
 #include "trainer/models/registry.h"
+#include "trainer/models/tiny_configs.h"
 
 namespace gauntlet {
 namespace {
-
-// The tiny named size, built in code (model_config_test covers ResolveModelConfig), for a test
-// case: an arch, or "arch/variant" for a preset or mode of it.
-ModelConfig Tiny(const std::string& name) {
-  const std::string arch = name.substr(0, name.find('/'));
-  const std::string variant =
-      name.find('/') == std::string::npos ? "" : name.substr(name.find('/') + 1);
-  ModelConfig c;
-  c.arch = arch;
-  c.size = "tiny";
-  c.vocab_size = 65;
-  c.d_model = 32;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.d_ff = 128;
-  c.seq_len = 64;
-  c.dropout = 0.0;
-  if (arch == "sparse_depth") c.n_layers = 3;  // one dense layer, two routed
-  if (arch == "hybrid") c.hybrid_attention_layers = {true, false};
-  if (arch == "sqa") {
-    // H = 8 heads of width 8, so the four presets give four different head counts.
-    c.d_model = 64;
-    c.n_heads = 8;
-    c.d_ff = 128;
-    c.mixers = {"sqa", "sqa"};
-    const std::map<std::string, std::pair<int64_t, int64_t>> presets = {
-        {"sqa", {4, 2}}, {"ssqa", {4, 4}}, {"xsqa", {2, 2}}, {"xsmqa", {2, 1}}};
-    std::tie(c.sqa_q_heads, c.sqa_kv_heads) = presets.at(variant);
-  }
-  if (arch == "mixed") {
-    // Every mixer once; chunks of 16 so sliced attention has several per window.
-    c.n_layers = 5;
-    c.n_heads = 4;
-    c.mixers = {"attn", "sqa", "sliced_attn", "static_mlp", "none"};
-    c.sqa_q_heads = 2;
-    c.sqa_kv_heads = 1;
-    c.slice_len = 16;
-  }
-  if (arch == "looped") {
-    c.mixers = {"attn", "attn"};
-    c.loops = 3;
-    c.loop_input_injection = true;
-    c.loop_embedding = true;
-    c.loop_inter_linear = true;
-  }
-  if (arch == "matformer") {
-    c.mixers = {"attn", "attn"};
-    c.matformer_granularities = {0.25, 0.5, 1.0};
-    c.matformer_train_mode = variant;
-    c.matformer_eval_granularity = {2, 2};
-  }
-  if (arch == "attn_drop") {
-    c.n_layers = 3;
-    c.mixers = {"attn", "none", "none"};
-  }
-  return c;
-}
 
 std::shared_ptr<LanguageModelImpl> Build(const ModelConfig& c, uint64_t seed = 0) {
   torch::manual_seed(seed);
@@ -103,7 +47,7 @@ class ArchitectureTest : public ::testing::TestWithParam<std::string> {};
 constexpr double kSame = 1e-5;
 
 TEST_P(ArchitectureTest, FutureTokensDoNotChangeEarlierOutputs) {
-  const ModelConfig c = Tiny(GetParam());
+  const ModelConfig c = TinyConfig(GetParam());
   auto model = Build(c);
   torch::NoGradGuard no_grad;
   torch::manual_seed(1);
@@ -125,7 +69,7 @@ TEST_P(ArchitectureTest, FutureTokensDoNotChangeEarlierOutputs) {
 }
 
 TEST_P(ArchitectureTest, RowsOfABatchAreIndependent) {
-  const ModelConfig c = Tiny(GetParam());
+  const ModelConfig c = TinyConfig(GetParam());
   auto model = Build(c);
   torch::NoGradGuard no_grad;
   torch::manual_seed(2);
@@ -144,7 +88,7 @@ TEST_P(ArchitectureTest, RowsOfABatchAreIndependent) {
 }
 
 TEST_P(ArchitectureTest, OutputShapesAndShorterWindows) {
-  const ModelConfig c = Tiny(GetParam());
+  const ModelConfig c = TinyConfig(GetParam());
   auto model = Build(c);
   torch::NoGradGuard no_grad;
   for (int64_t len : {c.seq_len, int64_t{13}, int64_t{1}}) {
@@ -162,7 +106,7 @@ TEST_P(ArchitectureTest, OutputShapesAndShorterWindows) {
 }
 
 TEST_P(ArchitectureTest, EveryParameterGetsAFiniteGradient) {
-  const ModelConfig c = Tiny(GetParam());
+  const ModelConfig c = TinyConfig(GetParam());
   auto model = Build(c);
   model->train();
   torch::manual_seed(3);
@@ -185,7 +129,7 @@ TEST_P(ArchitectureTest, EveryParameterGetsAFiniteGradient) {
 // The training pass (hidden states at the trained positions, head fused into the loss) computes
 // the same loss and the same gradients as logits everywhere + MaskedCrossEntropy.
 TEST_P(ArchitectureTest, TrainingLossEqualsMaskedCrossEntropyOfTheLogits) {
-  const ModelConfig c = Tiny(GetParam());
+  const ModelConfig c = TinyConfig(GetParam());
   auto model = Build(c);
   model->train();
   torch::manual_seed(5);
@@ -254,7 +198,7 @@ TEST_P(ArchitectureTest, TrainingLossEqualsMaskedCrossEntropyOfTheLogits) {
 // Mixed precision as on GPUs (bf16 autocast, float32 residual stream and parameters), on the CPU:
 // catches dtype mismatches between the layers and the fused ops before a GPU run does.
 TEST_P(ArchitectureTest, TrainsUnderBf16Autocast) {
-  const ModelConfig c = Tiny(GetParam());
+  const ModelConfig c = TinyConfig(GetParam());
   auto model = Build(c);
   model->train();
   torch::manual_seed(6);
@@ -301,7 +245,7 @@ int64_t StandardParameterCount(const ModelConfig& c) {
 }
 
 TEST(ParameterCountTest, MatchesTheFormulas) {
-  const ModelConfig standard = Tiny("standard");
+  const ModelConfig standard = TinyConfig("standard");
   EXPECT_EQ(Build(standard)->NumParameters(), StandardParameterCount(standard));
 
   // worker.h: the worker model has exactly L * (3d + d) + d more (conv kernel 3).
@@ -350,23 +294,23 @@ int64_t LayerStackParameterCount(const ModelConfig& c) {
 TEST(ParameterCountTest, LayerStackArchsMatchTheFormula) {
   for (const std::string name : {"sqa/sqa", "sqa/ssqa", "sqa/xsqa", "sqa/xsmqa", "mixed", "looped",
                                  "matformer/joint", "attn_drop"}) {
-    const ModelConfig c = Tiny(name);
+    const ModelConfig c = TinyConfig(name);
     EXPECT_EQ(Build(c)->NumParameters(), LayerStackParameterCount(c)) << name;
   }
   // With attention everywhere, one loop and the whole FFN, the layer stack is the standard model.
-  ModelConfig mixed = Tiny("standard");
+  ModelConfig mixed = TinyConfig("standard");
   mixed.arch = "mixed";
   mixed.mixers = {"attn", "attn"};
-  EXPECT_EQ(Build(mixed)->NumParameters(), StandardParameterCount(Tiny("standard")));
+  EXPECT_EQ(Build(mixed)->NumParameters(), StandardParameterCount(TinyConfig("standard")));
 }
 
 TEST(LayerStackTest, AllAttentionOneLoopIsTheStandardModel) {
   // Same parameter names and registration order, so the same seed gives the same weights and
   // the same function: the layer stack's trunk and MixerBlock("attn") add nothing.
-  ModelConfig mixed = Tiny("standard");
+  ModelConfig mixed = TinyConfig("standard");
   mixed.arch = "mixed";
   mixed.mixers = {"attn", "attn"};
-  auto standard = Build(Tiny("standard"), 3);
+  auto standard = Build(TinyConfig("standard"), 3);
   auto stack = Build(mixed, 3);
   ASSERT_EQ(standard->named_parameters().keys(), stack->named_parameters().keys());
   torch::NoGradGuard no_grad;
@@ -376,7 +320,7 @@ TEST(LayerStackTest, AllAttentionOneLoopIsTheStandardModel) {
 }
 
 TEST(LayerStackTest, SlicedAttentionSeesOnlyItsOwnChunk) {
-  ModelConfig c = Tiny("mixed");
+  ModelConfig c = TinyConfig("mixed");
   c.n_layers = 2;
   c.mixers = {"sliced_attn", "sliced_attn"};
   c.slice_len = 16;
@@ -392,7 +336,7 @@ TEST(LayerStackTest, SlicedAttentionSeesOnlyItsOwnChunk) {
 }
 
 TEST(LayerStackTest, AttentionDroppedEverywhereLeavesAPerTokenFunction) {
-  ModelConfig c = Tiny("attn_drop");
+  ModelConfig c = TinyConfig("attn_drop");
   c.mixers = {"none", "none", "none"};
   auto model = Build(c);
   for (const auto& item : model->named_parameters()) {
@@ -406,7 +350,7 @@ TEST(LayerStackTest, AttentionDroppedEverywhereLeavesAPerTokenFunction) {
 }
 
 TEST(LayerStackTest, MatFormerSubmodelsUseOnlyTheirPrefixOfHiddenUnits) {
-  ModelConfig c = Tiny("matformer/joint");
+  ModelConfig c = TinyConfig("matformer/joint");
   auto model = Build(c);
   auto* stack = dynamic_cast<LayerStackTransformer*>(model.get());
   ASSERT_NE(stack, nullptr);
@@ -434,7 +378,7 @@ TEST(LayerStackTest, MatFormerSubmodelsUseOnlyTheirPrefixOfHiddenUnits) {
 }
 
 TEST(LayerStackTest, MatFormerSubmodelsAreEachGranularityAndTheMixNMatchChoice) {
-  ModelConfig c = Tiny("matformer/joint");
+  ModelConfig c = TinyConfig("matformer/joint");
   EXPECT_EQ(Build(c)->SubmodelNames(), std::vector<std::string>({"ffn=0.25", "ffn=0.5", "ffn=1"}));
   c.matformer_eval_granularity = {0, 2};
   auto model = Build(c);
@@ -449,11 +393,11 @@ TEST(LayerStackTest, MatFormerSubmodelsAreEachGranularityAndTheMixNMatchChoice) 
   model->SelectSubmodel("");  // back to the configured choice
   EXPECT_EQ(stack->eval_widths(), std::vector<int64_t>({32, 128}));
   EXPECT_THROW(model->SelectSubmodel("ffn=0.3"), c10::Error);
-  EXPECT_TRUE(Build(Tiny("standard"))->SubmodelNames().empty());
+  EXPECT_TRUE(Build(TinyConfig("standard"))->SubmodelNames().empty());
 }
 
 TEST(LayerStackTest, AttentionImportanceIsOneMinusTheCosineAcrossTheSubLayer) {
-  ModelConfig c = Tiny("mixed");  // attn, sqa, sliced_attn, static_mlp, none
+  ModelConfig c = TinyConfig("mixed");  // attn, sqa, sliced_attn, static_mlp, none
   auto model = Build(c);
   const torch::Tensor tokens = torch::randint(c.vocab_size, {2, c.seq_len}, torch::kInt64);
   std::vector<double> importance = model->AttentionImportance(tokens);
@@ -474,12 +418,12 @@ TEST(LayerStackTest, AttentionImportanceIsOneMinusTheCosineAcrossTheSubLayer) {
   EXPECT_GT(importance[0], importance[1]);
   EXPECT_GT(importance[2], importance[1]);
   EXPECT_FALSE(model->is_training());  // Build() left it in eval mode, and so does scoring
-  EXPECT_TRUE(Build(Tiny("standard"))->AttentionImportance(tokens).empty());
+  EXPECT_TRUE(Build(TinyConfig("standard"))->AttentionImportance(tokens).empty());
 }
 
 TEST(LayerStackTest, MatFormerSampleModeTrainsEveryGranularity) {
   // Over many draws every granularity's smallest-unique hidden units get a gradient.
-  ModelConfig c = Tiny("matformer/sample");
+  ModelConfig c = TinyConfig("matformer/sample");
   auto model = Build(c);
   model->train();
   const torch::Tensor tokens = torch::randint(c.vocab_size, {1, c.seq_len + 1}, torch::kInt64);
@@ -503,7 +447,7 @@ TEST(FlopsTest, LayerStackCountsItsMixersLoopsAndGranularities) {
   const double T = 64;
   // SQA: 6 x matmul weights + 12 x (query width) x T per layer.
   {
-    const ModelConfig c = Tiny("sqa/xsmqa");
+    const ModelConfig c = TinyConfig("sqa/xsmqa");
     auto model = Build(c);
     const int64_t d = c.d_model;
     const int64_t matmul = model->NumParameters() - c.vocab_size * d - (2 * c.n_layers + 1) * d -
@@ -517,7 +461,7 @@ TEST(FlopsTest, LayerStackCountsItsMixersLoopsAndGranularities) {
   }
   // Looped: every loop counts again; the inter-loop linears once each.
   {
-    const ModelConfig c = Tiny("looped");
+    const ModelConfig c = TinyConfig("looped");
     ModelConfig once = c;
     once.loops = 1;
     once.loop_inter_linear = false;
@@ -528,11 +472,11 @@ TEST(FlopsTest, LayerStackCountsItsMixersLoopsAndGranularities) {
   }
   // MatFormer joint: one whole model per granularity; sample: their mean.
   {
-    const ModelConfig joint = Tiny("matformer/joint");
-    ModelConfig sample = Tiny("matformer/sample");
+    const ModelConfig joint = TinyConfig("matformer/joint");
+    ModelConfig sample = TinyConfig("matformer/sample");
     double sum = 0;
     for (const int64_t width : {32, 64, 128}) {
-      ModelConfig one = Tiny("standard");
+      ModelConfig one = TinyConfig("standard");
       one.d_ff = width;
       sum += Build(one)->TrainingFlopsPerToken(64);
     }
@@ -541,7 +485,7 @@ TEST(FlopsTest, LayerStackCountsItsMixersLoopsAndGranularities) {
   }
   // Sliced attention scores slice_len keys; a dropped mixer costs nothing.
   {
-    ModelConfig sliced = Tiny("mixed");
+    ModelConfig sliced = TinyConfig("mixed");
     sliced.n_layers = 1;
     sliced.mixers = {"sliced_attn"};
     ModelConfig none = sliced;
@@ -554,7 +498,7 @@ TEST(FlopsTest, LayerStackCountsItsMixersLoopsAndGranularities) {
 }
 
 TEST(FlopsTest, StandardIsSixNPlusAttention) {
-  ModelConfig c = Tiny("standard");
+  ModelConfig c = TinyConfig("standard");
   auto model = Build(c);
   const int64_t d = c.d_model;
   // Matmul weights only: no embedding lookup, norms or biases.
@@ -566,7 +510,7 @@ TEST(FlopsTest, StandardIsSixNPlusAttention) {
 
 TEST(FlopsTest, EfficientVariantsCountLessWork) {
   for (const std::string arch : {"worker", "sparse_depth", "hybrid"}) {
-    ModelConfig c = Tiny(arch);
+    ModelConfig c = TinyConfig(arch);
     c.n_layers = 2;
     c.hybrid_attention_layers = {true, false};
     ModelConfig s = c;
@@ -576,7 +520,7 @@ TEST(FlopsTest, EfficientVariantsCountLessWork) {
 }
 
 TEST(WorkerTest, PhasesCoverEveryPositionOnce) {
-  ModelConfig c = Tiny("worker");
+  ModelConfig c = TinyConfig("worker");
   c.worker_interval = 3;
   auto model = Build(c);
   ASSERT_EQ(model->NumEvalPhases(), 3);
@@ -594,7 +538,7 @@ TEST(WorkerTest, PhasesCoverEveryPositionOnce) {
 TEST(WorkerTest, NonWorkerStreamsStayEqualToTheirEmbedding) {
   // worker.h: only workers update their residual stream, so a non-worker's logits
   // are a function of its own token alone (same token, same logits, wherever it stands).
-  ModelConfig c = Tiny("worker");
+  ModelConfig c = TinyConfig("worker");
   auto model = Build(c);
   torch::NoGradGuard no_grad;
   const torch::Tensor tokens = torch::full({1, 16}, 7, torch::kInt64);
@@ -608,7 +552,7 @@ TEST(WorkerTest, NonWorkerStreamsStayEqualToTheirEmbedding) {
 }
 
 TEST(SparseDepthTest, RoutingIsNonTrivialAndTheRouterLearnsFromTheLmLoss) {
-  ModelConfig c = Tiny("sparse_depth");
+  ModelConfig c = TinyConfig("sparse_depth");
   c.sparse_aux_loss_weight = 0.0;  // the gradient below must come from the LM loss alone
   auto model = Build(c);
   model->train();
@@ -628,7 +572,7 @@ TEST(SparseDepthTest, RoutingIsNonTrivialAndTheRouterLearnsFromTheLmLoss) {
 }
 
 TEST(SparseDepthTest, AuxLossPullsRoutingTowardCapacity) {
-  ModelConfig c = Tiny("sparse_depth");
+  ModelConfig c = TinyConfig("sparse_depth");
   c.sparse_capacity = 0.3;  // slot bound: ceil(1.5 * 0.3 * T) = 0.45 T
   c.sparse_aux_loss_weight = 1.0;
   auto model = Build(c);
@@ -653,14 +597,14 @@ TEST(RegistryTest, EveryArchHasAFactoryAndNoFactoryLacksRules) {
 }
 
 TEST(RegistryTest, RejectsUnknownArchAndBadConfig) {
-  ModelConfig c = Tiny("transformer_xl");
+  ModelConfig c = TinyConfig("transformer_xl");
   absl::StatusOr<std::shared_ptr<LanguageModelImpl>> model = CreateModel(c);
   ASSERT_FALSE(model.ok());
   EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
   for (const std::string& arch : KnownArchs()) {
     EXPECT_NE(model.status().message().find(arch), std::string::npos) << model.status();
   }
-  c = Tiny("hybrid");
+  c = TinyConfig("hybrid");
   c.hybrid_attention_layers = {true};
   model = CreateModel(c);
   ASSERT_FALSE(model.ok());

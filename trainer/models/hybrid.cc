@@ -38,11 +38,21 @@ HybridTransformer::HybridTransformer(ModelConfig config) : TrunkTransformer(std:
       TransformerBlock block(c.d_model, c.n_heads, c.d_ff, c.dropout);
       AddBlock(block.ptr(),
                [block](const torch::Tensor& x, const torch::Tensor& cos,
-                       const torch::Tensor& sin) mutable { return block->forward(x, cos, sin); });
+                       const torch::Tensor& sin) mutable { return block->forward(x, cos, sin); },
+               [block](const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                       const CachedAttend& attend) mutable {
+                 return block->ForwardCached(x, cos, sin, attend);
+               });
     } else {
       StaticMlpBlock block(c.d_model, c.hybrid_static_mlp_ratio, c.d_ff, c.dropout);
-      AddBlock(block.ptr(), [block](const torch::Tensor& x, const torch::Tensor&,
-                                    const torch::Tensor&) mutable { return block->forward(x); });
+      // Per-token: no cache entry; decoding runs it on the new tokens alone.
+      AddBlock(
+          block.ptr(),
+          [block](const torch::Tensor& x, const torch::Tensor&, const torch::Tensor&) mutable {
+            return block->forward(x);
+          },
+          [block](const torch::Tensor& x, const torch::Tensor&, const torch::Tensor&,
+                  const CachedAttend&) mutable { return block->forward(x); });
     }
   }
 }

@@ -179,4 +179,27 @@ ModelOutput LayerStackTransformer::Run(const torch::Tensor& tokens, int64_t /*ph
   return out;
 }
 
+torch::Tensor LayerStackTransformer::ExtendCache(KvCache& cache, const torch::Tensor& tokens) {
+  const ModelConfig& c = config_;
+  const auto [cos, sin] = CacheTables(cache, tokens);
+  const int64_t n_layers = static_cast<int64_t>(layers_.size());
+  cache.attention.resize(c.loops * n_layers);
+  // Pass, with every layer reading and extending its own cache entry.
+  const torch::Tensor e = embed_(tokens);
+  torch::Tensor x = e;
+  for (int64_t r = 0; r < c.loops; ++r) {
+    if (r > 0) {
+      if (inter_loop_) x = x + inter_loop_[r - 1]->as<torch::nn::Linear>()->forward(x);
+      if (c.loop_input_injection) x = x + e;
+    }
+    if (loop_embedding_.defined()) x = x + loop_embedding_[r];
+    for (int64_t i = 0; i < n_layers; ++i) {
+      x = layers_[i]->ForwardCached(
+          x, cos, sin, eval_widths_[i],
+          BindAttention(cache.attention[r * n_layers + i], cache));
+    }
+  }
+  return LastLogits(x);
+}
+
 }  // namespace gauntlet

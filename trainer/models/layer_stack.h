@@ -44,11 +44,17 @@ class LayerStackTransformer : public TrunkTransformer {
   // it, in eval mode without gradients; see LanguageModelImpl.
   std::vector<double> AttentionImportance(const torch::Tensor& tokens) override;
 
+  // KV-cache decoding: one cache entry per (loop r, layer i), index r * n_layers + i, each
+  // allocated only for attention mixers; layers run at eval_widths() as in Forward.
+  bool SupportsKvCache() const override { return true; }
+  bool SupportsStaticDecode() const override { return true; }
+
   // FFN hidden width per layer that Forward uses.
   const std::vector<int64_t>& eval_widths() const { return eval_widths_; }
 
  protected:
   ModelOutput Run(const torch::Tensor& tokens, int64_t phase, Head head) override;
+  torch::Tensor ExtendCache(KvCache& cache, const torch::Tensor& tokens) override;
 
  private:
   // Every loop of the blocks on the embedded tokens e, layer i at FFN width widths[i].

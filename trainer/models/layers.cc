@@ -116,6 +116,16 @@ torch::Tensor GatedSelfAttentionImpl::forward(const torch::Tensor& h, const torc
   return out_(kernels::SigmoidGatedMerge(context, gate_(h)));
 }
 
+torch::Tensor GatedSelfAttentionImpl::ForwardCached(const torch::Tensor& h,
+                                                    const torch::Tensor& cos,
+                                                    const torch::Tensor& sin,
+                                                    const CachedAttend& attend) {
+  const kernels::QkvHeads heads =
+      kernels::RotaryQkv(qkv_(h).view({h.size(0), h.size(1), 3, n_heads_, -1}), cos, sin);
+  const torch::Tensor context = attend(heads.q, heads.k, heads.v, /*slice_len=*/0);
+  return out_(kernels::SigmoidGatedMerge(context, gate_(h)));
+}
+
 GeluFfnImpl::GeluFfnImpl(int64_t d_model, int64_t d_hidden) {
   fc1_ = register_module("fc1", torch::nn::Linear(d_model, d_hidden));
   fc2_ = register_module("fc2", torch::nn::Linear(d_hidden, d_model));
@@ -153,6 +163,22 @@ torch::Tensor TransformerBlockImpl::Delta(const torch::Tensor& x, const torch::T
   return attn + F::dropout(
                     ffn_(kernels::AddRmsNorm(x, attn, norm2_->weight(), GemmInputDtype(x)).normed),
                     drop);
+}
+
+torch::Tensor TransformerBlockImpl::ForwardCached(const torch::Tensor& x, const torch::Tensor& cos,
+                                                  const torch::Tensor& sin,
+                                                  const CachedAttend& attend) {
+  const torch::Tensor attn = attn_->ForwardCached(norm1_(x), cos, sin, attend);
+  const kernels::AddRmsNormResult mid =
+      kernels::AddRmsNorm(x, attn, norm2_->weight(), GemmInputDtype(x));
+  return kernels::ResidualAdd(mid.sum, ffn_(mid.normed));
+}
+
+torch::Tensor TransformerBlockImpl::DeltaCached(const torch::Tensor& x, const torch::Tensor& cos,
+                                                const torch::Tensor& sin,
+                                                const CachedAttend& attend) {
+  const torch::Tensor attn = attn_->ForwardCached(norm1_(x), cos, sin, attend);
+  return attn + ffn_(kernels::AddRmsNorm(x, attn, norm2_->weight(), GemmInputDtype(x)).normed);
 }
 
 }  // namespace gauntlet

@@ -11,6 +11,8 @@
 #include <string>
 #include <utility>
 
+#include "trainer/models/kv_cache.h"
+
 namespace gauntlet {
 
 // RMSNorm with a learnable scale (init 1) and eps = machine epsilon of the input dtype, which is
@@ -88,6 +90,10 @@ class GatedSelfAttentionImpl : public torch::nn::Module {
   // (T, d_h) for positions 0..T-1 or (B, T, d_h) for per-row positions. Causal over the T axis
   // (is_causal, so flash attention is eligible on GPU). Q and K are rotated in one pass.
   torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin);
+  // forward for n tokens appended to a KV cache (eval only): h (B, n, d), cos/sin (n, d_h) or
+  // (B, n, d_h) at their positions; `attend` reads and extends the cache.
+  torch::Tensor ForwardCached(const torch::Tensor& h, const torch::Tensor& cos,
+                              const torch::Tensor& sin, const CachedAttend& attend);
 
  private:
   int64_t n_heads_;
@@ -118,6 +124,11 @@ class TransformerBlockImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
   // What the block adds to its input (both residual branches), for callers that scale it.
   torch::Tensor Delta(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+  // forward and Delta for tokens appended to a KV cache (eval only; see GatedSelfAttention).
+  torch::Tensor ForwardCached(const torch::Tensor& x, const torch::Tensor& cos,
+                              const torch::Tensor& sin, const CachedAttend& attend);
+  torch::Tensor DeltaCached(const torch::Tensor& x, const torch::Tensor& cos,
+                            const torch::Tensor& sin, const CachedAttend& attend);
 
  private:
   double dropout_;

@@ -80,4 +80,28 @@ torch::Tensor MixerBlockImpl::AfterMixer(const torch::Tensor& x, const torch::Te
   return x + Mix(norm1_(x), cos, sin).to(x.scalar_type());
 }
 
+torch::Tensor MixerBlockImpl::ForwardCached(const torch::Tensor& x, const torch::Tensor& cos,
+                                            const torch::Tensor& sin, int64_t ffn_width,
+                                            const CachedAttend& attend) {
+  if (kind_ == Kind::kNone) return kernels::ResidualAdd(x, ffn_(norm2_(x), ffn_width));
+  const torch::Tensor h = norm1_(x);
+  torch::Tensor mixed;
+  switch (kind_) {
+    case Kind::kAttn:
+      mixed = attn_->ForwardCached(h, cos, sin, attend);
+      break;
+    case Kind::kSlicedAttn:
+      mixed = sliced_->ForwardCached(h, cos, sin, attend);
+      break;
+    case Kind::kSqa:
+      mixed = sqa_->ForwardCached(h, cos, sin, attend);
+      break;
+    default:
+      mixed = static_mlp_(h);
+  }
+  const kernels::AddRmsNormResult mid =
+      kernels::AddRmsNorm(x, mixed, norm2_->weight(), GemmInputDtype(x));
+  return kernels::ResidualAdd(mid.sum, ffn_(mid.normed, ffn_width));
+}
+
 }  // namespace gauntlet

@@ -40,6 +40,11 @@ class MixerBlockImpl : public torch::nn::Module {
   // x: (B, T, d); cos/sin: (T, d_h) RoPE tables; ffn_width: hidden units of the FFN to use.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         int64_t ffn_width);
+  // forward for tokens appended to a KV cache (eval only); `attend` is bound to this layer's
+  // cache entry (unused unless HasAttention()).
+  torch::Tensor ForwardCached(const torch::Tensor& x, const torch::Tensor& cos,
+                              const torch::Tensor& sin, int64_t ffn_width,
+                              const CachedAttend& attend);
   // Whether the mixer is an attention ("attn", "sqa", "sliced_attn").
   bool HasAttention() const;
   // x + Mixer(RMSNorm_1(x)) without dropout: the stream after the mixer sub-layer, for scoring it.

@@ -13,6 +13,60 @@ torch::Tensor LanguageModelImpl::TrainPositions(int64_t seq_len, int64_t phase) 
   return torch::ones({seq_len}, torch::kBool);
 }
 
+KvCache LanguageModelImpl::NewKvCache(int64_t batch, int64_t max_len, int64_t phase) const {
+  TORCH_CHECK(batch > 0, "KV cache: batch must be positive, got ", batch);
+  TORCH_CHECK(max_len > 0 && max_len <= config_.seq_len, "KV cache: max_len ", max_len,
+              " outside [1, model.seq_len ", config_.seq_len, "]");
+  TORCH_CHECK(phase >= 0 && phase < NumEvalPhases(), "KV cache: phase ", phase, " outside [0, ",
+              NumEvalPhases(), ")");
+  KvCache cache;
+  cache.batch = batch;
+  cache.max_len = max_len;
+  cache.phase = phase;
+  return cache;
+}
+
+torch::Tensor LanguageModelImpl::Prefill(KvCache& cache, const torch::Tensor& tokens) {
+  TORCH_CHECK(!is_training(), "KV-cache decoding needs eval mode");
+  TORCH_CHECK(tokens.dim() == 2 && tokens.size(0) == cache.batch && tokens.size(1) > 0,
+              "tokens must be (B, n) with B = ", cache.batch, " and n >= 1, got ", tokens.sizes());
+  TORCH_CHECK(cache.length + tokens.size(1) <= cache.max_len, "KV cache: ", cache.length, " + ",
+              tokens.size(1), " tokens exceed its max_len ", cache.max_len);
+  torch::NoGradGuard no_grad;
+  // A host-shaped step after static ones: drop the device position (rebuilt from length).
+  cache.position = torch::Tensor();
+  torch::Tensor logits = ExtendCache(cache, tokens);
+  cache.length += tokens.size(1);
+  return logits;
+}
+
+torch::Tensor LanguageModelImpl::ExtendCache(KvCache& /*cache*/, const torch::Tensor& /*tokens*/) {
+  TORCH_CHECK(false, "arch ", config_.arch, " has no KV-cache decoding");
+  return {};
+}
+
+torch::Tensor LanguageModelImpl::DecodeStep(KvCache& cache, const torch::Tensor& token) {
+  TORCH_CHECK(token.dim() == 1, "token must be (B,), got ", token.sizes());
+  return Prefill(cache, token.unsqueeze(1));
+}
+
+torch::Tensor LanguageModelImpl::DecodeStepStatic(KvCache& cache, const torch::Tensor& token) {
+  TORCH_CHECK(SupportsStaticDecode(), "arch ", config_.arch, " has no static decode step");
+  TORCH_CHECK(!is_training(), "KV-cache decoding needs eval mode");
+  TORCH_CHECK(cache.length > 0, "DecodeStepStatic needs a prefilled cache");
+  TORCH_CHECK(token.dim() == 1 && token.size(0) == cache.batch, "token must be (B,) with B = ",
+              cache.batch, ", got ", token.sizes());
+  TORCH_CHECK(cache.length < cache.max_len, "KV cache: full at max_len ", cache.max_len);
+  torch::NoGradGuard no_grad;
+  if (!cache.position.defined()) {
+    cache.position = torch::full({1}, cache.length, token.options().dtype(torch::kInt64));
+  }
+  torch::Tensor logits = ExtendCache(cache, token.unsqueeze(1));
+  cache.position.add_(1);
+  cache.length += 1;
+  return logits;
+}
+
 int64_t LanguageModelImpl::NumParameters() const {
   int64_t n = 0;
   for (const auto& p : parameters(/*recurse=*/true)) n += p.numel();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/model_config.h"
+#include "trainer/models/kv_cache.h"
 
 namespace gauntlet {
 
@@ -78,6 +79,31 @@ class LanguageModelImpl : public torch::nn::Module {
   // Empty when the arch does not expose its sub-layers (only the layer-stack archs do).
   virtual std::vector<double> AttentionImportance(const torch::Tensor& tokens) { return {}; }
 
+  // Autoregressive decoding with a KV cache (trainer/models/kv_cache.h). Both run without
+  // gradients and need eval mode (no dropout). Decoding a sequence gives, at every position t,
+  // the logits Forward(tokens[:, :t+1], cache.phase) has at t (sparse_depth: those of a window of
+  // cache.max_len tokens, whose slot bound its routing uses; see sparse_depth.h).
+  //
+  // Whether this arch implements the cache.
+  virtual bool SupportsKvCache() const { return false; }
+  // An empty cache for `batch` rows of at most max_len (<= seq_len) positions.
+  KvCache NewKvCache(int64_t batch, int64_t max_len, int64_t phase = 0) const;
+  // Appends tokens (B, n), n >= 1, to the cache (a prompt, or one more chunk of it) and returns
+  // the logits (B, V) at the last of them, in the parameters' dtype (float32 unless cast).
+  torch::Tensor Prefill(KvCache& cache, const torch::Tensor& tokens);
+  // Appends one token per row, (B,) int64, and returns the logits (B, V) at it.
+  torch::Tensor DecodeStep(KvCache& cache, const torch::Tensor& token);
+  // DecodeStep with no shape or host value depending on the position, so a CUDA graph can
+  // capture it once and replay it for every later token: attention reads all max_len slots under
+  // a mask, and RoPE and the cache write use cache.position (set from cache.length on the first
+  // call), which the step advances on the device. A replay does not run this host code, so it
+  // leaves cache.length behind: a caller that replays sets cache.length itself before calling
+  // Prefill or DecodeStep again. Needs SupportsStaticDecode() and a prefilled cache.
+  torch::Tensor DecodeStepStatic(KvCache& cache, const torch::Tensor& token);
+  // Whether DecodeStepStatic is implemented (archs whose step has no position-dependent
+  // control flow: not worker, whose token kind depends on the position, nor sparse_depth).
+  virtual bool SupportsStaticDecode() const { return false; }
+
   int64_t NumParameters() const;
   const ModelConfig& config() const { return config_; }
 
@@ -85,6 +111,9 @@ class LanguageModelImpl : public torch::nn::Module {
   enum class Head { kLogits, kHidden };
   // The architecture's forward pass; ends with FinishHead.
   virtual ModelOutput Run(const torch::Tensor& tokens, int64_t phase, Head head) = 0;
+  // Appends tokens (B, n) at positions cache.length.. and returns the logits (B, V) at the last;
+  // Prefill and DecodeStep check the arguments and advance cache.length after it.
+  virtual torch::Tensor ExtendCache(KvCache& cache, const torch::Tensor& tokens);
   // Applies the LM head to `normed` (final-norm hidden states, (B, T, d)) for kLogits, or stores
   // them with the head's weight for kHidden.
   static void FinishHead(ModelOutput& out, const torch::Tensor& normed,

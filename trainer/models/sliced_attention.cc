@@ -46,4 +46,14 @@ torch::Tensor SlicedSelfAttentionImpl::forward(const torch::Tensor& h, const tor
   return out_(kernels::SigmoidGatedMerge(context, gate_(h)));
 }
 
+torch::Tensor SlicedSelfAttentionImpl::ForwardCached(const torch::Tensor& h,
+                                                     const torch::Tensor& cos,
+                                                     const torch::Tensor& sin,
+                                                     const CachedAttend& attend) {
+  const kernels::QkvHeads heads =
+      kernels::RotaryQkv(qkv_(h).view({h.size(0), h.size(1), 3, n_heads_, -1}), cos, sin);
+  return out_(
+      kernels::SigmoidGatedMerge(attend(heads.q, heads.k, heads.v, slice_len_), gate_(h)));
+}
+
 }  // namespace gauntlet

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "trainer/models/kv_cache.h"
+
 namespace gauntlet {
 
 // Sliced (chunked) causal self-attention, the causal-LM form of SReT's sliced group attention
@@ -19,6 +21,9 @@ class SlicedSelfAttentionImpl : public torch::nn::Module {
   SlicedSelfAttentionImpl(int64_t d_model, int64_t n_heads, int64_t slice_len, double dropout);
   // h: (B, T, d), already normalised; cos/sin: full-width RoPE tables (T, d_h).
   torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin);
+  // forward for tokens appended to a KV cache (eval only); chunks by absolute position.
+  torch::Tensor ForwardCached(const torch::Tensor& h, const torch::Tensor& cos,
+                              const torch::Tensor& sin, const CachedAttend& attend);
 
  private:
   int64_t n_heads_;

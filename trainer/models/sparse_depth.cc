@@ -89,4 +89,64 @@ ModelOutput SparseDepthTransformer::Run(const torch::Tensor& tokens, int64_t /*p
   return out;
 }
 
+torch::Tensor SparseDepthTransformer::ExtendCache(KvCache& cache, const torch::Tensor& tokens) {
+  const ModelConfig& c = config_;
+  const int64_t batch = tokens.size(0);
+  const int64_t n = tokens.size(1);
+  const int64_t start = cache.length;
+  const int64_t slots = Slots(cache.max_len);
+  const int64_t n_routed = c.n_layers - c.sparse_dense_layers;
+  if (cache.attention.empty()) {
+    cache.attention.resize(c.n_layers);
+    for (int64_t j = 0; j < n_routed; ++j) {
+      cache.state.push_back(torch::zeros({batch}, tokens.options()));
+    }
+  }
+  const auto [cos_all, sin_all] = rotary_->Prefix(start + n, ComputeDtype(tokens.device()));
+  const torch::Tensor cos = cos_all.narrow(0, start, n);
+  const torch::Tensor sin = sin_all.narrow(0, start, n);
+  torch::Tensor x = embed_(tokens);
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    auto block = blocks_[i]->as<TransformerBlock>();
+    if (i < c.sparse_dense_layers) {
+      x = block->ForwardCached(x, cos, sin, BindAttention(cache.attention[i], cache));
+      continue;
+    }
+    torch::Tensor& wanted_before = cache.state[i - c.sparse_dense_layers];
+    auto router = routers_[i - c.sparse_dense_layers]->as<torch::nn::Linear>();
+    const torch::Tensor logit = ApplyLinear(*router, x).squeeze(-1).to(torch::kFloat32);  // (B, n)
+    const torch::Tensor wants = logit > 0;
+    // Run's rule with the running count carried over from the cached tokens.
+    const torch::Tensor rank = wants.cumsum(1) + wanted_before.unsqueeze(1);
+    const torch::Tensor routed = wants.logical_and(rank <= slots);
+    const torch::Tensor target = torch::where(routed, rank - 1, torch::full_like(rank, slots));
+    // Slots a token reads: those of the routed tokens up to it (itself included if routed); an
+    // unrouted token with none before it reads slot 0, finite, and its result is scaled by 0.
+    const torch::Tensor visible =
+        torch::clamp_min(torch::minimum(rank, torch::full_like(rank, slots)), 1);
+    AttentionCache& entry = cache.attention[i];
+    auto attend = [&](const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                      int64_t) {
+      if (!entry.k.defined()) {
+        entry.k = torch::zeros({batch, k.size(1), slots + 1, k.size(3)}, k.options());
+        entry.v = torch::zeros_like(entry.k);
+      }
+      const torch::Tensor index = target.view({batch, 1, n, 1}).expand(k.sizes());
+      entry.k.scatter_(2, index, k);
+      entry.v.scatter_(2, index, v);
+      const torch::Tensor mask =
+          (torch::arange(slots + 1, tokens.options()).view({1, 1, slots + 1}) <
+           visible.unsqueeze(-1))
+              .unsqueeze(1);  // (B, 1, n, C + 1)
+      return at::scaled_dot_product_attention(q, entry.k, entry.v, mask, /*dropout_p=*/0.0,
+                                              /*is_causal=*/false);
+    };
+    const torch::Tensor delta = block->DeltaCached(x, cos, sin, attend);
+    const torch::Tensor scale = torch::sigmoid(logit) * routed.to(torch::kFloat32);
+    x = x + (delta * scale.unsqueeze(-1)).to(x.scalar_type());
+    wanted_before = rank.select(1, n - 1);
+  }
+  return head_(norm_f_(x.select(1, n - 1)));
+}
+
 }  // namespace gauntlet

@@ -57,8 +57,17 @@ class SparseDepthTransformer : public LanguageModelImpl {
   // work at the default capacity 0.5, C = 0.75 T). Training FLOPs count this fixed work.
   int64_t Slots(int64_t seq_len) const { return SparseDepthSlots(config_, seq_len); }
 
+  // KV-cache decoding. Routing uses the slot bound C of a window of cache.max_len tokens, so a
+  // decoded sequence equals Forward over that whole window at every position (and Forward over
+  // any prefix wherever the bound does not bind). Dense layers cache every token; routed layer
+  // l caches only its routed tokens, in slot order: cache.attention[l] has C + 1 slots (the last
+  // takes the writes of unrouted tokens and is never read) and cache.state[l - dense] counts per
+  // row the tokens that wanted the layer so far.
+  bool SupportsKvCache() const override { return true; }
+
  protected:
   ModelOutput Run(const torch::Tensor& tokens, int64_t phase, Head head) override;
+  torch::Tensor ExtendCache(KvCache& cache, const torch::Tensor& tokens) override;
 
  private:
   torch::nn::Embedding embed_{nullptr};

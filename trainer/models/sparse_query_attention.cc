@@ -41,4 +41,17 @@ torch::Tensor SparseQueryAttentionImpl::forward(const torch::Tensor& h, const to
   return out_(kernels::SigmoidGatedMerge(context, gate_(h)));
 }
 
+torch::Tensor SparseQueryAttentionImpl::ForwardCached(const torch::Tensor& h,
+                                                      const torch::Tensor& cos,
+                                                      const torch::Tensor& sin,
+                                                      const CachedAttend& attend) {
+  const int64_t batch = h.size(0);
+  const int64_t n = h.size(1);
+  const torch::Tensor q =
+      kernels::RotaryHeads(q_(h).view({batch, n, q_heads_, head_dim_}), cos, sin);
+  const std::vector<torch::Tensor> kv = kernels::RotaryTranspose(
+      kv_(h).view({batch, n, 2, kv_heads_, head_dim_}), cos, sin, /*rotated=*/1);
+  return out_(kernels::SigmoidGatedMerge(attend(q, kv[0], kv[1], /*slice_len=*/0), gate_(h)));
+}
+
 }  // namespace gauntlet

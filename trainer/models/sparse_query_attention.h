@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "trainer/models/kv_cache.h"
+
 namespace gauntlet {
 
 // Sparse Query Attention (docs/ARCHITECTURES.md "sqa"): the nominal head count H only fixes the
@@ -20,6 +22,9 @@ class SparseQueryAttentionImpl : public torch::nn::Module {
                            double dropout);
   // h: (B, T, d), already normalised; cos/sin: full-width RoPE tables (T, d_h). Causal over T.
   torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin);
+  // forward for tokens appended to a KV cache (eval only): the cache holds H_kv heads.
+  torch::Tensor ForwardCached(const torch::Tensor& h, const torch::Tensor& cos,
+                              const torch::Tensor& sin, const CachedAttend& attend);
 
  private:
   int64_t q_heads_;

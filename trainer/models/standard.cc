@@ -14,7 +14,11 @@ StandardTransformer::StandardTransformer(ModelConfig config) : TrunkTransformer(
     TransformerBlock block(c.d_model, c.n_heads, c.d_ff, c.dropout);
     AddBlock(block.ptr(),
              [block](const torch::Tensor& x, const torch::Tensor& cos,
-                     const torch::Tensor& sin) mutable { return block->forward(x, cos, sin); });
+                     const torch::Tensor& sin) mutable { return block->forward(x, cos, sin); },
+             [block](const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                     const CachedAttend& attend) mutable {
+               return block->ForwardCached(x, cos, sin, attend);
+             });
   }
 }
 

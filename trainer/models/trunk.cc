@@ -16,9 +16,41 @@ TrunkTransformer::TrunkTransformer(ModelConfig config) : LanguageModelImpl(std::
       "head", torch::nn::Linear(torch::nn::LinearOptions(c.d_model, c.vocab_size).bias(false)));
 }
 
-void TrunkTransformer::AddBlock(std::shared_ptr<torch::nn::Module> block, BlockFn run) {
+void TrunkTransformer::AddBlock(std::shared_ptr<torch::nn::Module> block, BlockFn run,
+                                CachedBlockFn cached) {
   blocks_->push_back(std::move(block));
   block_fns_.push_back(std::move(run));
+  cached_fns_.push_back(std::move(cached));
+}
+
+bool TrunkTransformer::SupportsKvCache() const {
+  for (const CachedBlockFn& fn : cached_fns_) {
+    if (!fn) return false;
+  }
+  return true;
+}
+
+std::pair<torch::Tensor, torch::Tensor> TrunkTransformer::CacheTables(
+    const KvCache& cache, const torch::Tensor& tokens) const {
+  if (cache.position.defined()) return rotary_->At(cache.position, ComputeDtype(tokens.device()));
+  const auto [cos, sin] =
+      rotary_->Prefix(cache.length + tokens.size(1), ComputeDtype(tokens.device()));
+  return {cos.narrow(0, cache.length, tokens.size(1)), sin.narrow(0, cache.length, tokens.size(1))};
+}
+
+torch::Tensor TrunkTransformer::LastLogits(const torch::Tensor& x) {
+  return head_(norm_f_(x.select(1, x.size(1) - 1)));
+}
+
+torch::Tensor TrunkTransformer::ExtendCache(KvCache& cache, const torch::Tensor& tokens) {
+  TORCH_CHECK(SupportsKvCache(), "arch ", config_.arch, " has no KV-cache decoding");
+  const auto [cos, sin] = CacheTables(cache, tokens);
+  cache.attention.resize(cached_fns_.size());
+  torch::Tensor x = embed_(tokens);
+  for (size_t i = 0; i < cached_fns_.size(); ++i) {
+    x = cached_fns_[i](x, cos, sin, BindAttention(cache.attention[i], cache));
+  }
+  return LastLogits(x);
 }
 
 torch::Tensor TrunkTransformer::RunBlocks(torch::Tensor x, const torch::Tensor& cos,

@@ -31,8 +31,28 @@ class TrunkTransformer : public LanguageModelImpl {
   // head width d_model / n_heads and cover seq_len positions.
   explicit TrunkTransformer(ModelConfig config);
 
-  // Appends `block` as blocks.{i}; RunBlocks applies it with `run`.
-  void AddBlock(std::shared_ptr<torch::nn::Module> block, BlockFn run);
+  // Applies one block to tokens appended to a KV cache: x (B, n, d), cos/sin (n, d_h) at their
+  // positions, `attend` bound to the block's cache entry (unused by blocks without attention).
+  using CachedBlockFn =
+      std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& cos,
+                                  const torch::Tensor& sin, const CachedAttend& attend)>;
+
+  // Appends `block` as blocks.{i}; RunBlocks applies it with `run`, ExtendCache with `cached`
+  // (null: the model has no KV-cache decoding).
+  void AddBlock(std::shared_ptr<torch::nn::Module> block, BlockFn run,
+                CachedBlockFn cached = nullptr);
+
+  // KV-cache decoding through the blocks in order, cache.attention[i] for block i; archs whose
+  // Run is their own override both.
+  bool SupportsKvCache() const override;
+  bool SupportsStaticDecode() const override { return SupportsKvCache(); }
+  torch::Tensor ExtendCache(KvCache& cache, const torch::Tensor& tokens) override;
+  // RoPE tables (n, d_h) for the n tokens ExtendCache appends at cache.length (at
+  // cache.position in a static step).
+  std::pair<torch::Tensor, torch::Tensor> CacheTables(const KvCache& cache,
+                                                      const torch::Tensor& tokens) const;
+  // The logits (B, V) at the last position of the final residual stream x (B, n, d).
+  torch::Tensor LastLogits(const torch::Tensor& x);
 
   // The blocks in order on x = embed(tokens). Every block must be causal (output t reads only
   // inputs <= t) and row-local; the trunk adds nothing that mixes tokens or rows.
@@ -56,6 +76,7 @@ class TrunkTransformer : public LanguageModelImpl {
 
  private:
   std::vector<BlockFn> block_fns_;
+  std::vector<CachedBlockFn> cached_fns_;
 };
 
 }  // namespace gauntlet

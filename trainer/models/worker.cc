@@ -79,6 +79,45 @@ torch::Tensor WorkerBlockImpl::forward(const torch::Tensor& x, const WorkerLayou
   return layout.Scatter(x, x_w);
 }
 
+torch::Tensor WorkerBlockImpl::ForwardCached(const torch::Tensor& x, torch::Tensor& conv_tail,
+                                             AttentionCache& cache, int64_t max_len,
+                                             int64_t start, const torch::Tensor& workers,
+                                             const torch::Tensor& cos, const torch::Tensor& sin,
+                                             bool commit) {
+  const int64_t batch = x.size(0);
+  const int64_t m = x.size(1);
+  const int64_t end = start + m;
+  // The conv over the tail and the chunk equals the conv over the whole sequence at the chunk.
+  const torch::Tensor with_tail = torch::cat({conv_tail, x}, 1);
+  const torch::Tensor h = norm1_(CausalConv(with_tail).narrow(1, kernel_ - 1, m));
+  if (commit) conv_tail = with_tail.narrow(1, m, kernel_ - 1).clone();
+  const std::vector<torch::Tensor> kv = kernels::RotaryTranspose(
+      kv_(h).view({batch, m, 2, n_heads_, -1}), cos, sin, /*rotated=*/1);
+  if (!cache.k.defined()) {
+    cache.k = torch::zeros({batch, n_heads_, max_len, kv[0].size(3)}, kv[0].options());
+    cache.v = torch::zeros_like(cache.k);
+  }
+  cache.k.narrow(2, start, m).copy_(kv[0]);
+  cache.v.narrow(2, start, m).copy_(kv[1]);
+  const int64_t n_workers = workers.size(0);
+  if (n_workers == 0) return x;
+
+  const torch::Tensor h_w = h.index_select(1, workers);
+  const torch::Tensor q = kernels::RotaryHeads(q_(h_w).view({batch, n_workers, n_heads_, -1}),
+                                               cos.index_select(0, workers),
+                                               sin.index_select(0, workers));
+  const torch::Tensor query_pos = (workers + start).unsqueeze(1);
+  const torch::Tensor key_pos = torch::arange(end, workers.options()).unsqueeze(0);
+  const torch::Tensor context = at::scaled_dot_product_attention(
+      q, cache.k.narrow(2, 0, end), cache.v.narrow(2, 0, end), key_pos <= query_pos,
+      /*dropout_p=*/0.0, /*is_causal=*/false);
+  const torch::Tensor attn = out_(kernels::SigmoidGatedMerge(context, gate_(h_w)));
+  const kernels::AddRmsNormResult mid = kernels::AddRmsNorm(x.index_select(1, workers), attn,
+                                                            norm2_->weight(), GemmInputDtype(x));
+  const torch::Tensor x_w = kernels::ResidualAdd(mid.sum, ffn_(mid.normed));
+  return x.index_copy(1, workers, x_w.to(x.scalar_type()));
+}
+
 WorkerTransformer::WorkerTransformer(ModelConfig config) : LanguageModelImpl(std::move(config)) {
   const ModelConfig& c = config_;
   embed_ = register_module("embed", torch::nn::Embedding(c.vocab_size, c.d_model));
@@ -153,6 +192,61 @@ ModelOutput WorkerTransformer::Run(const torch::Tensor& tokens, int64_t phase, H
   out.train_positions = layout.is_worker;
   out.aux_loss = torch::zeros({}, tokens.options().dtype(torch::kFloat32));
   return out;
+}
+
+torch::Tensor WorkerTransformer::RunCached(KvCache& cache, const torch::Tensor& tokens,
+                                          int64_t offset, bool last_is_worker, bool commit) {
+  const ModelConfig& c = config_;
+  const int64_t m = tokens.size(1);
+  const int64_t start = cache.length + offset;
+  const int64_t k = c.worker_interval;
+  std::vector<int64_t> workers;
+  for (int64_t i = 0; i < m; ++i) {
+    if ((start + i + cache.phase) % k == k - 1 || (last_is_worker && i == m - 1)) {
+      workers.push_back(i);
+    }
+  }
+  const torch::Tensor worker_index =
+      torch::tensor(workers, torch::kInt64).to(tokens.device());
+  const torch::Tensor indicator = torch::zeros({m, 1}, worker_type_.options())
+                                      .index_fill(0, worker_index, 1.0);
+  const auto [cos_all, sin_all] = rotary_->Prefix(start + m, ComputeDtype(tokens.device()));
+  const torch::Tensor cos = cos_all.narrow(0, start, m);
+  const torch::Tensor sin = sin_all.narrow(0, start, m);
+  torch::Tensor x = embed_(tokens) + indicator * worker_type_;
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    x = blocks_[l]->as<WorkerBlock>()->ForwardCached(x, cache.state[l], cache.attention[l],
+                                                      cache.max_len, start, worker_index, cos,
+                                                      sin, commit);
+  }
+  return x;
+}
+
+torch::Tensor WorkerTransformer::ExtendCache(KvCache& cache, const torch::Tensor& tokens) {
+  const ModelConfig& c = config_;
+  const int64_t n = tokens.size(1);
+  if (cache.state.empty()) {
+    cache.attention.resize(c.n_layers);
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      cache.state.push_back(torch::zeros({cache.batch, c.worker_conv_kernel - 1, c.d_model},
+                                         embed_->weight.options()));
+    }
+  }
+  // Every token but the last as it stays once more follow, then the last one.
+  if (n > 1) RunCached(cache, tokens.narrow(1, 0, n - 1), 0, /*last_is_worker=*/false, true);
+  const torch::Tensor last = tokens.narrow(1, n - 1, 1);
+  const int64_t t = cache.length + n - 1;
+  const bool true_worker = (t + cache.phase) % c.worker_interval == c.worker_interval - 1;
+  torch::Tensor x;
+  if (true_worker) {
+    x = RunCached(cache, last, n - 1, /*last_is_worker=*/true, /*commit=*/true);
+  } else {
+    // As the window's last position it is a worker; its committed entry (no update, no
+    // worker-type embedding) then overwrites what that pass wrote in the cache.
+    x = RunCached(cache, last, n - 1, /*last_is_worker=*/true, /*commit=*/false);
+    RunCached(cache, last, n - 1, /*last_is_worker=*/false, /*commit=*/true);
+  }
+  return head_(norm_f_(x.select(1, 0)));
 }
 
 }  // namespace gauntlet

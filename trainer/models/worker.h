@@ -52,6 +52,18 @@ class WorkerBlockImpl : public torch::nn::Module {
                         const torch::Tensor& sin, const torch::Tensor& cos_w,
                         const torch::Tensor& sin_w);
 
+  // forward for m tokens appended at positions [start, start + m) of a sequence (eval only).
+  // conv_tail (B, K - 1, d): this layer's inputs at the K - 1 positions before start (zeros
+  // before position 0). Keys and values of the m tokens go to `cache` (max_len positions); the
+  // tokens at indices `workers` (W,) int64 of the chunk attend over the cached keys up to their
+  // position and get their stream updated. cos/sin: (m, d_h) at the chunk's positions. With
+  // `commit`, conv_tail moves on past the chunk; without, only the cache's slots of the chunk
+  // change (the caller overwrites them).
+  torch::Tensor ForwardCached(const torch::Tensor& x, torch::Tensor& conv_tail,
+                              AttentionCache& cache, int64_t max_len, int64_t start,
+                              const torch::Tensor& workers, const torch::Tensor& cos,
+                              const torch::Tensor& sin, bool commit);
+
  private:
   torch::Tensor CausalConv(const torch::Tensor& x);
 
@@ -82,13 +94,26 @@ class WorkerTransformer : public LanguageModelImpl {
   int64_t NumEvalPhases() const override { return config_.worker_interval; }
   torch::Tensor TrainPositions(int64_t seq_len, int64_t phase) const override;
 
+  // KV-cache decoding: keys and values of every token at every layer (cache.attention[l]) and
+  // each layer's last K - 1 conv inputs (cache.state[l]). The cache holds every position as it is
+  // when a later token exists: a worker only where (t + phase) % k == k - 1. The last position
+  // of a window is a worker as well, so the logits of a token that is not a true worker come
+  // from a second, uncommitted pass that treats it as one.
+  bool SupportsKvCache() const override { return true; }
+
  protected:
   // For Head::kHidden the final norm and the LM head run at the worker positions only.
   ModelOutput Run(const torch::Tensor& tokens, int64_t phase, Head head) override;
+  torch::Tensor ExtendCache(KvCache& cache, const torch::Tensor& tokens) override;
 
  private:
   // Cached per (T, phase); rebuilt when the model's device changes.
   WorkerLayout& GetLayout(int64_t seq_len, int64_t phase, const torch::Device& device);
+  // Runs tokens (B, m) at positions [cache.length + offset, ...) through every layer, treating
+  // as workers the true workers and, if `last_is_worker`, the last token; returns the final
+  // stream (B, m, d). commit: see WorkerBlockImpl::ForwardCached.
+  torch::Tensor RunCached(KvCache& cache, const torch::Tensor& tokens, int64_t offset,
+                          bool last_is_worker, bool commit);
 
   torch::nn::Embedding embed_{nullptr};
   torch::Tensor worker_type_;
