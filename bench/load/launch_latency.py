@@ -22,6 +22,8 @@ import tempfile
 import threading
 import time
 
+from run_load import wait_for_file  # this directory is on sys.path when run as a script
+
 PROBE_SPEC = """data: {path: corpus.txt, tokenizer: char, val_fraction: 0.1}
 model: {size: tiny, arch: standard}
 train: {batch_size: 2, log_every: 5}
@@ -32,18 +34,6 @@ variants: [{name: standard}]
 seeds: [1]
 """
 LAUNCHED = re.compile(r"^worker: launched (\S+)-0 attempt 1 ")
-
-
-def wait_for_file(path, proc, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if os.path.exists(path) and os.path.getsize(path) > 0:
-            with open(path) as f:
-                return f.read().strip()
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
-        time.sleep(0.05)
-    raise TimeoutError(path)
 
 
 def percentile(values, p):

@@ -27,7 +27,7 @@ def wait_for_file(path, proc, timeout=30):
             with open(path) as f:
                 return f.read().strip()
         if proc.poll() is not None:
-            raise RuntimeError(f"coordinator exited with {proc.returncode}")
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
         time.sleep(0.05)
     raise TimeoutError(path)
 

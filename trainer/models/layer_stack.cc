@@ -109,11 +109,7 @@ std::vector<double> LayerStackTransformer::AttentionImportance(const torch::Tens
   torch::Tensor x = e;
   // The loop of Pass, scoring each attention sub-layer on the stream that reaches it.
   for (int64_t r = 0; r < c.loops; ++r) {
-    if (r > 0) {
-      if (inter_loop_) x = x + inter_loop_[r - 1]->as<torch::nn::Linear>()->forward(x);
-      if (c.loop_input_injection) x = x + e;
-    }
-    if (loop_embedding_.defined()) x = x + loop_embedding_[r];
+    x = EnterLoop(r, x, e);
     for (size_t i = 0; i < layers_.size(); ++i) {
       if (layers_[i]->HasAttention()) {
         const torch::Tensor after = layers_[i]->AfterMixer(x, cos, sin);
@@ -136,17 +132,24 @@ std::vector<double> LayerStackTransformer::AttentionImportance(const torch::Tens
   return importance;
 }
 
+torch::Tensor LayerStackTransformer::EnterLoop(int64_t loop, const torch::Tensor& x,
+                                               const torch::Tensor& e) {
+  torch::Tensor out = x;
+  if (loop > 0) {
+    if (inter_loop_) out = out + ApplyLinear(*inter_loop_[loop - 1]->as<torch::nn::Linear>(), out);
+    if (config_.loop_input_injection) out = out + e;
+  }
+  if (loop_embedding_.defined()) out = out + loop_embedding_[loop];
+  return out;
+}
+
 torch::Tensor LayerStackTransformer::Pass(const torch::Tensor& e, const torch::Tensor& cos,
                                           const torch::Tensor& sin,
                                           const std::vector<int64_t>& widths) {
   const ModelConfig& c = config_;
   torch::Tensor x = e;
   for (int64_t r = 0; r < c.loops; ++r) {
-    if (r > 0) {
-      if (inter_loop_) x = x + inter_loop_[r - 1]->as<torch::nn::Linear>()->forward(x);
-      if (c.loop_input_injection) x = x + e;
-    }
-    if (loop_embedding_.defined()) x = x + loop_embedding_[r];
+    x = EnterLoop(r, x, e);
     for (size_t i = 0; i < layers_.size(); ++i) x = layers_[i]->forward(x, cos, sin, widths[i]);
   }
   return x;
@@ -188,11 +191,7 @@ torch::Tensor LayerStackTransformer::ExtendCache(KvCache& cache, const torch::Te
   const torch::Tensor e = embed_(tokens);
   torch::Tensor x = e;
   for (int64_t r = 0; r < c.loops; ++r) {
-    if (r > 0) {
-      if (inter_loop_) x = x + inter_loop_[r - 1]->as<torch::nn::Linear>()->forward(x);
-      if (c.loop_input_injection) x = x + e;
-    }
-    if (loop_embedding_.defined()) x = x + loop_embedding_[r];
+    x = EnterLoop(r, x, e);
     for (int64_t i = 0; i < n_layers; ++i) {
       x = layers_[i]->ForwardCached(
           x, cos, sin, eval_widths_[i],

@@ -57,6 +57,9 @@ class LayerStackTransformer : public TrunkTransformer {
   torch::Tensor ExtendCache(KvCache& cache, const torch::Tensor& tokens) override;
 
  private:
+  // The stream entering loop `loop`: after the first, plus the inter-loop linear of the stream and
+  // the injected embedding e (when configured); plus the loop's embedding (when configured).
+  torch::Tensor EnterLoop(int64_t loop, const torch::Tensor& x, const torch::Tensor& e);
   // Every loop of the blocks on the embedded tokens e, layer i at FFN width widths[i].
   torch::Tensor Pass(const torch::Tensor& e, const torch::Tensor& cos, const torch::Tensor& sin,
                      const std::vector<int64_t>& widths);

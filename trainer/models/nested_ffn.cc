@@ -6,8 +6,6 @@
 
 namespace gauntlet {
 
-namespace F = torch::nn::functional;
-
 NestedGeluFfnImpl::NestedGeluFfnImpl(int64_t d_model, int64_t d_hidden) : d_hidden_(d_hidden) {
   fc1_ = register_module("fc1", torch::nn::Linear(d_model, d_hidden));
   fc2_ = register_module("fc2", torch::nn::Linear(d_hidden, d_model));
@@ -18,9 +16,10 @@ torch::Tensor NestedGeluFfnImpl::forward(const torch::Tensor& x, int64_t width) 
               d_hidden_, "]");
   if (width == d_hidden_) return ApplyLinear(*fc2_, torch::gelu(ApplyLinear(*fc1_, x)));
   // Prefix views of the weights: no copy; the gradient lands in the first `width` units only.
+  // at::linear, not F::linear: the bias goes into the GEMM epilogue (see ApplyLinear).
   const torch::Tensor hidden =
-      torch::gelu(F::linear(x, fc1_->weight.narrow(0, 0, width), fc1_->bias.narrow(0, 0, width)));
-  return F::linear(hidden, fc2_->weight.narrow(1, 0, width), fc2_->bias);
+      torch::gelu(at::linear(x, fc1_->weight.narrow(0, 0, width), fc1_->bias.narrow(0, 0, width)));
+  return at::linear(hidden, fc2_->weight.narrow(1, 0, width), fc2_->bias);
 }
 
 }  // namespace gauntlet
