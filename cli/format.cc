@@ -148,6 +148,101 @@ std::string CompareNotes(const v1::CompareExperimentResponse& response) {
   return notes;
 }
 
+// The contexts and batch sizes of the inference rows, in first-seen order: the table's columns.
+void InferenceColumns(const v1::CompareExperimentResponse& response, std::vector<int>* contexts,
+                      std::vector<int>* batches) {
+  for (const auto& v : response.inference()) {
+    for (const auto& p : v.prefill()) {
+      if (std::find(contexts->begin(), contexts->end(), p.context()) == contexts->end()) {
+        contexts->push_back(p.context());
+      }
+    }
+    for (const auto& d : v.decode()) {
+      if (std::find(batches->begin(), batches->end(), d.batch()) == batches->end()) {
+        batches->push_back(d.batch());
+      }
+    }
+  }
+}
+
+const v1::PrefillLatency* PrefillAt(const v1::InferenceVariantSummary& v, int context) {
+  for (const auto& p : v.prefill()) {
+    if (p.context() == context) return &p;
+  }
+  return nullptr;
+}
+
+const v1::DecodeThroughput* DecodeAt(const v1::InferenceVariantSummary& v, int batch) {
+  for (const auto& d : v.decode()) {
+    if (d.batch() == batch) return &d;
+  }
+  return nullptr;
+}
+
+// Step time over the memory-bandwidth bound ("-" when the bound is unknown, e.g. on CPU).
+std::string BoundRatio(const v1::DecodeThroughput* d) {
+  if (d == nullptr || d->bandwidth_bound_seconds() <= 0) return "-";
+  return absl::StrFormat("%.1fx", d->seconds_per_step() / d->bandwidth_bound_seconds());
+}
+
+// The inference table (inference variants), beside the training one.
+std::vector<Row> InferenceRows(const v1::CompareExperimentResponse& response) {
+  std::vector<int> contexts, batches;
+  InferenceColumns(response, &contexts, &batches);
+  Row header = {"inference variant", "arch", "params", "n", "precision"};
+  for (int c : contexts) header.push_back(absl::StrCat("prefill ", c, " ms"));
+  for (int b : batches) header.push_back(absl::StrCat("decode b", b, " tok/s"));
+  for (int b : batches) header.push_back(absl::StrCat("b", b, " vs bound"));
+  for (const char* h : {"KV B/token", "peak mem", "prefill speedup", "decode speedup", "decode"}) {
+    header.push_back(h);
+  }
+  std::vector<Row> rows = {header};
+  for (const auto& v : response.inference()) {
+    Row row = {v.variant(), v.arch(), HumanCount(v.params()), absl::StrCat(v.n()),
+               v.precision().empty() ? "-" : v.precision()};
+    for (int c : contexts) {
+      const v1::PrefillLatency* p = PrefillAt(v, c);
+      row.push_back(p == nullptr || v.n() == 0 ? "-" : absl::StrFormat("%.3f", 1e3 * p->seconds()));
+    }
+    for (int b : batches) {
+      const v1::DecodeThroughput* d = DecodeAt(v, b);
+      row.push_back(d == nullptr || v.n() == 0 ? "-" : HumanCount(d->tokens_per_second()));
+    }
+    std::string mode;
+    for (int b : batches) {
+      const v1::DecodeThroughput* d = DecodeAt(v, b);
+      row.push_back(BoundRatio(d));
+      if (d != nullptr && mode.empty()) mode = d->mode();
+    }
+    row.push_back(v.n() == 0 ? "-" : absl::StrFormat("%.0f", v.kv_cache_bytes_per_token()));
+    row.push_back(v.peak_memory_bytes() > 0 ? HumanBytes(v.peak_memory_bytes()) : "-");
+    row.push_back(v.prefill_speedup() > 0 ? absl::StrFormat("%.2fx", v.prefill_speedup()) : "-");
+    row.push_back(v.decode_speedup() > 0 ? absl::StrFormat("%.2fx", v.decode_speedup()) : "-");
+    row.push_back(mode.empty() ? "-" : mode);
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::string MarkdownTable(const std::vector<Row>& rows) {
+  std::string out;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    absl::StrAppend(&out, "| ", absl::StrJoin(rows[r], " | "), " |\n");
+    if (r == 0) {
+      std::vector<std::string> rule = {"---"};
+      for (size_t i = 1; i < rows[0].size(); ++i) rule.push_back("---:");
+      absl::StrAppend(&out, "| ", absl::StrJoin(rule, " | "), " |\n");
+    }
+  }
+  return out;
+}
+
+std::string InferenceNotes() {
+  return "Inference: prefill of one prompt (batch 1); decode tokens/s after the trial's prompt; "
+         "\"vs bound\": decode step time over the least bytes a step reads (weights + KV cache) "
+         "at the device's memory bandwidth; speedups against the baseline inference variant.\n";
+}
+
 std::string FormatCompareRows(const v1::CompareExperimentResponse& response, bool markdown) {
   const std::vector<double> points = WallclockPoints(response);
   const std::string pm = " ± ";
@@ -178,23 +273,79 @@ std::string FormatCompareRows(const v1::CompareExperimentResponse& response, boo
     row.push_back(v.mfu() > 0 ? absl::StrFormat("%.1f%%", 100 * v.mfu()) : "-");
     rows.push_back(std::move(row));
   }
+  const bool training = !response.variants().empty();
+  const bool inference = !response.inference().empty();
   if (markdown) {
     std::string out;
-    for (size_t r = 0; r < rows.size(); ++r) {
-      absl::StrAppend(&out, "| ", absl::StrJoin(rows[r], " | "), " |\n");
-      if (r == 0) {
-        std::vector<std::string> rule = {"---"};
-        for (size_t i = 1; i < rows[0].size(); ++i) rule.push_back("---:");
-        absl::StrAppend(&out, "| ", absl::StrJoin(rule, " | "), " |\n");
-      }
+    if (training || !inference) absl::StrAppend(&out, MarkdownTable(rows), "\n", CompareNotes(response));
+    if (inference) {
+      absl::StrAppend(&out, training ? "\n" : "", MarkdownTable(InferenceRows(response)), "\n",
+                      InferenceNotes());
     }
-    return absl::StrCat(out, "\n", CompareNotes(response));
+    return out;
   }
-  std::vector<bool> right(header.size(), true);
-  right[0] = false;
-  return absl::StrCat("experiment ", response.experiment_id(), " (baseline ",
-                      response.baseline(), ")\n", AlignedTable(rows, right),
-                      CompareNotes(response));
+  std::string out = absl::StrCat("experiment ", response.experiment_id(), " (baseline ",
+                                 response.baseline(), ")\n");
+  if (training || !inference) {
+    std::vector<bool> right(header.size(), true);
+    right[0] = false;
+    absl::StrAppend(&out, AlignedTable(rows, right), CompareNotes(response));
+  }
+  if (inference) {
+    const std::vector<Row> inference_rows = InferenceRows(response);
+    std::vector<bool> right(inference_rows[0].size(), true);
+    right[0] = right[1] = right[4] = false;
+    right.back() = false;
+    absl::StrAppend(&out, training ? "\n" : "", AlignedTable(inference_rows, right),
+                    InferenceNotes());
+  }
+  return out;
+}
+
+// The inference rows as CSV: every measurement in base units.
+std::string InferenceCsv(const v1::CompareExperimentResponse& response) {
+  std::vector<int> contexts, batches;
+  InferenceColumns(response, &contexts, &batches);
+  Row header = {"inference_variant", "arch", "params", "n", "precision", "device", "weights"};
+  for (int c : contexts) header.push_back(absl::StrCat("prefill_", c, "_seconds"));
+  for (int b : batches) {
+    for (const char* f : {"seconds_per_step", "tokens_per_second", "bytes_per_step",
+                          "bandwidth_bound_seconds", "mode"}) {
+      header.push_back(absl::StrCat("decode_b", b, "_", f));
+    }
+  }
+  for (const char* h : {"kv_cache_bytes_per_token", "peak_memory_bytes", "prefill_speedup",
+                        "decode_speedup"}) {
+    header.push_back(h);
+  }
+  std::string out = absl::StrCat(absl::StrJoin(header, ","), "\n");
+  for (const auto& v : response.inference()) {
+    Row row = {CsvCell(v.variant()), CsvCell(v.arch()),      absl::StrCat(v.params()),
+               absl::StrCat(v.n()),  CsvCell(v.precision()), CsvCell(v.device()),
+               CsvCell(v.weights())};
+    for (int c : contexts) {
+      const v1::PrefillLatency* p = PrefillAt(v, c);
+      row.push_back(p == nullptr ? "" : Num(p->seconds()));
+    }
+    for (int b : batches) {
+      const v1::DecodeThroughput* d = DecodeAt(v, b);
+      if (d == nullptr) {
+        for (int i = 0; i < 5; ++i) row.push_back("");
+        continue;
+      }
+      for (double x : {d->seconds_per_step(), d->tokens_per_second(), d->bytes_per_step(),
+                       d->bandwidth_bound_seconds()}) {
+        row.push_back(Num(x));
+      }
+      row.push_back(CsvCell(d->mode()));
+    }
+    for (double x : {v.kv_cache_bytes_per_token(), v.peak_memory_bytes(), v.prefill_speedup(),
+                     v.decode_speedup()}) {
+      row.push_back(Num(x));
+    }
+    absl::StrAppend(&out, absl::StrJoin(row, ","), "\n");
+  }
+  return out;
 }
 
 std::string FormatCompareCsv(const v1::CompareExperimentResponse& response) {
@@ -299,7 +450,12 @@ absl::StatusOr<std::string> FormatCompare(const v1::CompareExperimentResponse& r
                                           absl::string_view format) {
   if (format == "table") return FormatCompareRows(response, /*markdown=*/false);
   if (format == "markdown") return FormatCompareRows(response, /*markdown=*/true);
-  if (format == "csv") return FormatCompareCsv(response);
+  if (format == "csv") {
+    // Two CSV tables, the inference one after a blank line, when the experiment has both.
+    if (response.inference().empty()) return FormatCompareCsv(response);
+    if (response.variants().empty()) return InferenceCsv(response);
+    return absl::StrCat(FormatCompareCsv(response), "\n", InferenceCsv(response));
+  }
   if (format == "json") {
     // The table's data without the per-trial curves (those are for --plot).
     v1::CompareExperimentResponse table = response;

@@ -52,6 +52,23 @@ void ApplyTrialDefaults(v1::TrialSpec* spec) {
   if (!resources.has_max_nodes()) resources.set_max_nodes(1);
   // resources.device stays "" (the scheduler picks gpu when workers have GPUs, else cpu).
 
+  if (spec->kind() == "inference") {
+    // The Hybrid GPT claim's context (256) and the long contexts; batch 1 (latency) and
+    // 32 (throughput).
+    v1::InferenceSpec& inference = *spec->mutable_inference();
+    if (inference.prefill_contexts().empty()) {
+      for (const int context : {256, 1024, 4096}) inference.add_prefill_contexts(context);
+    }
+    if (inference.decode_batches().empty()) {
+      for (const int batch : {1, 32}) inference.add_decode_batches(batch);
+    }
+    if (!inference.has_decode_context()) inference.set_decode_context(256);
+    if (!inference.has_decode_steps()) inference.set_decode_steps(64);
+    if (!inference.has_warmup()) inference.set_warmup(1);
+    if (!inference.has_repeats()) inference.set_repeats(3);
+    if (!inference.has_cuda_graphs()) inference.set_cuda_graphs(true);
+  }
+
   v1::CheckpointSpec& checkpoint = *spec->mutable_checkpoint();
   if (!checkpoint.has_every_steps()) checkpoint.set_every_steps(0);  // only at the end
   if (!checkpoint.has_keep_last()) checkpoint.set_keep_last(2);

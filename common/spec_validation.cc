@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "common/proto_merge.h"
 #include "common/trial_expansion.h"
 #include "common/yaml_proto.h"
 #include "common/model_config.h"
@@ -341,6 +342,48 @@ void CheckCheckpoint(const v1::CheckpointSpec& checkpoint, Checker& c) {
   c.AtMost("checkpoint.keep_last", checkpoint.keep_last(), 1000);
 }
 
+// Bounds keep one inference trial's allocations and time finite: the largest context is the
+// model's window (RoPE table) and a prefill of it; the largest batch x context is a KV cache.
+constexpr int kMaxInferenceContext = 1 << 17;
+constexpr int kMaxInferenceBatch = 4096;
+
+void CheckInference(const v1::InferenceSpec& inference, Checker& c) {
+  if (inference.prefill_contexts().empty() && inference.decode_batches().empty()) {
+    c.Fail("inference", "needs prefill_contexts or decode_batches (nothing to measure)");
+  }
+  std::set<int> seen;
+  for (int i = 0; i < inference.prefill_contexts_size(); ++i) {
+    const std::string field = absl::StrCat("inference.prefill_contexts[", i, "]");
+    c.AtLeast<int32_t>(field, inference.prefill_contexts(i), 1);
+    c.AtMost(field, inference.prefill_contexts(i), kMaxInferenceContext);
+    if (!seen.insert(inference.prefill_contexts(i)).second) {
+      c.Fail(field, absl::StrCat("duplicate context ", inference.prefill_contexts(i)));
+    }
+  }
+  seen.clear();
+  for (int i = 0; i < inference.decode_batches_size(); ++i) {
+    const std::string field = absl::StrCat("inference.decode_batches[", i, "]");
+    c.AtLeast<int32_t>(field, inference.decode_batches(i), 1);
+    c.AtMost(field, inference.decode_batches(i), kMaxInferenceBatch);
+    if (!seen.insert(inference.decode_batches(i)).second) {
+      c.Fail(field, absl::StrCat("duplicate batch size ", inference.decode_batches(i)));
+    }
+  }
+  c.AtLeast<int32_t>("inference.decode_context", inference.decode_context(), 1);
+  c.AtLeast<int32_t>("inference.decode_steps", inference.decode_steps(), 1);
+  c.AtMost("inference.decode_context + inference.decode_steps",
+           static_cast<double>(inference.decode_context()) + inference.decode_steps(),
+           kMaxInferenceContext);
+  c.AtLeast<int32_t>("inference.warmup", inference.warmup(), 0);
+  c.AtMost("inference.warmup", inference.warmup(), 100);
+  c.AtLeast<int32_t>("inference.repeats", inference.repeats(), 1);
+  c.AtMost("inference.repeats", inference.repeats(), 1000);
+  c.SanePath("inference.checkpoint_path", inference.checkpoint_path());
+  for (absl::string_view part : absl::StrSplit(inference.checkpoint_path(), '/')) {
+    if (part == "..") c.Fail("inference.checkpoint_path", "must not contain \"..\"");
+  }
+}
+
 // Fields the coordinator sets per trial; an experiment must not set them.
 absl::Status CheckNoPerTrialFields(const v1::TrialSpec& spec, const std::string& prefix) {
   if (spec.seed() != 0) {
@@ -386,7 +429,19 @@ absl::Status ValidateTrialSpec(const v1::TrialSpec& spec, const std::string& pat
            "must be false with model.matformer.train_mode: sample (a captured graph would replay "
            "one granularity)");
   }
-  CheckBudget(spec.budget(), c);
+  c.OneOf("kind", spec.kind().empty() ? "train" : spec.kind(), {"train", "inference"});
+  // An inference trial trains nothing: its budget and evaluation do not apply (a base spec
+  // shared with training variants may still carry them).
+  if (spec.kind() == "inference") {
+    CheckInference(spec.inference(), c);
+    if (spec.resources().gpus_per_trial() != 1) {
+      c.Fail("resources.gpus_per_trial",
+             absl::StrCat("must be 1 for kind: inference (one device; got ",
+                          spec.resources().gpus_per_trial(), ")"));
+    }
+  } else {
+    CheckBudget(spec.budget(), c);
+  }
   CheckEval(spec.eval(), c);
   CheckResources(spec.resources(), c);
   CheckCheckpoint(spec.checkpoint(), c);
@@ -432,6 +487,32 @@ absl::Status ValidateExperimentSpec(const v1::ExperimentSpec& spec) {
       c.Fail(prefix + "model.arch",
              absl::StrCat("required: set model.arch in the base or in every variant (",
                           absl::StrJoin(KnownArchs(), ", "), ")"));
+    }
+  }
+  // An inference variant that loads a training variant's checkpoints: that variant must exist
+  // and train (its trial with the same seed and grid point is the one loaded).
+  for (int i = 0; i < spec.variants_size(); ++i) {
+    v1::TrialSpec merged = spec.base();
+    MergeOverrides(spec.variants(i).overrides(), &merged);
+    const std::string& from = merged.inference().checkpoint_variant();
+    if (from.empty()) continue;
+    const std::string field = absl::StrCat("variants[", i, "].inference.checkpoint_variant");
+    auto it = variant_index.find(from);
+    if (!merged.inference().checkpoint_path().empty()) {
+      // The coordinator sets checkpoint_path from checkpoint_variant in each trial.
+      c.Fail(absl::StrCat("variants[", i, "].inference.checkpoint_path"),
+             "give checkpoint_variant or checkpoint_path, not both");
+    } else if (merged.kind() != "inference") {
+      c.Fail(field, "applies to kind: inference only");
+    } else if (it == variant_index.end()) {
+      c.Fail(field, absl::StrCat("must name a variant (got \"", Truncated(from, 64), "\")"));
+    } else {
+      v1::TrialSpec source = spec.base();
+      MergeOverrides(spec.variants(it->second).overrides(), &source);
+      if (source.kind() == "inference") {
+        c.Fail(field, absl::StrCat("must name a training variant (\"", from,
+                                   "\" is an inference variant)"));
+      }
     }
   }
   if (!spec.variants().empty() && variant_index.count(spec.baseline()) == 0) {

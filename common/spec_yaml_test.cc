@@ -184,7 +184,73 @@ seeds: [11]
 TEST(SpecYamlTest, ExperimentOnlyKeysAreRejectedInTrialSpecs) {
   EXPECT_EQ(std::string(ParseTrialSpecYaml("variants: []\n").status().message()),
             "line 1, column 1: variants: unknown field (expected one of: data, model, train, "
-            "budget, eval, resources, checkpoint, seed, run_dir)");
+            "budget, eval, resources, checkpoint, seed, run_dir, kind, inference)");
+}
+
+TEST(SpecYamlTest, InferenceTrialsGetTheirDefaultsAndNeedNoBudget) {
+  absl::StatusOr<v1::ExperimentSpec> spec = ParseExperimentSpecYaml(R"(name: inf
+data: {path: x}
+model: {size: tiny}
+variants:
+  - {name: std, kind: inference, model: {arch: standard}}
+  - {name: hyb, kind: inference, model: {arch: hybrid}, inference: {decode_batches: [4]}}
+)");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  absl::StatusOr<std::vector<ExpandedTrial>> trials = ExpandTrials(*spec);
+  ASSERT_TRUE(trials.ok()) << trials.status();
+  ASSERT_EQ(trials->size(), 2u);
+  const v1::InferenceSpec& std_inference = (*trials)[0].spec.inference();
+  EXPECT_EQ(std::vector<int>(std_inference.prefill_contexts().begin(),
+                             std_inference.prefill_contexts().end()),
+            (std::vector<int>{256, 1024, 4096}));
+  EXPECT_EQ(std::vector<int>(std_inference.decode_batches().begin(),
+                             std_inference.decode_batches().end()),
+            (std::vector<int>{1, 32}));
+  EXPECT_EQ(std_inference.decode_context(), 256);
+  EXPECT_EQ(std_inference.decode_steps(), 64);
+  EXPECT_TRUE(std_inference.cuda_graphs());
+  EXPECT_EQ((*trials)[1].spec.inference().decode_batches_size(), 1);
+  // A training trial gets no inference section.
+  absl::StatusOr<v1::TrialSpec> train =
+      ParseTrialSpecYaml("data: {path: x}\nmodel: {arch: standard}\nbudget: {steps: 1}\n");
+  ASSERT_TRUE(train.ok());
+  EXPECT_FALSE(train->has_inference());
+}
+
+TEST(SpecYamlTest, InferenceErrorsNameTheFieldWithLineAndColumn) {
+  absl::Status status = ParseExperimentSpecYaml(R"(name: inf
+data: {path: x}
+budget: {steps: 1}
+model: {arch: standard, size: tiny}
+variants:
+  - name: train
+  - name: inf
+    kind: inference
+    inference:
+      prefill_contexts: [256, 0, 256]
+      decode_batches: [5000]
+      repeats: 0
+      checkpoint_variant: nope
+  - {name: odd, kind: serve}
+  - {name: two, kind: inference, inference: {checkpoint_variant: inf}}
+  - {name: wide, kind: inference, resources: {gpus_per_trial: 2, max_nodes: 1}}
+)")
+                            .status();
+  ASSERT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(status.message()),
+            "line 13, column 27: variants[1].inference.checkpoint_variant: must name a variant "
+            "(got \"nope\")\n"
+            "line 15, column 48: variants[3].inference.checkpoint_variant: must name a training "
+            "variant (\"inf\" is an inference variant)\n"
+            "line 10, column 29: variants[1].inference.prefill_contexts[1]: must be >= 1 (got 0)\n"
+            "line 10, column 32: variants[1].inference.prefill_contexts[2]: duplicate context 256\n"
+            "line 11, column 24: variants[1].inference.decode_batches[0]: must be <= 4096 (got "
+            "5000)\n"
+            "line 12, column 16: variants[1].inference.repeats: must be >= 1 (got 0)\n"
+            "line 14, column 26: variants[2].kind: must be one of train, inference (got "
+            "\"serve\")\n"
+            "line 16, column 55: variants[4].resources.gpus_per_trial: must be 1 for kind: "
+            "inference (one device; got 2)");
 }
 
 }  // namespace

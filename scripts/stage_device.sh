@@ -11,7 +11,8 @@ if ((${#targets[@]} == 0)); then
   for t in //trainer:trainer //bench:trainer_bench //server:coordinator //worker:worker //cli:gauntlet \
            //trainer/kernels:rms_norm_test //trainer/kernels:rotary_test //trainer/kernels:elementwise_test //trainer/kernels:causal_conv_test //trainer/train:train_step_test \
            //trainer/kernels:linear_cross_entropy_test //trainer/kernels:kernels_graph_test \
-           //trainer/kernels:kernels_bench; do
+           //trainer/kernels:kernels_bench //trainer/inference:decode_graph_test \
+           //trainer/inference:inference_bench_main; do
     if bazel query "$t" >/dev/null 2>&1; then targets+=("$t"); fi
   done
 fi

@@ -130,6 +130,92 @@ void FillTest(const WelchResult& w, v1::SignificanceTest* test) {
   }
 }
 
+// One row per inference group: every measurement averaged over its completed trials, matched by
+// context / batch size (trials of a group share their spec, so they measured the same ones).
+void AddInferenceRows(const std::vector<Group>& groups, const std::string& baseline,
+                      v1::CompareExperimentResponse& response) {
+  std::vector<int> rows;  // response.inference index of each group
+  for (const Group& g : groups) {
+    rows.push_back(response.inference_size());
+    v1::InferenceVariantSummary* row = response.add_inference();
+    row->set_variant(g.name);
+    row->set_arch(g.arch);
+    row->set_n(static_cast<int>(g.completed.size()));
+    if (g.completed.empty()) continue;
+    const v1::TrainerSummary& first = *g.completed.front()->summary;
+    row->set_params(first.params());
+    row->set_precision(first.inference().precision());
+    row->set_device(first.inference().device());
+    row->set_weights(first.inference().weights());
+    std::map<int, std::vector<double>> prefill;
+    std::map<int, std::vector<const v1::DecodeThroughput*>> decode;
+    std::vector<double> kv, peak;
+    for (const TrialResult* r : g.completed) {
+      const v1::InferenceResult& in = r->summary->inference();
+      for (const v1::PrefillLatency& p : in.prefill()) prefill[p.context()].push_back(p.seconds());
+      for (const v1::DecodeThroughput& d : in.decode()) decode[d.batch()].push_back(&d);
+      kv.push_back(in.kv_cache_bytes_per_token());
+      peak.push_back(in.peak_memory_bytes());
+    }
+    for (const v1::PrefillLatency& p : first.inference().prefill()) {
+      v1::PrefillLatency* out = row->add_prefill();
+      out->set_context(p.context());
+      out->set_seconds(Mean(prefill[p.context()]));
+    }
+    for (const v1::DecodeThroughput& d : first.inference().decode()) {
+      std::vector<double> step, tps, bytes, bound;
+      for (const v1::DecodeThroughput* x : decode[d.batch()]) {
+        step.push_back(x->seconds_per_step());
+        tps.push_back(x->tokens_per_second());
+        bytes.push_back(x->bytes_per_step());
+        bound.push_back(x->bandwidth_bound_seconds());
+      }
+      v1::DecodeThroughput* out = row->add_decode();
+      out->set_batch(d.batch());
+      out->set_seconds_per_step(Mean(step));
+      out->set_tokens_per_second(Mean(tps));
+      out->set_bytes_per_step(Mean(bytes));
+      out->set_bandwidth_bound_seconds(Mean(bound));
+      out->set_mode(d.mode());
+    }
+    row->set_kv_cache_bytes_per_token(Mean(kv));
+    row->set_peak_memory_bytes(Mean(peak));
+  }
+  // Speedups against the baseline (the experiment's, when it is an inference variant, else the
+  // first inference variant) at the same grid point: prefill at the largest context both
+  // measured, decode at the smallest batch both measured.
+  std::string base_variant = groups.empty() ? "" : groups.front().variant;
+  for (const Group& g : groups) {
+    if (g.variant == baseline) base_variant = baseline;
+  }
+  for (size_t i = 0; i < groups.size(); ++i) {
+    const v1::InferenceVariantSummary* base = nullptr;
+    for (size_t j = 0; j < groups.size(); ++j) {
+      if (groups[j].variant != base_variant) continue;
+      if (base == nullptr || groups[j].grid_key == groups[i].grid_key) {
+        base = &response.inference(rows[j]);
+      }
+      if (groups[j].grid_key == groups[i].grid_key) break;
+    }
+    v1::InferenceVariantSummary* row = response.mutable_inference(rows[i]);
+    if (base == nullptr || row->n() == 0 || base->n() == 0) continue;
+    for (int a = row->prefill_size() - 1; a >= 0 && row->prefill_speedup() == 0; --a) {
+      for (const v1::PrefillLatency& b : base->prefill()) {
+        if (b.context() == row->prefill(a).context() && row->prefill(a).seconds() > 0) {
+          row->set_prefill_speedup(b.seconds() / row->prefill(a).seconds());
+        }
+      }
+    }
+    for (int a = 0; a < row->decode_size() && row->decode_speedup() == 0; ++a) {
+      for (const v1::DecodeThroughput& b : base->decode()) {
+        if (b.batch() == row->decode(a).batch() && b.tokens_per_second() > 0) {
+          row->set_decode_speedup(row->decode(a).tokens_per_second() / b.tokens_per_second());
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 std::optional<double> InterpolateAt(const std::vector<v1::MetricPoint>& curve, double seconds) {
@@ -182,8 +268,25 @@ absl::StatusOr<v1::CompareExperimentResponse> CompareTrials(
   std::vector<Group> groups;
   std::map<std::string, size_t> group_index;
   std::map<const TrialResult*, std::vector<v1::MetricPoint>> sorted_curves;
+  std::vector<Group> inference_groups;
+  std::map<std::string, size_t> inference_index;
   for (const TrialResult& r : results) {
     const std::string name = GroupName(r.trial);
+    if (r.trial.spec().kind() == "inference") {
+      auto [it, inserted] = inference_index.emplace(name, inference_groups.size());
+      if (inserted) {
+        Group& g = inference_groups.emplace_back();
+        g.name = name;
+        g.variant = r.trial.variant();
+        g.arch = r.trial.spec().model().arch();
+        g.grid_key = name.substr(r.trial.variant().size());
+      }
+      if (r.trial.state() == v1::TRIAL_STATE_COMPLETED && r.summary.has_value() &&
+          r.summary->has_inference()) {
+        inference_groups[it->second].completed.push_back(&r);
+      }
+      continue;
+    }
     auto [it, inserted] = group_index.emplace(name, groups.size());
     if (inserted) {
       Group& g = groups.emplace_back();
@@ -375,6 +478,7 @@ absl::StatusOr<v1::CompareExperimentResponse> CompareTrials(
       row->set_val_loss_native_mean(Mean(native));
     }
   }
+  AddInferenceRows(inference_groups, baseline, response);
   return response;
 }
 

@@ -253,6 +253,11 @@ absl::Status Controller::ReportTrialExit(const v1::ReportTrialExitRequest& reque
   // Stored before the exit is applied: whoever sees COMPLETED can read the summary.
   if (request.has_summary() && request.exit_code() == 0) {
     if (absl::Status s = lifecycle_.SaveSummary(trial->id(), request.summary()); !s.ok()) return s;
+    if (request.summary().has_inference()) {
+      metrics_->ObserveInference({trial->experiment_id(), trial->id(), trial->variant(),
+                                  trial->spec().model().arch(), absl::StrCat(trial->seed())},
+                                 request.summary().inference());
+    }
   }
   if (!Live(trial->state()) || SliceOf(trial->placement(), request.worker_id()) < 0) {
     return absl::OkStatus();
@@ -340,6 +345,9 @@ void Controller::Tick(absl::Time now) {
         registry_.Revive(worker_id);
         std::cerr << "coordinator: " << status << std::endl;
       }
+    }
+    if (absl::Status s = lifecycle_.ResolveCheckpointWaits(now); !s.ok()) {
+      std::cerr << "coordinator: " << s << std::endl;  // retried next tick
     }
     pass = StartPass(now);
   }

@@ -1,5 +1,7 @@
 #include "server/metrics.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace gauntlet {
@@ -51,6 +53,17 @@ CoordinatorMetrics::CoordinatorMetrics(const std::string& version)
       &Gauge(r, "gauntlet_trial_train_seconds", "Training wall-clock seconds so far");
   trial_last_metric_ = &Gauge(r, "gauntlet_trial_last_metric_unix_seconds",
                               "Unix time of the trial's latest metric point");
+  inference_prefill_ = &Gauge(r, "gauntlet_trial_inference_prefill_seconds",
+                             "Inference trial: prefill time of one prompt of `context` tokens");
+  inference_decode_ = &Gauge(r, "gauntlet_trial_inference_decode_tokens_per_second",
+                             "Inference trial: decode tokens/s at batch size `batch`");
+  inference_decode_bound_ratio_ =
+      &Gauge(r, "gauntlet_trial_inference_decode_bound_ratio",
+             "Inference trial: decode step time over its memory-bandwidth bound at `batch`");
+  inference_kv_bytes_ = &Gauge(r, "gauntlet_trial_inference_kv_cache_bytes_per_token",
+                               "Inference trial: KV-cache bytes per cached token");
+  inference_peak_memory_ = &Gauge(r, "gauntlet_trial_inference_peak_memory_bytes",
+                                  "Inference trial: peak device memory");
   experiments_ = &Gauge(r, "gauntlet_experiments", "Experiments by state");
   trials_ = &Gauge(r, "gauntlet_trials", "Trials by state");
   workers_ = &Gauge(r, "gauntlet_workers", "Registered workers by lease state");
@@ -100,7 +113,11 @@ std::vector<std::string> CoordinatorMetrics::FamilyNames() {
   for (const auto& entry : TrialGaugeNames()) names.push_back(entry.second);
   for (const char* name :
        {"gauntlet_trial_step", "gauntlet_trial_tokens", "gauntlet_trial_train_seconds",
-        "gauntlet_trial_last_metric_unix_seconds", "gauntlet_experiments", "gauntlet_trials",
+        "gauntlet_trial_last_metric_unix_seconds", "gauntlet_trial_inference_prefill_seconds",
+        "gauntlet_trial_inference_decode_tokens_per_second",
+        "gauntlet_trial_inference_decode_bound_ratio",
+        "gauntlet_trial_inference_kv_cache_bytes_per_token",
+        "gauntlet_trial_inference_peak_memory_bytes", "gauntlet_experiments", "gauntlet_trials",
         "gauntlet_workers", "gauntlet_devices", "gauntlet_queue_depth",
         "gauntlet_scheduling_latency_seconds", "gauntlet_schedule_pass_seconds",
         "gauntlet_trial_restarts_total",
@@ -138,6 +155,38 @@ void CoordinatorMetrics::ObserveTrialMetric(const TrialLabels& labels,
   TrialGauge(series, *trial_last_metric_, labels).Set(point.unix_time());
 }
 
+void CoordinatorMetrics::ObserveInference(const TrialLabels& labels,
+                                          const v1::InferenceResult& result) {
+  absl::MutexLock lock(&mu_);
+  TrialSeries& series = series_[labels.experiment][labels.trial];
+  const auto add = [&](GaugeFamily* family, const std::string& key, int value, double v) {
+    prometheus::Gauge& gauge = family->Add({{"experiment", labels.experiment},
+                                            {"trial", labels.trial},
+                                            {"variant", labels.variant},
+                                            {"arch", labels.arch},
+                                            {"seed", labels.seed},
+                                            {key, absl::StrCat(value)}});
+    gauge.Set(v);
+    const std::pair<GaugeFamily*, prometheus::Gauge*> entry(family, &gauge);
+    // A repeated report (an exit retried by the worker) sets the same series again.
+    if (std::find(series.labeled.begin(), series.labeled.end(), entry) == series.labeled.end()) {
+      series.labeled.push_back(entry);
+    }
+  };
+  for (const v1::PrefillLatency& p : result.prefill()) {
+    add(inference_prefill_, "context", p.context(), p.seconds());
+  }
+  for (const v1::DecodeThroughput& d : result.decode()) {
+    add(inference_decode_, "batch", d.batch(), d.tokens_per_second());
+    if (d.bandwidth_bound_seconds() > 0) {
+      add(inference_decode_bound_ratio_, "batch", d.batch(),
+          d.seconds_per_step() / d.bandwidth_bound_seconds());
+    }
+  }
+  TrialGauge(series, *inference_kv_bytes_, labels).Set(result.kv_cache_bytes_per_token());
+  TrialGauge(series, *inference_peak_memory_, labels).Set(result.peak_memory_bytes());
+}
+
 void CoordinatorMetrics::RemoveTrial(const std::string& experiment_id,
                                      const std::string& trial_id) {
   absl::MutexLock lock(&mu_);
@@ -146,6 +195,7 @@ void CoordinatorMetrics::RemoveTrial(const std::string& experiment_id,
   auto trial = experiment->second.find(trial_id);
   if (trial == experiment->second.end()) return;
   for (auto& [family, gauge] : trial->second.gauges) family->Remove(gauge);
+  for (auto& [family, gauge] : trial->second.labeled) family->Remove(gauge);
   experiment->second.erase(trial);
   if (experiment->second.empty()) series_.erase(experiment);
 }

@@ -4,10 +4,12 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "gauntlet/v1/coordinator.pb.h"
+#include "gauntlet/v1/trainer.pb.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -39,6 +41,10 @@ class CoordinatorMetrics {
   // the curve's end; they go away with RemoveTrial (the controller calls it a retention period
   // after the trial ended) or a restart.
   void ObserveTrialMetric(const TrialLabels& labels, const v1::MetricPoint& point);
+  // An inference trial's result (TrainerSummary.inference): prefill seconds per context, decode
+  // tokens/s and its ratio to the memory-bandwidth bound per batch size, KV-cache bytes per
+  // token and peak memory, kept and removed like the trial's other series.
+  void ObserveInference(const TrialLabels& labels, const v1::InferenceResult& result);
   void RemoveTrial(const std::string& experiment_id, const std::string& trial_id);
 
   // Control-plane gauges, set wholesale from the controller's state (state name -> count).
@@ -61,6 +67,8 @@ class CoordinatorMetrics {
   using GaugeFamily = prometheus::Family<prometheus::Gauge>;
   struct TrialSeries {
     std::map<GaugeFamily*, prometheus::Gauge*> gauges;
+    // Series with a label beyond the trial's (context, batch).
+    std::vector<std::pair<GaugeFamily*, prometheus::Gauge*>> labeled;
   };
   prometheus::Gauge& TrialGauge(TrialSeries& series, GaugeFamily& family,
                                 const TrialLabels& labels) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -72,6 +80,11 @@ class CoordinatorMetrics {
   GaugeFamily* trial_tokens_;
   GaugeFamily* trial_train_seconds_;
   GaugeFamily* trial_last_metric_;
+  GaugeFamily* inference_prefill_;
+  GaugeFamily* inference_decode_;
+  GaugeFamily* inference_decode_bound_ratio_;
+  GaugeFamily* inference_kv_bytes_;
+  GaugeFamily* inference_peak_memory_;
   GaugeFamily* experiments_;
   GaugeFamily* trials_;
   GaugeFamily* workers_;

@@ -48,6 +48,9 @@ void TrialLifecycle::Index(const v1::Experiment& experiment) {
       new_pending_ = true;
     }
     if (Live(trial.state())) registry_->Book(trial.id(), trial.placement());
+    if (!trial.spec().inference().checkpoint_variant().empty()) {
+      waits_for_[trial.id()] = trial.spec().inference().checkpoint_path();
+    }
   }
   experiment_states_[experiment.id()] = DeriveExperimentState(experiment);
 }
@@ -88,6 +91,22 @@ void TrialLifecycle::Reserve(v1::Experiment& experiment) {
     v1::Trial& trial = *experiment.mutable_trials(i);
     trial.set_id(absl::StrCat(experiment.id(), "-", i));
     trial.set_experiment_id(experiment.id());
+  }
+  // An inference trial of checkpoint_variant loads that variant's trial with its seed and grid
+  // point: its run directory, named by its id, in the workers' checkpoint store.
+  std::map<std::string, std::string> id_of;  // variant, seed, grid point -> trial id
+  const auto key = [](const std::string& variant, const v1::Trial& trial) {
+    std::string k = absl::StrCat(variant, "\n", trial.seed());
+    for (const auto& [path, value] : trial.grid_point()) absl::StrAppend(&k, "\n", path, "=", value);
+    return k;
+  };
+  for (const v1::Trial& trial : experiment.trials()) id_of[key(trial.variant(), trial)] = trial.id();
+  for (v1::Trial& trial : *experiment.mutable_trials()) {
+    v1::InferenceSpec& inference = *trial.mutable_spec()->mutable_inference();
+    if (inference.checkpoint_variant().empty()) continue;
+    auto it = id_of.find(key(inference.checkpoint_variant(), trial));
+    // Validation made the variant exist; expansion gives it every seed and grid point.
+    if (it != id_of.end()) inference.set_checkpoint_path(it->second);
   }
   id_by_name_[experiment.spec().name()] = experiment.id();
 }
@@ -226,6 +245,8 @@ void TrialLifecycle::Apply(v1::Trial& trial, v1::Trial next, absl::Time now) {
     running_slices_.erase(trial.id());
   }
   if (to == v1::TRIAL_STATE_PENDING && Live(from)) metrics_->IncrementRestarts();
+  // A trial that ended may free (or fail) one waiting for its checkpoint.
+  if (IsTerminal(to) && !IsTerminal(from) && !waits_for_.empty()) new_pending_ = true;
 
   const v1::Experiment& experiment = experiments_.at(trial.experiment_id());
   UpdateExperimentState(experiment, now);
@@ -361,8 +382,41 @@ const v1::TrainerSummary* TrialLifecycle::Summary(const std::string& trial_id) c
 std::vector<PendingTrial> TrialLifecycle::Pending() const {
   std::vector<PendingTrial> pending;
   pending.reserve(pending_.size());
-  for (const auto& [id, p] : pending_) pending.push_back(p);
+  for (const auto& [id, p] : pending_) {
+    if (auto wait = waits_for_.find(id); wait != waits_for_.end()) {
+      auto ref = trials_.find(wait->second);
+      if (ref == trials_.end()) continue;
+      const v1::Trial& source =
+          experiments_.at(ref->second.experiment_id).trials(ref->second.index);
+      if (source.state() != v1::TRIAL_STATE_COMPLETED) continue;
+    }
+    pending.push_back(p);
+  }
   return pending;
+}
+
+absl::Status TrialLifecycle::ResolveCheckpointWaits(absl::Time now) {
+  for (const auto& [id, source_id] : waits_for_) {
+    if (pending_.count(id) == 0) continue;
+    v1::Trial* trial = FindTrial(id);
+    const v1::Trial* source = FindTrial(source_id);
+    if (trial == nullptr) continue;
+    if (source == nullptr) {
+      absl::Status s = Transition(*trial, v1::TRIAL_STATE_FAILED, now,
+                                  absl::StrCat("its checkpoint's trial ", source_id, " is unknown"));
+      if (!s.ok()) return s;
+    } else if (IsTerminal(source->state()) && source->state() != v1::TRIAL_STATE_COMPLETED) {
+      absl::Status s = Transition(
+          *trial, v1::TRIAL_STATE_FAILED, now,
+          absl::StrCat("trial ", source_id, ", whose checkpoint it loads, ended ",
+                       TrialStateName(source->state()), " (not retried)"));
+      if (!s.ok()) return s;
+    } else if (source->state() != v1::TRIAL_STATE_COMPLETED) {
+      SetWaiting(id, absl::StrCat("waiting for trial ", source_id,
+                                  " (inference.checkpoint_variant) to complete"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 void TrialLifecycle::SetWaiting(const std::string& trial_id, const std::string& why) {

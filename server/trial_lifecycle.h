@@ -83,7 +83,12 @@ class TrialLifecycle {
   absl::Status SaveSummary(const std::string& trial_id, const v1::TrainerSummary& summary);
   const v1::TrainerSummary* Summary(const std::string& trial_id) const;
 
+  // Pending trials ready to place: not those waiting for the trial whose checkpoint they load
+  // (InferenceSpec.checkpoint_variant) to complete.
   std::vector<PendingTrial> Pending() const;
+  // Fails pending trials whose checkpoint's trial ended without completing, and says on the
+  // others that wait for one what they wait for.
+  absl::Status ResolveCheckpointWaits(absl::Time now);
   size_t pending_count() const { return pending_.size(); }
   void SetWaiting(const std::string& trial_id, const std::string& why);
   // True (once) when a trial became PENDING since the last call: a reason to schedule.
@@ -131,6 +136,8 @@ class TrialLifecycle {
   std::map<std::string, std::set<std::string>> running_slices_;
   std::map<std::string, PendingTrial> pending_;
   bool new_pending_ = false;
+  // Trial id -> the trial of the same experiment whose checkpoint it loads and must wait for.
+  std::map<std::string, std::string> waits_for_;
   std::map<v1::TrialState, int> trial_counts_;
   // Per experiment: trials in each state (its state is derived from these, not from a rescan).
   std::map<std::string, std::map<v1::TrialState, int>> experiment_trial_counts_;

@@ -14,6 +14,7 @@
 #include "common/spec_yaml.h"
 #include "trainer/dist/dist_env.h"
 #include "trainer/dist/rendezvous.h"
+#include "trainer/inference/inference_trial.h"
 #include "trainer/train/clock.h"
 #include "trainer/train/event_writer.h"
 #include "trainer/train/exit_code.h"
@@ -113,6 +114,22 @@ int Main() {
                                               device_flag)),
                              ExitCode::kBadSpec),
                 events.get());
+  }
+
+  if (spec->kind() == "inference") {
+    // One process on one device: nothing to rendezvous with.
+    if (env->world_size != 1) {
+      return Fail(WithExitCode(absl::InvalidArgumentError(
+                                   "kind: inference runs on one device (resources.gpus_per_trial 1)"),
+                               ExitCode::kBadSpec),
+                  events.get());
+    }
+    SteadyClock clock;
+    absl::StatusOr<v1::TrainerSummary> summary =
+        RunInferenceTrial(*spec, device, clock, &std::cout, events.get());
+    if (!summary.ok()) return Fail(summary.status(), events.get());
+    std::cout << EventWriter::ToJson(*summary) << std::endl;
+    return 0;
   }
 
   absl::StatusOr<ProcessGroup> group =

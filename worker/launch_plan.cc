@@ -87,10 +87,10 @@ absl::StatusOr<GangPlan> PlanLaunch(const v1::LaunchTrial& launch, const LaunchC
   plan.run_dir = absl::StrCat(config.work_dir, "/", launch.trial_id());
   plan.attempt_dir = absl::StrCat(plan.run_dir, "/attempt-", launch.attempt());
   plan.spec_path = absl::StrCat(plan.run_dir, "/trial.yaml");
-  plan.checkpoint_dir =
-      absl::StrCat(config.checkpoint_store.empty() ? absl::StrCat(config.work_dir, "/checkpoints")
-                                                   : config.checkpoint_store,
-                   "/", launch.trial_id());
+  const std::string checkpoint_store = config.checkpoint_store.empty()
+                                           ? absl::StrCat(config.work_dir, "/checkpoints")
+                                           : config.checkpoint_store;
+  plan.checkpoint_dir = absl::StrCat(checkpoint_store, "/", launch.trial_id());
   plan.fence_path = absl::StrCat(plan.checkpoint_dir, "/fence");
   plan.spec = launch.spec();
   plan.spec.set_run_dir(plan.checkpoint_dir);
@@ -125,6 +125,23 @@ absl::StatusOr<GangPlan> PlanLaunch(const v1::LaunchTrial& launch, const LaunchC
                                  data.mutable_sources(i)->mutable_path());
         !s.ok()) {
       return s;
+    }
+  }
+  // An inference trial's checkpoint: another trial's run directory in the checkpoint store
+  // (relative paths), or one under the store or the data roots.
+  if (std::string* from = plan.spec.mutable_inference()->mutable_checkpoint_path();
+      !from->empty()) {
+    std::vector<std::string> roots = data_roots;
+    roots.push_back(checkpoint_store);
+    if (absl::StrContains(*from, "..")) {
+      return absl::InvalidArgumentError("launch.spec.inference.checkpoint_path: must not contain \"..\"");
+    }
+    if ((*from)[0] != '/') {
+      *from = absl::StrCat(checkpoint_store, "/", *from);
+    } else if (!UnderAny(*from, roots)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "launch.spec.inference.checkpoint_path: ", from->substr(0, 200),
+          " is outside this worker's checkpoint store (", checkpoint_store, ") and data roots"));
     }
   }
   if (const std::string& cache = plan.spec.data().cache_dir(); !cache.empty()) {

@@ -166,6 +166,31 @@ def training_dashboard():
         panel("Layers per token (adaptive-depth variants)",
               [(f"avg by ({by_variant}) (gauntlet_trial_layers_per_token{{{TRIAL}}})",
                 "{{variant}} · {{experiment}}")]),
+        row("Inference (trials of kind: inference)"),
+        panel("Decode tokens/s by variant and batch (mean over seeds)",
+              [(f"avg by ({by_variant}, batch) "
+                f"(gauntlet_trial_inference_decode_tokens_per_second{{{TRIAL}}})",
+                "{{variant}} batch {{batch}}")],
+              description="Decode throughput through the KV cache after the trial's prompt "
+                          "(the value is set once, when the trial completes)."),
+        panel("Prefill time by variant and context (mean over seeds)",
+              [(f"avg by ({by_variant}, context) "
+                f"(gauntlet_trial_inference_prefill_seconds{{{TRIAL}}})",
+                "{{variant}} context {{context}}")], unit="s",
+              description="One prompt of `context` tokens (batch 1) into an empty KV cache."),
+        panel("Decode step time over its memory-bandwidth bound",
+              [(f"avg by ({by_variant}, batch) "
+                f"(gauntlet_trial_inference_decode_bound_ratio{{{TRIAL}}})",
+                "{{variant}} batch {{batch}}")],
+              description="1 = the step reads its weights and KV cache at the GPU's peak memory "
+                          "bandwidth; 2 = half that speed."),
+        panel("KV-cache bytes per token and peak memory",
+              [(f"max by ({by_variant}) "
+                f"(gauntlet_trial_inference_kv_cache_bytes_per_token{{{TRIAL}}})",
+                "KV/token {{variant}}"),
+               (f"max by ({by_variant}) "
+                f"(gauntlet_trial_inference_peak_memory_bytes{{{TRIAL}}})",
+                "peak {{variant}}")], unit="bytes"),
     ]
     variables = [
         datasource_variable(),

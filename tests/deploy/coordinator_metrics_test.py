@@ -88,10 +88,21 @@ class CoordinatorMetricsTest(unittest.TestCase):
         self.coordinator.grpcurl("gauntlet.v1.WorkerService/ReportMetrics",
                                  data={"worker_id": WORKER, "attempt": attempt,
                                        "points": points})
+        # The inference families come from a completed trial's summary.
+        inference = {"prefill": [{"context": 256, "seconds": 0.001}],
+                     "decode": [{"batch": 1, "seconds_per_step": 2e-4,
+                                 "tokens_per_second": 5000, "bandwidth_bound_seconds": 1e-4}],
+                     "kv_cache_bytes_per_token": 4096, "peak_memory_bytes": 1e8}
+        self.coordinator.grpcurl("gauntlet.v1.WorkerService/ReportTrialExit",
+                                 data={"worker_id": WORKER, "trial_id": trial,
+                                       "attempt": attempt, "exit_code": 0,
+                                       "summary": {"arch": "standard",
+                                                   "inference": inference}})
 
     def test_every_contract_family_is_exported_with_its_type(self):
         families = exported_families(self.scrape())
-        if any(name not in families for name in deploylib.TRIAL_GAUGES):
+        if any(name not in families
+               for name in deploylib.TRIAL_GAUGES + tuple(deploylib.INFERENCE_GAUGES)):
             # Per-trial families have no series (and no # TYPE line) before a trial reports.
             self.report_trial_metrics()
             families = exported_families(self.scrape())

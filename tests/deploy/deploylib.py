@@ -19,6 +19,15 @@ TRIAL_GAUGES = (
     "gauntlet_trial_last_metric_unix_seconds",
 )
 CONTRACT = {name: ("gauge", TRIAL_LABELS) for name in TRIAL_GAUGES}
+# An inference trial's result (TrainerSummary.inference), set when it completes.
+INFERENCE_GAUGES = {
+    "gauntlet_trial_inference_prefill_seconds": TRIAL_LABELS + ("context",),
+    "gauntlet_trial_inference_decode_tokens_per_second": TRIAL_LABELS + ("batch",),
+    "gauntlet_trial_inference_decode_bound_ratio": TRIAL_LABELS + ("batch",),
+    "gauntlet_trial_inference_kv_cache_bytes_per_token": TRIAL_LABELS,
+    "gauntlet_trial_inference_peak_memory_bytes": TRIAL_LABELS,
+}
+CONTRACT.update({name: ("gauge", labels) for name, labels in INFERENCE_GAUGES.items()})
 CONTRACT.update({
     "gauntlet_experiments": ("gauge", ("state",)),
     "gauntlet_trials": ("gauge", ("state",)),

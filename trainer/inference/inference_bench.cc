@@ -8,10 +8,13 @@
 
 #include <algorithm>
 #include <functional>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "trainer/inference/decode_graph.h"
 
 namespace gauntlet {
 namespace {
@@ -113,20 +116,56 @@ absl::StatusOr<InferenceBenchResult> RunInferenceBench(LanguageModelImpl& model,
   }
 
   const int64_t max_len = options.decode_context + options.decode_steps;
+  // Weight bytes a step reads: all but the embedding table, of which only the B rows looked up.
+  int64_t weight_bytes = 0, embedding_row_bytes = 0;
+  for (const auto& item : model.named_parameters()) {
+    const torch::Tensor& p = item.value();
+    if (item.key() == "embed.weight" && p.dim() == 2) {
+      embedding_row_bytes = p.size(1) * p.element_size();
+    } else {
+      weight_bytes += p.numel() * p.element_size();
+    }
+  }
+  bool try_graphs = options.cuda_graphs && device.is_cuda();
+  if (options.cuda_graphs && !device.is_cuda()) {
+    result.eager_reason = "CUDA graphs need a CUDA device";
+  } else if (try_graphs && !model.SupportsStaticDecode()) {
+    try_graphs = false;
+    result.eager_reason =
+        absl::StrCat("arch ", c.arch, " has no shape-static decode step (position-dependent work)");
+  }
   for (const int64_t batch : options.decode_batches) {
     const torch::Tensor tokens = torch::randint(c.vocab_size, {batch, max_len}, token_options);
     const torch::Tensor prompt = tokens.narrow(1, 0, options.decode_context);
     KvCache cache;
+    std::unique_ptr<DecodeGraph> graph;
+    if (try_graphs) {
+      cache = model.NewKvCache(batch, max_len);
+      model.Prefill(cache, prompt);
+      absl::StatusOr<std::unique_ptr<DecodeGraph>> captured = DecodeGraph::Capture(model, cache);
+      if (captured.ok()) {
+        graph = *std::move(captured);
+      } else {
+        try_graphs = false;
+        result.eager_reason = std::string(captured.status().message());
+      }
+    }
     const std::vector<double> seconds = Time(
         options, device, clock,
         [&] {
+          if (graph != nullptr) {
+            graph->Prefill(prompt);  // the captured buffers are reused
+            return;
+          }
           cache = model.NewKvCache(batch, max_len);
           model.Prefill(cache, prompt);
         },
         [&] {
           // Teacher-forced: the step's cost does not depend on which token is fed.
           for (int64_t t = options.decode_context; t < max_len; ++t) {
-            if (options.static_decode) {
+            if (graph != nullptr) {
+              graph->Step(tokens.select(1, t));
+            } else if (options.static_decode) {
               model.DecodeStepStatic(cache, tokens.select(1, t));
             } else {
               model.DecodeStep(cache, tokens.select(1, t));
@@ -138,8 +177,24 @@ absl::StatusOr<InferenceBenchResult> RunInferenceBench(LanguageModelImpl& model,
           static_cast<double>(cache.KeyValueBytes()) / static_cast<double>(batch * max_len);
     }
     const double ms_per_step = 1e3 * Median(seconds) / static_cast<double>(options.decode_steps);
-    result.decode.push_back(
-        {batch, ms_per_step, ms_per_step > 0 ? 1e3 * static_cast<double>(batch) / ms_per_step : 0});
+    DecodeTiming timing;
+    timing.batch = batch;
+    timing.ms_per_step = ms_per_step;
+    timing.tokens_per_s = ms_per_step > 0 ? 1e3 * static_cast<double>(batch) / ms_per_step : 0;
+    // Step t (0-based position) attends over t + 1 cached positions.
+    const double mean_context =
+        static_cast<double>(options.decode_context) + (options.decode_steps + 1) / 2.0;
+    const double kv_per_token =
+        static_cast<double>(cache.KeyValueBytes()) / static_cast<double>(batch * max_len);
+    timing.bytes_per_step = static_cast<double>(weight_bytes) +
+                            static_cast<double>(batch) *
+                                (static_cast<double>(embedding_row_bytes) +
+                                 kv_per_token * mean_context);
+    if (options.memory_bandwidth > 0) {
+      timing.bound_ms = 1e3 * timing.bytes_per_step / options.memory_bandwidth;
+    }
+    timing.cuda_graph = graph != nullptr;
+    result.decode.push_back(timing);
   }
   result.peak_memory_bytes = PeakMemory(device);
   return result;

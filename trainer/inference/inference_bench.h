@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -26,6 +27,11 @@ struct InferenceBenchOptions {
   // Time DecodeStepStatic (the shape-static step a CUDA graph would capture; run eagerly here)
   // instead of DecodeStep. Needs SupportsStaticDecode().
   bool static_decode = false;
+  // On CUDA, decode through a captured CUDA graph of the static step (DecodeGraph) where the
+  // arch has one; otherwise, or when the capture fails, DecodeStep eagerly (the result says why).
+  bool cuda_graphs = false;
+  // The device's memory bandwidth (bytes/s) for each decode step's lower bound; 0: unknown.
+  double memory_bandwidth = 0;
   int warmup = 1;   // untimed runs of each measurement first (kernels, allocator)
   int repeats = 3;  // timed runs; the median is reported
 };
@@ -39,6 +45,11 @@ struct DecodeTiming {
   int64_t batch = 0;
   double ms_per_step = 0;   // median over repeats of (run time / decode_steps)
   double tokens_per_s = 0;  // batch / ms_per_step
+  // Least bytes a step reads: the weights (the embedding table only for its B rows) plus the
+  // valid keys/values of every row at the steps' mean context.
+  double bytes_per_step = 0;
+  double bound_ms = 0;  // bytes_per_step at options.memory_bandwidth; 0 when unknown
+  bool cuda_graph = false;  // replayed a captured step
 };
 
 struct InferenceBenchResult {
@@ -50,6 +61,8 @@ struct InferenceBenchResult {
   int64_t parameter_bytes = 0;
   // The CUDA caching allocator's peak over the whole benchmark; 0 on CPU (not measured).
   int64_t peak_memory_bytes = 0;
+  // Why decoding ran eagerly although options.cuda_graphs asked for graphs ("" otherwise).
+  std::string eager_reason;
 };
 
 // Benchmarks `model` (eval mode is set; weights and dtype as given) on `device`, where it must

@@ -62,6 +62,31 @@ TEST(InferenceBenchTest, ReportsEveryMeasurementFromTheClock) {
   EXPECT_EQ(result->peak_memory_bytes, 0);  // CPU: not measured
 }
 
+TEST(InferenceBenchTest, BoundsEachDecodeStepByTheBytesItMustRead) {
+  auto model = Build("standard");
+  TickingClock clock(0.5);
+  InferenceBenchOptions options = SmallOptions();
+  options.memory_bandwidth = 1e9;
+  options.cuda_graphs = true;
+  absl::StatusOr<InferenceBenchResult> result =
+      RunInferenceBench(*model, options, torch::Device(torch::kCPU), clock);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const ModelConfig& c = model->config();
+  // Weights once, the embedding table only for the B rows looked up, and each row's keys and
+  // values at the steps' mean context (positions 20..27 attend over 21..28 positions).
+  const double embedding = static_cast<double>(c.vocab_size) * c.d_model * 4;
+  const double weights = static_cast<double>(result->parameter_bytes) - embedding;
+  const double mean_context = 20 + (8 + 1) / 2.0;
+  for (const DecodeTiming& d : result->decode) {
+    const double expected =
+        weights + d.batch * (c.d_model * 4 + result->kv_cache_bytes_per_token * mean_context);
+    EXPECT_DOUBLE_EQ(d.bytes_per_step, expected) << "batch " << d.batch;
+    EXPECT_DOUBLE_EQ(d.bound_ms, 1e3 * expected / 1e9);
+    EXPECT_FALSE(d.cuda_graph);
+  }
+  EXPECT_EQ(result->eager_reason, "CUDA graphs need a CUDA device");
+}
+
 TEST(InferenceBenchTest, RunsEveryArchOnTheRealClock) {
   for (const char* arch : {"worker", "sparse_depth", "hybrid", "sqa/sqa", "looped"}) {
     auto model = Build(arch);

@@ -37,19 +37,28 @@ struct Case {
   torch::ScalarType dtype;
 };
 
-void PrintTo(const Case& c, std::ostream* os) {
-  *os << c.arch << (c.dtype == torch::kFloat64 ? " float64" : " float32");
+std::string DtypeSuffix(torch::ScalarType dtype) {
+  if (dtype == torch::kFloat64) return "_f64";
+  return dtype == torch::kBFloat16 ? "_bf16" : "_f32";
 }
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.arch << DtypeSuffix(c.dtype); }
+
 std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
-  std::string name = info.param.arch + (info.param.dtype == torch::kFloat64 ? "_f64" : "_f32");
+  std::string name = info.param.arch + DtypeSuffix(info.param.dtype);
   std::replace(name.begin(), name.end(), '/', '_');
   return name;
 }
 
 // fp32: summation order differs between a window and a cache; fp64: only the router, whose
-// logit sparse_depth rounds to float32 (as Run does), can differ by a float32 ulp.
+// logit sparse_depth rounds to float32 (as Run does), can differ by a float32 ulp. bf16 (weights,
+// activations and cache all bfloat16, as deployed): every rounding of an 8-bit mantissa
+// (relative 2^-8 = 0.0039) can land differently when a window and a cache sum in different
+// orders; through the tiny models' 2-4 layers that stays below 0.0625 absolute on logits of
+// magnitude up to about 1.5, i.e. a few bf16 ulps. A bug (a wrong position, a stale key) moves
+// logits by O(1).
 double Tolerance(const ModelConfig& c, torch::ScalarType dtype) {
+  if (dtype == torch::kBFloat16) return 0.0625;
   if (dtype != torch::kFloat64) return 2e-5;
   return c.arch == "sparse_depth" ? 1e-6 : 1e-10;
 }
@@ -97,7 +106,7 @@ void ExpectDecodingEqualsForward(const ModelConfig& c, torch::ScalarType dtype) 
     // Buffers were allocated at full length by the prompt and only written in place since.
     EXPECT_EQ(cache.Bytes(), bytes);
     // The torch-free formula counts exactly the key/value buffers the model allocated.
-    const int64_t value_bytes = dtype == torch::kFloat64 ? 8 : 4;
+    const int64_t value_bytes = torch::elementSize(dtype);
     EXPECT_NEAR(static_cast<double>(cache.KeyValueBytes()),
                 KvCacheBytesPerToken(c, kMaxLen, value_bytes) * kBatch * kMaxLen, 1e-6);
     EXPECT_GT(cache.KeyValueBytes(), 0);
@@ -178,6 +187,7 @@ std::vector<Case> Cases() {
                            "mixed", "looped", "matformer/joint", "attn_drop"}) {
     cases.push_back({arch, torch::kFloat32});
     cases.push_back({arch, torch::kFloat64});
+    cases.push_back({arch, torch::kBFloat16});
   }
   return cases;
 }

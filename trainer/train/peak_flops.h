@@ -10,6 +10,10 @@ namespace gauntlet {
 // for MFU. nullopt for CPUs and unknown GPUs: MFU is then reported as 0.
 std::optional<double> PeakBf16FlopsPerSecond(std::string_view device_name);
 
+// Peak memory (HBM/GDDR) bandwidth of one GPU in bytes/s, from its CUDA device name (H200:
+// 4.8e12), for the memory-bandwidth bound of decoding. nullopt for CPUs and unknown GPUs.
+std::optional<double> PeakMemoryBandwidthBytesPerSecond(std::string_view device_name);
+
 // Model FLOPs utilisation: achieved FLOP/s over the gang's peak.
 double Mfu(double flops_per_token, double tokens_per_second, double peak_per_device,
            int world_size);
