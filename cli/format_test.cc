@@ -88,6 +88,66 @@ TEST(FormatCompareTest, JsonRoundTripsWithoutCurves) {
   EXPECT_NE(text->find("\"val_loss_mean\""), std::string::npos);  // proto field names
 }
 
+// Fixed() plus two inference variants (one with no completed trial).
+v1::CompareExperimentResponse WithInference() {
+  v1::CompareExperimentResponse r = Fixed();
+  EXPECT_TRUE(google::protobuf::TextFormat::MergeFromString(R"pb(
+    inference {
+      variant: "std-inf" arch: "standard" params: 3450000 n: 1 precision: "bf16"
+      device: "cuda:0 NVIDIA H200" weights: "random (seed 1)"
+      prefill { context: 256 seconds: 0.0012345 }
+      prefill { context: 1024 seconds: 0.0031 }
+      decode { batch: 1 seconds_per_step: 0.0005 tokens_per_second: 2000 bytes_per_step: 8e6
+               bandwidth_bound_seconds: 1.6e-6 mode: "cuda_graph" }
+      decode { batch: 32 seconds_per_step: 0.0008 tokens_per_second: 40000 mode: "cuda_graph" }
+      kv_cache_bytes_per_token: 4096 peak_memory_bytes: 104857600
+      prefill_speedup: 1 decode_speedup: 1
+    }
+    inference { variant: "hybrid-inf" arch: "hybrid" n: 0 }
+  )pb", &r));
+  return r;
+}
+
+TEST(FormatCompareTest, InferenceTableFollowsTheTrainingTable) {
+  auto text = FormatCompare(WithInference(), "markdown");
+  ASSERT_TRUE(text.ok());
+  const size_t inference = text->find(
+      "| inference variant | arch | params | n | precision | prefill 256 ms | prefill 1024 ms | "
+      "decode b1 tok/s | decode b32 tok/s | b1 vs bound | b32 vs bound | KV B/token | peak mem | "
+      "prefill speedup | decode speedup | decode |\n");
+  ASSERT_NE(inference, std::string::npos) << *text;
+  EXPECT_LT(text->find("| standard (baseline) |"), inference);
+  EXPECT_NE(text->find("| std-inf | standard | 3.5M | 1 | bf16 | 1.234 | 3.100 | 2.0k | 40.0k | "
+                       "312.5x | - | 4096 | 100.0 MiB | 1.00x | 1.00x | cuda_graph |\n"),
+            std::string::npos)
+      << *text;
+  EXPECT_NE(text->find("| hybrid-inf | hybrid | 0 | 0 | - | - | - | - | - | - | - | - | - | - | "
+                       "- | - |\n"),
+            std::string::npos)
+      << *text;
+  auto table = FormatCompare(WithInference(), "table");
+  ASSERT_TRUE(table.ok());
+  EXPECT_NE(table->find("inference variant"), std::string::npos);
+  // Without inference variants the output is the training table alone (unchanged).
+  EXPECT_EQ(FormatCompare(Fixed(), "table")->find("inference"), std::string::npos);
+}
+
+TEST(FormatCompareTest, InferenceCsvIsASecondTable) {
+  auto text = FormatCompare(WithInference(), "csv");
+  ASSERT_TRUE(text.ok());
+  const size_t second = text->find("\n\ninference_variant,arch,params,n,precision,device,weights,"
+                                   "prefill_256_seconds,prefill_1024_seconds,"
+                                   "decode_b1_seconds_per_step,decode_b1_tokens_per_second,");
+  ASSERT_NE(second, std::string::npos) << *text;
+  EXPECT_NE(text->find("std-inf,standard,3450000,1,bf16,cuda:0 NVIDIA H200,random (seed 1),"
+                       "0.0012345,0.0031,0.0005,2000,8e+06,1.6e-06,cuda_graph,"),
+            std::string::npos)
+      << *text;
+  v1::CompareExperimentResponse only = WithInference();
+  only.clear_variants();
+  EXPECT_EQ(FormatCompare(only, "csv")->rfind("inference_variant,", 0), 0u);
+}
+
 TEST(FormatCompareTest, UnknownFormatNamesTheFlag) {
   auto text = FormatCompare(Fixed(), "xml");
   ASSERT_FALSE(text.ok());

@@ -371,9 +371,13 @@ void CheckInference(const v1::InferenceSpec& inference, Checker& c) {
   }
   c.AtLeast<int32_t>("inference.decode_context", inference.decode_context(), 1);
   c.AtLeast<int32_t>("inference.decode_steps", inference.decode_steps(), 1);
-  c.AtMost("inference.decode_context + inference.decode_steps",
-           static_cast<double>(inference.decode_context()) + inference.decode_steps(),
-           kMaxInferenceContext);
+  if (static_cast<int64_t>(inference.decode_context()) + inference.decode_steps() >
+      kMaxInferenceContext) {
+    c.Fail("inference.decode_steps",
+           absl::StrCat("decode_context + decode_steps must be <= ", kMaxInferenceContext,
+                        " (got ", inference.decode_context(), " + ", inference.decode_steps(),
+                        ")"));
+  }
   c.AtLeast<int32_t>("inference.warmup", inference.warmup(), 0);
   c.AtMost("inference.warmup", inference.warmup(), 100);
   c.AtLeast<int32_t>("inference.repeats", inference.repeats(), 1);

@@ -238,18 +238,18 @@ variants:
                             .status();
   ASSERT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(std::string(status.message()),
-            "line 13, column 27: variants[1].inference.checkpoint_variant: must name a variant "
+            "line 13, column 7: variants[1].inference.checkpoint_variant: must name a variant "
             "(got \"nope\")\n"
-            "line 15, column 48: variants[3].inference.checkpoint_variant: must name a training "
+            "line 15, column 46: variants[3].inference.checkpoint_variant: must name a training "
             "variant (\"inf\" is an inference variant)\n"
-            "line 10, column 29: variants[1].inference.prefill_contexts[1]: must be >= 1 (got 0)\n"
-            "line 10, column 32: variants[1].inference.prefill_contexts[2]: duplicate context 256\n"
+            "line 10, column 31: variants[1].inference.prefill_contexts[1]: must be >= 1 (got 0)\n"
+            "line 10, column 34: variants[1].inference.prefill_contexts[2]: duplicate context 256\n"
             "line 11, column 24: variants[1].inference.decode_batches[0]: must be <= 4096 (got "
             "5000)\n"
-            "line 12, column 16: variants[1].inference.repeats: must be >= 1 (got 0)\n"
-            "line 14, column 26: variants[2].kind: must be one of train, inference (got "
+            "line 12, column 7: variants[1].inference.repeats: must be >= 1 (got 0)\n"
+            "line 14, column 17: variants[2].kind: must be one of train, inference (got "
             "\"serve\")\n"
-            "line 16, column 55: variants[4].resources.gpus_per_trial: must be 1 for kind: "
+            "line 16, column 47: variants[4].resources.gpus_per_trial: must be 1 for kind: "
             "inference (one device; got 2)");
 }
 

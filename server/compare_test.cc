@@ -238,5 +238,83 @@ TEST(CompareTest, SubmodelsGetTheirOwnRowsAfterTheVariants) {
   EXPECT_DOUBLE_EQ(full.val_loss_mean(), 2.6);
 }
 
+// An inference trial's summary: prefill at 256 and 1024, decode at batch 1 and 32.
+TrialResult Inference(const std::string& id, const std::string& variant, int64_t seed,
+                      double prefill_1024, double decode_b1, v1::TrialState state) {
+  TrialResult r;
+  r.trial.set_id(id);
+  r.trial.set_variant(variant);
+  r.trial.set_seed(seed);
+  r.trial.set_state(state);
+  r.trial.mutable_spec()->set_kind("inference");
+  r.trial.mutable_spec()->mutable_model()->set_arch(variant);
+  v1::TrainerSummary s;
+  s.set_params(500);
+  v1::InferenceResult& in = *s.mutable_inference();
+  in.set_precision("bf16");
+  in.set_weights("random (seed 1)");
+  v1::PrefillLatency* p = in.add_prefill();
+  p->set_context(256);
+  p->set_seconds(prefill_1024 / 4);
+  p = in.add_prefill();
+  p->set_context(1024);
+  p->set_seconds(prefill_1024);
+  for (int batch : {1, 32}) {
+    v1::DecodeThroughput* d = in.add_decode();
+    d->set_batch(batch);
+    d->set_tokens_per_second(decode_b1 * batch);
+    d->set_seconds_per_step(batch / d->tokens_per_second());
+    d->set_bandwidth_bound_seconds(d->seconds_per_step() / 2);
+    d->set_mode("cuda_graph");
+  }
+  in.set_kv_cache_bytes_per_token(variant == "hybrid" ? 2048 : 4096);
+  r.summary = s;
+  return r;
+}
+
+TEST(CompareTest, InferenceTrialsGetTheirOwnTableBesideTheTrainingOne) {
+  v1::Experiment e = TwoVariants();
+  e.mutable_spec()->add_variants()->set_name("standard");
+  e.mutable_spec()->add_variants()->set_name("hybrid");
+  std::vector<TrialResult> results = {
+      Completed("t0", "std", 1, 2.0, 100, 10),
+      Inference("t1", "standard", 1, 0.004, 1000, v1::TRIAL_STATE_COMPLETED),
+      Inference("t2", "standard", 2, 0.006, 3000, v1::TRIAL_STATE_COMPLETED),
+      Inference("t3", "hybrid", 1, 0.0025, 3000, v1::TRIAL_STATE_COMPLETED),
+      Inference("t4", "hybrid", 2, 1.0, 1, v1::TRIAL_STATE_FAILED)};  // not counted
+  auto response = CompareTrials(e, results, {});
+  ASSERT_TRUE(response.ok()) << response.status();
+  // Inference trials stay out of the training rows.
+  ASSERT_EQ(response->variants_size(), 1);
+  EXPECT_EQ(response->variants(0).variant(), "std");
+  ASSERT_EQ(response->inference_size(), 2);
+  const v1::InferenceVariantSummary& standard = response->inference(0);
+  const v1::InferenceVariantSummary& hybrid = response->inference(1);
+  EXPECT_EQ(standard.variant(), "standard");
+  EXPECT_EQ(standard.n(), 2);
+  EXPECT_EQ(standard.precision(), "bf16");
+  ASSERT_EQ(standard.prefill_size(), 2);
+  EXPECT_DOUBLE_EQ(standard.prefill(1).seconds(), 0.005);  // mean of 4 and 6 ms
+  ASSERT_EQ(standard.decode_size(), 2);
+  EXPECT_DOUBLE_EQ(standard.decode(0).tokens_per_second(), 2000);
+  EXPECT_EQ(standard.decode(1).batch(), 32);
+  EXPECT_EQ(standard.decode(1).mode(), "cuda_graph");
+  EXPECT_DOUBLE_EQ(standard.kv_cache_bytes_per_token(), 4096);
+  // The baseline (std) trains, so the first inference variant is the inference table's.
+  EXPECT_DOUBLE_EQ(standard.prefill_speedup(), 1.0);
+  EXPECT_DOUBLE_EQ(standard.decode_speedup(), 1.0);
+  EXPECT_EQ(hybrid.n(), 1);
+  EXPECT_DOUBLE_EQ(hybrid.prefill_speedup(), 0.005 / 0.0025);  // at context 1024
+  EXPECT_DOUBLE_EQ(hybrid.decode_speedup(), 3000.0 / 2000);    // at batch 1
+
+  // Naming an inference variant as the baseline makes it the inference table's baseline.
+  v1::CompareExperimentRequest request;
+  request.set_baseline("hybrid");
+  response = CompareTrials(e, results, request);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_DOUBLE_EQ(response->inference(0).decode_speedup(), 2000.0 / 3000);
+  EXPECT_DOUBLE_EQ(response->inference(1).decode_speedup(), 1.0);
+}
+
 }  // namespace
 }  // namespace gauntlet

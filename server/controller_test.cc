@@ -301,6 +301,59 @@ TEST_F(ControllerTest, PendingTrialSaysWhyItWaits) {
   EXPECT_EQ(Scrape("gauntlet_queue_depth", "", ""), 1);
 }
 
+// "train" and "inf" (an inference variant loading train's checkpoint) x `seeds`.
+std::string AddInferenceFromTraining(SpecBook& book, const std::string& name,
+                                     std::vector<int64_t> seeds) {
+  const std::string yaml = book.Add(name, {"train", "inf"}, seeds);
+  for (v1::Trial& t : book.specs[yaml].trials) {
+    if (t.variant() != "inf") continue;
+    t.mutable_spec()->set_kind("inference");
+    t.mutable_spec()->mutable_inference()->set_checkpoint_variant("train");
+  }
+  return yaml;
+}
+
+TEST_F(ControllerTest, InferenceTrialWaitsForTheTrialWhoseCheckpointItLoads) {
+  Submit(AddInferenceFromTraining(book_, "inf", {1, 2}));
+  // Trials: exp-1-0 train seed 1, exp-1-1 train seed 2, exp-1-2 inf seed 1, exp-1-3 inf seed 2.
+  EXPECT_EQ(GetTrial("exp-1-2").spec().inference().checkpoint_path(), "exp-1-0");
+  EXPECT_EQ(GetTrial("exp-1-3").spec().inference().checkpoint_path(), "exp-1-1");
+  Beat("w1", 4);
+  Tick();
+  EXPECT_EQ(GetTrial("exp-1-0").state(), v1::TRIAL_STATE_SCHEDULED);
+  EXPECT_EQ(GetTrial("exp-1-1").state(), v1::TRIAL_STATE_SCHEDULED);
+  EXPECT_EQ(GetTrial("exp-1-2").state(), v1::TRIAL_STATE_PENDING);  // free GPUs, but it waits
+  EXPECT_THAT(GetTrial("exp-1-2").status_message(), HasSubstr("waiting for trial exp-1-0"));
+
+  // Seed 1's training completes: its inference trial is placed; seed 2's fails: so does its
+  // inference trial, without ever running.
+  ASSERT_TRUE(Exit("w1", "exp-1-0", 1, 0).ok());
+  ASSERT_TRUE(Exit("w1", "exp-1-1", 1, v1::TRAINER_EXIT_BAD_DATA).ok());
+  Tick();
+  EXPECT_EQ(GetTrial("exp-1-2").state(), v1::TRIAL_STATE_SCHEDULED);
+  const v1::Trial orphan = GetTrial("exp-1-3");
+  EXPECT_EQ(orphan.state(), v1::TRIAL_STATE_FAILED);
+  EXPECT_THAT(orphan.transitions(orphan.transitions_size() - 1).reason(),
+              HasSubstr("trial exp-1-1, whose checkpoint it loads, ended failed"));
+
+  // Its result reaches the labelled inference gauges.
+  v1::TrainerSummary summary;
+  v1::DecodeThroughput* decode = summary.mutable_inference()->add_decode();
+  decode->set_batch(32);
+  decode->set_tokens_per_second(1234);
+  decode->set_seconds_per_step(0.004);
+  decode->set_bandwidth_bound_seconds(0.001);
+  summary.mutable_inference()->set_kv_cache_bytes_per_token(2048);
+  ASSERT_TRUE(Exit("w1", "exp-1-2", 1, 0, &summary).ok());
+  EXPECT_EQ(GetTrial("exp-1-2").state(), v1::TRIAL_STATE_COMPLETED);
+  EXPECT_EQ(Scrape("gauntlet_trial_inference_decode_tokens_per_second",
+                   {{"trial", "exp-1-2"}, {"batch", "32"}}),
+            1234);
+  EXPECT_EQ(Scrape("gauntlet_trial_inference_decode_bound_ratio", {{"trial", "exp-1-2"}}), 4);
+  EXPECT_EQ(Scrape("gauntlet_trial_inference_kv_cache_bytes_per_token", "trial", "exp-1-2"),
+            2048);
+}
+
 TEST_F(ControllerTest, SubmitRejectsGangLargerThanCluster) {
   Beat("w1", 2);
   v1::SubmitExperimentRequest request;

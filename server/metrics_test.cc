@@ -18,7 +18,11 @@ const std::set<std::string> kContract = {
     "gauntlet_trial_gpu_memory_peak_bytes", "gauntlet_trial_layers_per_token",
     "gauntlet_trial_grad_norm", "gauntlet_trial_learning_rate", "gauntlet_trial_step",
     "gauntlet_trial_tokens", "gauntlet_trial_train_seconds",
-    "gauntlet_trial_last_metric_unix_seconds", "gauntlet_experiments", "gauntlet_trials",
+    "gauntlet_trial_last_metric_unix_seconds", "gauntlet_trial_inference_prefill_seconds",
+    "gauntlet_trial_inference_decode_tokens_per_second",
+    "gauntlet_trial_inference_decode_bound_ratio",
+    "gauntlet_trial_inference_kv_cache_bytes_per_token",
+    "gauntlet_trial_inference_peak_memory_bytes", "gauntlet_experiments", "gauntlet_trials",
     "gauntlet_workers", "gauntlet_devices", "gauntlet_queue_depth",
     "gauntlet_scheduling_latency_seconds", "gauntlet_schedule_pass_seconds", "gauntlet_trial_restarts_total",
     "gauntlet_metric_points_total", "gauntlet_rpc_requests_total", "gauntlet_rpc_latency_seconds",
@@ -56,7 +60,8 @@ TEST(MetricsTest, TrialSeriesFrozenThenRemovedPerTrial) {
   }
   std::map<std::string, size_t> series = Series(metrics);
   for (const std::string& name : kContract) {
-    if (name.rfind("gauntlet_trial_", 0) == 0 && name != "gauntlet_trial_restarts_total") {
+    if (name.rfind("gauntlet_trial_", 0) == 0 && name != "gauntlet_trial_restarts_total" &&
+        name.rfind("gauntlet_trial_inference_", 0) != 0) {
       EXPECT_EQ(series[name], 1u) << name;
     }
   }
@@ -72,6 +77,42 @@ TEST(MetricsTest, TrialSeriesFrozenThenRemovedPerTrial) {
   series = Series(metrics);
   EXPECT_EQ(series["gauntlet_trial_val_loss"], 0u);
   EXPECT_EQ(series["gauntlet_trial_step"], 0u);
+}
+
+TEST(MetricsTest, InferenceSeriesPerContextAndBatchThenRemoved) {
+  CoordinatorMetrics metrics("dev");
+  const CoordinatorMetrics::TrialLabels labels{"exp-1", "exp-1-0", "std", "standard", "1"};
+  v1::InferenceResult result;
+  for (int context : {256, 1024, 4096}) {
+    v1::PrefillLatency* p = result.add_prefill();
+    p->set_context(context);
+    p->set_seconds(context * 1e-6);
+  }
+  for (int batch : {1, 32}) {
+    v1::DecodeThroughput* d = result.add_decode();
+    d->set_batch(batch);
+    d->set_tokens_per_second(1000 * batch);
+    d->set_seconds_per_step(0.002);
+    // The bound is unknown (CPU) at batch 32: no ratio series for it.
+    d->set_bandwidth_bound_seconds(batch == 1 ? 0.001 : 0);
+  }
+  result.set_kv_cache_bytes_per_token(4096);
+  metrics.ObserveInference(labels, result);
+  metrics.ObserveInference(labels, result);  // a repeated report changes nothing
+  std::map<std::string, size_t> series = Series(metrics);
+  EXPECT_EQ(series["gauntlet_trial_inference_prefill_seconds"], 3u);
+  EXPECT_EQ(series["gauntlet_trial_inference_decode_tokens_per_second"], 2u);
+  EXPECT_EQ(series["gauntlet_trial_inference_decode_bound_ratio"], 1u);
+  EXPECT_EQ(series["gauntlet_trial_inference_kv_cache_bytes_per_token"], 1u);
+  for (const prometheus::MetricFamily& f : metrics.registry()->Collect()) {
+    if (f.name != "gauntlet_trial_inference_decode_bound_ratio") continue;
+    EXPECT_DOUBLE_EQ(f.metric.at(0).gauge.value, 2.0);
+  }
+  metrics.RemoveTrial("exp-1", "exp-1-0");
+  series = Series(metrics);
+  for (const auto& [name, count] : series) {
+    if (name.rfind("gauntlet_trial_inference_", 0) == 0) EXPECT_EQ(count, 0u) << name;
+  }
 }
 
 }  // namespace

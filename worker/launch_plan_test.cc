@@ -144,6 +144,28 @@ TEST(PlanLaunchTest, CpuRanksGetAThreadCapUnlessTheOperatorSetOne) {
   EXPECT_EQ(Env(PlanLaunch(launch, config)->ranks[1], "OMP_NUM_THREADS"), "8");
 }
 
+TEST(PlanLaunchTest, InferenceCheckpointsResolveInTheCheckpointStore) {
+  v1::LaunchTrial launch = TwoNodeLaunch();
+  launch.mutable_spec()->mutable_inference()->set_checkpoint_path("exp-1-3");
+  LaunchConfig config = Config();
+  auto plan = PlanLaunch(launch, config);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->spec.inference().checkpoint_path(), "/w/checkpoints/exp-1-3");
+  config.checkpoint_store = "/shared/ckpt";
+  plan = PlanLaunch(launch, config);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->spec.inference().checkpoint_path(), "/shared/ckpt/exp-1-3");
+  // Absolute paths only under the store or the data roots.
+  launch.mutable_spec()->mutable_inference()->set_checkpoint_path("/data/runs/exp-9-0");
+  EXPECT_TRUE(PlanLaunch(launch, config).ok());
+  launch.mutable_spec()->mutable_inference()->set_checkpoint_path("/etc/exp-9-0");
+  EXPECT_EQ(PlanLaunch(launch, config).status().message(),
+            "launch.spec.inference.checkpoint_path: /etc/exp-9-0 is outside this worker's "
+            "checkpoint store (/shared/ckpt) and data roots");
+  launch.mutable_spec()->mutable_inference()->set_checkpoint_path("exp-1-3/../../x");
+  EXPECT_NE(PlanLaunch(launch, config).status().message().find("\"..\""), std::string::npos);
+}
+
 TEST(PlanLaunchTest, BadActionsNameTheField) {
   auto error_of = [](void (*mutate)(v1::LaunchTrial&)) {
     v1::LaunchTrial launch = TwoNodeLaunch();
