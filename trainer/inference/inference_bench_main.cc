@@ -8,8 +8,7 @@
 // table. bf16 casts the parameters (and so activations and the cache) to bfloat16, as a
 // deployment would.
 //
-//   bazel run -c opt --config=cuda //trainer/inference:inference_bench_main -- \
-//       --archs=standard,hybrid --size=seed --precision=bf16
+//   bazel run -c opt --config=cuda //trainer/inference:inference_bench_main -- --archs=standard,hybrid --size=seed --precision=bf16
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -29,6 +28,11 @@
 #include "trainer/inference/inference_bench.h"
 #include "trainer/models/registry.h"
 #include "trainer/train/clock.h"
+#include "trainer/train/peak_flops.h"
+
+#if GAUNTLET_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
 
 ABSL_FLAG(std::string, archs, "standard,worker,sparse_depth,hybrid", "Comma-separated archs");
 ABSL_FLAG(std::string, size, "seed", "Named model size");
@@ -39,6 +43,8 @@ ABSL_FLAG(int, decode_context, 256, "Prompt length before the timed decode steps
 ABSL_FLAG(int, decode_steps, 64, "Timed decode steps per run");
 ABSL_FLAG(bool, static_decode, false,
           "Time the shape-static decode step (DecodeStepStatic, eager) instead of DecodeStep");
+ABSL_FLAG(bool, cuda_graphs, true,
+          "On CUDA, decode through a captured CUDA graph where the arch has a static step");
 ABSL_FLAG(int, warmup, 1, "Untimed runs of each measurement");
 ABSL_FLAG(int, repeats, 3, "Timed runs of each measurement (median reported)");
 ABSL_FLAG(std::string, device, "auto", "auto, cpu or cuda");
@@ -94,15 +100,26 @@ int Main() {
           ? 1
           : *std::max_element(options.prefill_contexts.begin(), options.prefill_contexts.end()));
   const int64_t value_bytes = precision == "bf16" ? 2 : 4;
+  options.cuda_graphs = absl::GetFlag(FLAGS_cuda_graphs) && device.is_cuda();
+#if GAUNTLET_CUDA
+  if (device.is_cuda()) {
+    options.memory_bandwidth =
+        PeakMemoryBandwidthBytesPerSecond(at::cuda::getDeviceProperties(0)->name).value_or(0.0);
+  }
+#endif
 
   std::vector<std::string> json_rows;
   std::cout << absl::StrFormat(
-      "| arch | size | precision | %s | %s | KV bytes/token (formula) | peak MiB |\n",
+      "| arch | size | precision | %s | %s | %s | KV bytes/token (formula) | peak MiB |\n",
       absl::StrJoin(
           options.prefill_contexts, " | ",
           [](std::string* out, int64_t c) { absl::StrAppend(out, "prefill ", c, " ms"); }),
+      absl::StrJoin(options.decode_batches, " | ",
+                    [](std::string* out, int64_t b) {
+                      absl::StrAppend(out, "decode b", b, " tok/s");
+                    }),
       absl::StrJoin(options.decode_batches, " | ", [](std::string* out, int64_t b) {
-        absl::StrAppend(out, "decode b", b, " tok/s");
+        absl::StrAppend(out, "b", b, " ms/step (bound, ratio)");
       }));
   for (const absl::string_view arch : absl::StrSplit(absl::GetFlag(FLAGS_archs), ',')) {
     v1::ModelSpec spec;
@@ -144,10 +161,20 @@ int Main() {
     }
     for (const DecodeTiming& d : r->decode) {
       cells.push_back(absl::StrFormat("%.0f", d.tokens_per_s));
-      decode_json.push_back(
-          absl::StrFormat("{\"batch\": %d, \"ms_per_step\": %.4f, \"tokens_per_s\": %.2f}", d.batch,
-                          d.ms_per_step, d.tokens_per_s));
+      decode_json.push_back(absl::StrFormat(
+          "{\"batch\": %d, \"ms_per_step\": %.4f, \"tokens_per_s\": %.2f, "
+          "\"bytes_per_step\": %.0f, \"bound_ms\": %.6f, \"cuda_graph\": %s}",
+          d.batch, d.ms_per_step, d.tokens_per_s, d.bytes_per_step, d.bound_ms,
+          d.cuda_graph ? "true" : "false"));
     }
+    // Step time, its memory-bandwidth bound (weights + KV cache read once) and their ratio.
+    for (const DecodeTiming& d : r->decode) {
+      cells.push_back(d.bound_ms > 0 ? absl::StrFormat("%.4f (%.4f, %.1fx)%s", d.ms_per_step,
+                                                       d.bound_ms, d.ms_per_step / d.bound_ms,
+                                                       d.cuda_graph ? " graph" : "")
+                                     : absl::StrFormat("%.4f (bound n/a)", d.ms_per_step));
+    }
+    if (!r->eager_reason.empty()) std::cerr << arch << ": decoded eagerly: " << r->eager_reason << "\n";
     const double peak_mib = static_cast<double>(r->peak_memory_bytes) / (1 << 20);
     std::cout << absl::StrFormat("| %s | %s | %s | %s | %.0f (%.0f) | %s |\n", arch, config->size,
                                  precision, absl::StrJoin(cells, " | "),

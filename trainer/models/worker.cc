@@ -178,7 +178,9 @@ ModelOutput WorkerTransformer::Run(const torch::Tensor& tokens, int64_t phase, H
   const torch::Tensor cos_w = layout.Gather(cos.unsqueeze(0)).squeeze(0);
   const torch::Tensor sin_w = layout.Gather(sin.unsqueeze(0)).squeeze(0);
 
-  torch::Tensor x = embed_(tokens) + layout.indicator * worker_type_;
+  // The indicator in the parameters' dtype: a float32 one would promote a bf16 model's stream.
+  torch::Tensor x =
+      embed_(tokens) + layout.indicator.to(worker_type_.scalar_type()) * worker_type_;
   for (const auto& block : *blocks_) {
     x = block->as<WorkerBlock>()->forward(x, layout, bias, cos, sin, cos_w, sin_w);
   }
