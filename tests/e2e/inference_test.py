@@ -93,7 +93,8 @@ class InferenceEndToEndTest(unittest.TestCase):
         state = None
         while time.time() < deadline:
             got = json.loads(self.coordinator.grpcurl(
-                "gauntlet.v1.Coordinator/GetExperiment", data={"experiment": exp_id}).stdout)
+                "gauntlet.v1.Coordinator/GetExperiment",
+                data={"experiment": exp_id, "include_transitions": True}).stdout)
             state = got.get("state")
             if state in ("EXPERIMENT_STATE_COMPLETED", "EXPERIMENT_STATE_FAILED",
                          "EXPERIMENT_STATE_CANCELED"):
