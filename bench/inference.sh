@@ -49,6 +49,24 @@ gauntlet compare inference-seed --format json > "$OUT/inference.json" 2>&1
 for log in "$RUN"/work/*/attempt-*/rank-0/stdout.log; do
   grep -hE '^inference: ' "$log"
 done > "$OUT/inference-trials.log" 2>/dev/null
+# The Hybrid GPT README's claim (38% faster prefill, 58% faster decode than a standard GPT at
+# context 256), checked on each standard/hybrid pair of the table.
+python3 - "$OUT/inference.json" >> "$report" <<'PY'
+import json, sys
+rows = {r["variant"]: r for r in json.load(open(sys.argv[1])).get("inference", [])}
+def prefill(r, c): return next((p["seconds"] for p in r.get("prefill", []) if p["context"] == c), 0)
+def decode(r, b): return next((d["tokens_per_second"] for d in r.get("decode", []) if d["batch"] == b), 0)
+print("\nHybrid vs standard at context 256 (README claim: prefill 38% faster, decode 58% faster):\n")
+print("| pair | prefill 256: standard / hybrid ms | hybrid faster by | decode b1: hybrid / standard tok/s | hybrid faster by |")
+print("| --- | ---: | ---: | ---: | ---: |")
+for std, hyb in (("standard", "hybrid"), ("standard-eager", "hybrid-eager"), ("gpt2-standard", "gpt2-hybrid")):
+    if std not in rows or hyb not in rows or not rows[std]["n"] or not rows[hyb]["n"]:
+        print(f"| {std} / {hyb} | missing | | | |"); continue
+    ps, ph = prefill(rows[std], 256), prefill(rows[hyb], 256)
+    ds, dh = decode(rows[std], 1), decode(rows[hyb], 1)
+    print(f"| {std} / {hyb} | {1e3*ps:.3f} / {1e3*ph:.3f} | {100*(ps/ph-1):+.0f}% "
+          f"| {dh:.0f} / {ds:.0f} | {100*(dh/ds-1):+.0f}% |")
+PY
 echo >> "$report"
 echo "Decode per trial (log lines; bound = weights + KV cache read once at the GPU's bandwidth):" >> "$report"
 grep -E 'inference: (.*(bf16|fp32).*weights|decode batch|decoded eagerly)' "$OUT/inference-trials.log" \
