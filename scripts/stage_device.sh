@@ -9,7 +9,7 @@ targets=("$@")
 if ((${#targets[@]} == 0)); then
   targets=(//trainer/smoke:torch_smoke_main)
   for t in //trainer:trainer //bench:trainer_bench //server:coordinator //worker:worker //cli:gauntlet \
-           //trainer/kernels:rms_norm_test //trainer/kernels:rotary_test //trainer/kernels:elementwise_test //trainer/kernels:causal_conv_test //trainer/train:train_step_test \
+           //trainer/kernels:rms_norm_test //trainer/kernels:gelu_ffn_test //trainer/kernels:rotary_test //trainer/kernels:elementwise_test //trainer/kernels:causal_conv_test //trainer/train:train_step_test \
            //trainer/kernels:linear_cross_entropy_test //trainer/kernels:kernels_graph_test \
            //trainer/kernels:kernels_bench; do
     if bazel query "$t" >/dev/null 2>&1; then targets+=("$t"); fi
