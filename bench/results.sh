@@ -59,6 +59,10 @@ else
   # is 600 s including the machine's start; compare and packing take ~15 s after this.
   DEADLINE_S="${DEADLINE_S:-420}"
 fi
+# Phase B starts when the core trials are done or at PHASE_A_MAX_S, whichever is first, so the
+# WorkerTransformer experiments always get their turn (core trials still running then are
+# marked as shared by the renderer).
+PHASE_A_MAX_S="${PHASE_A_MAX_S:-$((DEADLINE_S / 2))}"
 for b in "$COORDINATOR" "$WORKER" "$CLI" "$TRAINER"; do
   [[ -x "$b" ]] || { echo "results.sh: missing binary $b (stage or build it first)" >&2; exit 2; }
 done
@@ -254,7 +258,7 @@ log "submitting results-prose (phase A: one trial per GPU)"
 submit results-prose
 CORE='^(standard|worker-k4|sparse-depth|hybrid)$'
 while [[ " ${SUBMITTED[*]} " == *" results-prose "* ]] &&
-      (( $(terminal_count results-prose "$CORE") < CORE_TRIALS )) && ! past_deadline; do
+      (( $(terminal_count results-prose "$CORE") < CORE_TRIALS )) && (( SECONDS - START < PHASE_A_MAX_S )); do
   sleep 1
 done
 log "phase A over: $(terminal_count results-prose "$CORE") of $CORE_TRIALS core trials finished"
@@ -304,15 +308,18 @@ cp "$RUN"/*.log "$RUN/gpus.txt" "$RUN/phase_b_unix" "$R/logs/" 2>/dev/null
   echo "dry_run=$DRY_RUN"
   echo "device=$DEVICE"
   echo "gpus=$NGPU"
-  echo "gpu_names=$(cut -d'(' -f1 "$RUN/gpus.txt" | sed 's/^GPU [0-9]*: //' | sort -u | paste -sd';')"
+  echo "gpu_names=$(cut -d'(' -f1 "$RUN/gpus.txt" | sed -e 's/^GPU [0-9]*: //' -e 's/ *$//' | sort -u | paste -sd';')"
   echo "trials_per_gpu_phase_b=$TRIALS_PER_GPU"
   echo "deadline_s=$DEADLINE_S"
+  echo "phase_a_max_s=$PHASE_A_MAX_S"
   echo "elapsed_s=$((SECONDS - START))"
   echo "e1_steps=$E1_STEPS"
   echo "e2_tokens=$E2_TOKENS"
   echo "seeds=$SEEDS"
   echo "command=$( [[ $DRY_RUN == 1 ]] && echo 'DRY_RUN=1 ')bash bench/results.sh"
-  echo "git_commit=$(git rev-parse HEAD 2>/dev/null || cat .device/COMMIT 2>/dev/null || echo unknown)"
+  commit="$(git rev-parse HEAD 2>/dev/null)"  # the device's copy has no .git: the staged binaries'
+  [[ "$DRY_RUN" != 1 && -s .device/COMMIT ]] && commit="$(cat .device/COMMIT) (staged binaries)"
+  echo "git_commit=${commit:-unknown}"
 } > "$R/env.txt"
 tar -C "$RUN" -czf "$OUT/results.tar.gz" results
 log "wrote $OUT/results.tar.gz ($(du -h "$OUT/results.tar.gz" | cut -f1))"

@@ -133,6 +133,21 @@ def describe_trials(root, experiment):
     return out
 
 
+def read_spec(root, experiment):
+    path = os.path.join(root, "specs", f"{experiment}.yaml")
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def spec_value(spec, key, default="?"):
+    """The first `key: value` (block or flow style) of a spec bench/results.sh wrote."""
+    m = re.search(rf"(?:^|[\s{{,]){key}:\s*([^\s,}}#]+)", spec, re.M)
+    return m.group(1) if m else default
+
+
 def load_compare(root, experiment):
     path = os.path.join(root, f"{experiment}.compare.json")
     try:
@@ -167,7 +182,7 @@ def test_of(variant, basis):
 
 def fmt_test(t):
     """diff [95% CI], p, flag of one SignificanceTest."""
-    if t is None or int(num(t.get("n", 0))) == 0:
+    if t is None or int(num(t.get("n", 0))) == 0 or math.isnan(num(t.get("diff"))):
         return "-", "-", "-"
     diff, lo, hi = num(t.get("diff")), num(t.get("ci_low")), num(t.get("ci_high"))
     ci = f"{diff:+.4f} [{lo:+.4f}, {hi:+.4f}]" if not math.isnan(lo) else f"{diff:+.4f}"
@@ -314,18 +329,24 @@ class Report:
     def prose(self):
         data = load_compare(self.root, "results-prose")
         rows = self.experiment_trials("results-prose")
-        self.w("## Scaled-up comparison: every architecture, BPE-16k on English prose, 3 seeds")
+        self.w("## Scaled-up comparison: every architecture, BPE on English prose, 3 seeds")
         self.w()
-        tokens = self.env.get("e2_tokens", "?")
-        prep = self.prepare_counts()
-        self.w(f"- Spec: `results-prose` (in the raw files' `specs/`): seed size (d=256, L=4, "
-               f"h=4, T=1024), batch 16, AdamW lr 1e-3 (0.9, 0.95, wd 0.1), cosine with 100 "
-               f"warm-up steps, bf16 autocast, {tokens} training tokens per trial (the same for "
-               f"every arch), fair evaluation of every position of the whole validation split "
-               f"every 100 steps.")
-        self.w(f"- Data: the Debian prose corpus (docs/DATA.md), SentencePiece BPE with 16,384 "
-               f"pieces, document split (2% of documents, the same for every trial). "
-               f"{prep}")
+        spec = read_spec(self.root, "results-prose")
+        tokens = spec_value(spec, "tokens")
+        tokens = f"{int(tokens):,}" if tokens.isdigit() else tokens
+        vocab = spec_value(spec, "vocab_size")
+        vocab = f"{int(vocab):,}" if vocab.isdigit() else vocab
+        self.w(f"- Spec `results-prose` (below): size `{spec_value(spec, 'size')}`, batch "
+               f"{spec_value(spec, 'batch_size')} x the size's context, AdamW lr "
+               f"{spec_value(spec, 'lr')} (betas {spec_value(spec, 'beta1')}, "
+               f"{spec_value(spec, 'beta2')}, wd {spec_value(spec, 'weight_decay')}), cosine "
+               f"schedule with {spec_value(spec, 'warmup_steps')} warm-up steps, bf16 autocast on "
+               f"GPUs, **{tokens} training tokens per trial for every arch**, fair evaluation "
+               f"(every position of the whole validation split) every "
+               f"{spec_value(spec, 'every_steps')} steps.")
+        self.w(f"- Data: the Debian prose corpus (docs/DATA.md), SentencePiece BPE with {vocab} "
+               f"pieces, split by document ({spec_value(spec, 'val_fraction')} of documents, the "
+               f"same for every trial). {self.prepare_counts()}")
         if data is None:
             self.w("- **No comparison was returned** (see the raw files).")
             self.w()
@@ -361,13 +382,13 @@ class Report:
         past = [t for v in data.get("variants", []) for t in v.get("trials_past_one_epoch", [])]
         self.w(f"- Trials past one epoch: {', '.join(past) if past else 'none'}.")
         self.states(rows)
-        self.same_baseline_note(data)
         curves = self.curves(rows)
         if curves:
             path = plot(curves, os.path.join(self.plot_dir, "results_prose_val_loss"),
                         "results-prose: validation loss vs tokens (thin: seeds, thick: mean)")
             self.w()
             self.w(f"![validation loss vs tokens]({self.link_prefix}{os.path.basename(path)})")
+        self.spec_block("results-prose")
         self.w()
 
     def prepare_counts(self):
@@ -380,7 +401,7 @@ class Report:
         if not m:
             return ""
         total, train, val = (int(x) for x in m.groups())
-        return (f"On the GPU machine `prepare_data` counted {total:,} tokens: {train:,} training, "
+        return (f"In the run, `prepare_data` counted {total:,} tokens: {train:,} training, "
                 f"{val:,} validation (all of them scored at every evaluation).")
 
     def states(self, rows):
@@ -391,30 +412,30 @@ class Report:
                (" (cancelled ones hit the call's deadline; compare counts completed trials only)."
                 if counts.get("canceled") else "."))
 
-    def same_baseline_note(self, data):
-        pass
-
     def worker_transformer(self):
         seed = load_compare(self.root, "results-wt-seed")
         fair = load_compare(self.root, "results-wt-fair")
-        self.w("## The WorkerTransformer table, reproduced two ways (2,000 steps, 3 seeds)")
+        self.w("## The WorkerTransformer table, reproduced two ways (the 2,000-step benchmark, 3 seeds)")
         self.w()
-        steps = self.env.get("e1_steps", "?")
+        steps = spec_value(read_spec(self.root, "results-wt-seed"), "steps")
+        rows = {**self.experiment_trials("results-wt-seed"), **self.experiment_trials("results-wt-fair")}
+        shared = sum(1 for t in rows.values() if t["shared"])
         self.w(f"- Setup of the reference's `benchmark.py` (docs/architectures.md §2): seed size, "
                f"TinyShakespeare characters (V = 65, 90/10 split by position), batch 16 x 1024, "
                f"AdamW 3e-4 with PyTorch's defaults (wd 0.01 on every parameter), constant rate, "
                f"clip 1.0, dropout 0.1, {steps} optimizer steps.")
-        self.w("- Differences from the published run: bf16 autocast, SDPA and Gauntlet's fused "
+        self.w(f"- Differences from the published run: bf16 autocast, SDPA and Gauntlet's fused "
                "kernels instead of fp32 hand-written attention (fp32 would cost about 4x the GPU "
-               "time); 3 seeds instead of one unseeded run; the trials shared the GPU two at a time "
-               "(loss at a fixed step count does not depend on that; speed does, so steps/s is not "
-               "compared here: docs/BENCHMARKS.md has the speed). The published 300 s row is not "
-               "re-run (6 trials x 300 s x 2 protocols is 60 GPU-minutes).")
+               f"time); 3 seeds instead of one unseeded run; {shared} of {len(rows)} trials shared "
+               "their GPU with another trial (the loss at a fixed step count does not depend on "
+               "that; speed does, so steps/s is not compared here: docs/BENCHMARKS.md has the "
+               "speed). The published 300 s row is not re-run (6 trials x 300 s x 2 protocols is "
+               "60 GPU-minutes).")
         self.w("- Seed protocol: the reference's own metric (mean CE of the first 50 batches of 16 "
                "overlapping val windows, val characters 0..1,823 only; worker positions only for "
                "the worker). Fair protocol: every position of the whole val split (108 windows).")
         self.w()
-        self.w("| variant | published final val (2000 steps) | seed protocol (ours) | diff vs "
+        self.w(f"| variant | published final val (2000 steps) | seed protocol (ours, {steps} steps) | diff vs "
                "standard [95% CI] | p | flag | fair protocol (ours) | diff vs standard [95% CI] | "
                "p | flag |")
         self.w("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |")
@@ -448,7 +469,20 @@ class Report:
                         "WorkerTransformer setup: validation loss vs tokens")
             self.w()
             self.w(f"![WorkerTransformer validation loss]({self.link_prefix}{os.path.basename(path)})")
+        self.spec_block("results-wt-seed")
+        self.spec_block("results-wt-fair")
         self.w()
+
+    def spec_block(self, experiment):
+        spec = read_spec(self.root, experiment)
+        if spec:
+            self.w()
+            self.w(f"<details><summary>Spec <code>{experiment}</code> as submitted</summary>")
+            self.w()
+            self.w("```yaml")
+            self.w(spec.rstrip("\n"))
+            self.w("```")
+            self.w("</details>")
 
     def states_labelled(self, label, rows):
         counts = defaultdict(int)
