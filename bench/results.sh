@@ -41,7 +41,7 @@ if [[ "$DRY_RUN" == 1 ]]; then
   # 3 MB is ~26 documents: a fifth of them held out so the val split is not empty.
   PROSE_MAX_BYTES="${PROSE_MAX_BYTES:-3000000}"; VAL_FRACTION=0.2
   # A 16k vocabulary makes every CPU step and evaluation slow: a small BPE trained here instead.
-  VOCAB=1024; TOKENIZER_ARGS=(--tokenizer_sample_bytes=1000000); VAL_TOKENS=16384
+  VOCAB=1024; TOKENIZER_ARGS=(--tokenizer_sample_bytes=1000000); VAL_TOKENS=8192
   DEADLINE_S="${DEADLINE_S:-400}"
 else
   source scripts/device_env.sh
@@ -200,7 +200,7 @@ wt_spec results-wt-seed seed "  protocol: seed
   seed_final_batches: $SEED_FINAL"
 wt_spec results-wt-fair fair "  protocol: fair
   every_steps: $E1_EVAL
-  max_tokens: 0"
+  max_tokens: $VAL_TOKENS"
 EXPERIMENTS=(results-prose results-wt-seed results-wt-fair)
 
 # --- control plane -------------------------------------------------------------------------------

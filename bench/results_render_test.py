@@ -161,6 +161,21 @@ class RenderTest(unittest.TestCase):
         self.assertEqual(cells[8], "3.2e-05")
         self.assertNotEqual(worker, cells)
 
+    def test_welch_check(self):
+        rows = {f"b{i}": dict(state="completed", variant="standard", summary={"finalValLoss": x})
+                for i, x in enumerate((1.5, 1.6, 1.8))}
+        rows.update({f"v{i}": dict(state="completed", variant="w", summary={"final_val_loss": x})
+                     for i, x in enumerate((1.0, 1.1, 1.2))})
+        rows["v9"] = dict(state="canceled", variant="w", summary=None)
+        # Welch by hand: means 1.1 and 1.6333, variances 0.01 and 0.023333, n = 3 a side:
+        # t = -0.53333 / sqrt(0.011111) = -5.0596, df = 3.4633, two-sided p = 0.0107.
+        data = dict(baseline="standard", variants=[
+            variant("w", "worker", 1.1, 0.1, 0, [test("final", -0.5, 0, 0, 0.5)])])
+        count, dp, ddiff = render.welch_check(data, rows)
+        self.assertEqual(count, 1)
+        self.assertAlmostEqual(dp, 0.5 - 0.0107, places=3)
+        self.assertAlmostEqual(ddiff, 0.0333333, places=5)
+
     def test_svg_fallback(self):
         path = render.write_svg({"a": [[(0, 2.0), (10, 1.5)], [(0, 2.2), (10, 1.7)]]},
                                 os.path.join(self.tmp, "p.svg"), "t", "tokens")
