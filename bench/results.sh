@@ -17,10 +17,10 @@
 #   CPU dry run on the build machine (tiny sizes, ~2 min):     DRY_RUN=1 bash bench/results.sh
 # Output: $OUT/results.tar.gz (compare markdown/CSV/JSON per experiment, every trial's events
 # and rank-0 log, the specs, the timeline, the environment), turned into docs/RESULTS.md by
-#   python3 bench/results_render.py <dir with results.tar.gz> --apply
+#   python3 bench/results_render.py results.tar.gz --apply
 # Data: .results_data/{prose.tar.xz,prose-bpe16k.model}, written here by bench/results_data.sh.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 START=$SECONDS
 DRY_RUN="${DRY_RUN:-0}"
 OUT="${OUT:-/tmp/results-out}"; mkdir -p "$OUT"
@@ -213,11 +213,12 @@ wait_file() { for _ in $(seq 1 100); do [[ -s "$1" ]] && return 0; sleep 0.1; do
   > "$RUN/coordinator.log" 2>&1 &
 PIDS+=($!)
 wait_file "$RUN/grpc_port" || { echo "results.sh: coordinator did not start" >&2; cat "$RUN/coordinator.log" >&2; exit 1; }
-export GAUNTLET_COORDINATOR="127.0.0.1:$(cat "$RUN/grpc_port")"
+GAUNTLET_COORDINATOR="127.0.0.1:$(cat "$RUN/grpc_port")"; export GAUNTLET_COORDINATOR
 
 if [[ "$DEVICE" == gpu ]]; then
   NGPU=$(nvidia-smi -L | grep -c '^GPU ')
   nvidia-smi -L > "$RUN/gpus.txt"
+  ((NGPU > 0)) || { echo "results.sh: nvidia-smi lists no GPU" >&2; exit 1; }
 else
   NGPU=1; echo "cpu (dry run): $(nproc) cores" > "$RUN/gpus.txt"
 fi
