@@ -539,6 +539,15 @@ class Report:
     def footer(self):
         self.w("## Raw files")
         self.w()
+        timeline = os.path.join(self.root, "logs", "timeline.log")
+        if os.path.exists(timeline):
+            with open(timeline) as f:
+                self.w("The call's timeline (seconds since the script started):")
+                self.w()
+                self.w("```")
+                self.w(f.read().rstrip("\n"))
+                self.w("```")
+                self.w()
         self.w("`results.tar.gz` from the device call holds, per experiment, `gauntlet compare` as "
                "markdown, CSV and JSON and `gauntlet describe`; every trial's events "
                "(`events/<trial>.attempt-<n>.jsonl`) and rank-0 log; the submitted specs; the "
