@@ -17,17 +17,24 @@ if ((${#targets[@]} == 0)); then
 fi
 bazel build --config=cuda -c opt "${targets[@]}"
 rm -rf .device && mkdir -p .device/bin .device/lib
-for t in "${targets[@]}"; do
-  path="bazel-bin/$(echo "${t#//}" | tr ':' '/')"
-  cp -L "$path" .device/bin/
+stage_libs() {  # the shared libraries ldd resolves for $1
   # Every shared library ldd resolves, except glibc's own and what torch's wheel ships there.
-  ldd "$path" | awk '/=> \//{print $3}' | while read -r lib; do
+  ldd "$1" | awk '/=> \//{print $3}' | while read -r lib; do
     case "$lib" in
       */site-packages/*|*/libstdc++*|*/libgcc_s*|*/libutil.so*|*/libc.so*|*/libm.so*|*/libdl.so*|*/librt.so*|*/libpthread.so*|*/ld-linux*) ;;
       *) cp -Ln "$lib" .device/lib/ 2>/dev/null || true ;;
     esac
   done
+}
+for t in "${targets[@]}"; do
+  path="bazel-bin/$(echo "${t#//}" | tr ':' '/')"
+  cp -L "$path" .device/bin/
+  stage_libs "$path"
 done
+# The SentencePiece plugin is embedded in the binaries and dlopen'ed at run time, so ldd of a
+# binary does not list what the plugin needs (libsentencepiece*): stage those too.
+plugin=bazel-bin/trainer/data/libgauntlet_sentencepiece.so
+[[ -e "$plugin" ]] && stage_libs "$plugin"
 cp scripts/device_env.sh .device/
 # The device gets a copy of the tree without .git: record which commit the binaries are.
 git rev-parse HEAD > .device/COMMIT 2>/dev/null || true
