@@ -1,5 +1,6 @@
 #include "server/ordered_store.h"
 
+#include <iterator>
 #include <utility>
 
 namespace gauntlet {
@@ -69,14 +70,18 @@ void OrderedStore::WriterLoop() {
         continue;
       }
       // Consecutive metric batches: one transaction. A trial in several of them is written
-      // once per batch, in order, so the last (newest) row wins.
+      // once, with its row from the last (newest) batch.
       std::vector<v1::MetricPoint> points;
-      std::vector<const v1::Trial*> trials;
+      std::map<std::string, const v1::Trial*> newest;
       size_t end = i;
       for (; end < jobs.size() && !jobs[end].write; ++end) {
-        points.insert(points.end(), jobs[end].points.begin(), jobs[end].points.end());
-        for (const v1::Trial& trial : jobs[end].trials) trials.push_back(&trial);
+        points.insert(points.end(), std::make_move_iterator(jobs[end].points.begin()),
+                      std::make_move_iterator(jobs[end].points.end()));
+        for (const v1::Trial& trial : jobs[end].trials) newest[trial.id()] = &trial;
       }
+      std::vector<const v1::Trial*> trials;
+      trials.reserve(newest.size());
+      for (const auto& [id, trial] : newest) trials.push_back(trial);
       const absl::Status status = inner_->SaveMetrics(points, trials);
       for (; i < end; ++i) results[jobs[i].ticket] = status;
     }
