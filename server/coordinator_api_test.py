@@ -33,11 +33,13 @@ def start(workdir, extra=()):
 
 def call(coordinator, method, data, check=True, headers=()):
     """grpcurl `method` with JSON `data`; the parsed reply (grpcurl prints proto field names)."""
-    cmd = [testlib.grpcurl(), "-plaintext", "-d", json.dumps(data)]
+    # The request on stdin: a large one does not fit in an argument.
+    cmd = [testlib.grpcurl(), "-plaintext", "-d", "@"]
     for header in headers:
         cmd += ["-H", header]
     cmd += [coordinator.address, f"gauntlet.v1.{method}"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(cmd, input=json.dumps(data), capture_output=True, text=True,
+                            timeout=60)
     if not check:
         return result
     if result.returncode != 0:
