@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 targets=("$@")
 if ((${#targets[@]} == 0)); then
   targets=(//trainer/smoke:torch_smoke_main)
-  for t in //trainer:trainer //bench:trainer_bench //server:coordinator //worker:worker //cli:gauntlet \
-           //trainer/kernels:rms_norm_test //trainer/kernels:rotary_test //trainer/kernels:elementwise_test //trainer/kernels:causal_conv_test //trainer/train:train_step_test \
+  for t in //trainer:trainer //bench:trainer_bench //server:coordinator //worker:worker //cli:gauntlet //trainer/data:prepare_data \
+           //trainer/kernels:rms_norm_test //trainer/kernels:gelu_ffn_test //trainer/kernels:rotary_test //trainer/kernels:elementwise_test //trainer/kernels:causal_conv_test //trainer/train:train_step_test \
            //trainer/kernels:linear_cross_entropy_test //trainer/kernels:kernels_graph_test \
            //trainer/kernels:kernels_bench; do
     if bazel query "$t" >/dev/null 2>&1; then targets+=("$t"); fi
@@ -29,6 +29,8 @@ for t in "${targets[@]}"; do
   done
 done
 cp scripts/device_env.sh .device/
+# The device gets a copy of the tree without .git: record which commit the binaries are.
+git rev-parse HEAD > .device/COMMIT 2>/dev/null || true
 # The repository's data/ travels with the working tree; .device/data keeps the path the device
 # scripts use.
 mkdir -p .device/data/tinyshakespeare

@@ -15,6 +15,7 @@
 #include "trainer/dist/dist_env.h"
 #include "trainer/dist/rendezvous.h"
 #include "common/clock.h"
+#include "trainer/kernels/aten_util.h"
 #include "trainer/train/event_writer.h"
 #include "trainer/train/exit_code.h"
 #include "trainer/train/train_loop.h"
@@ -114,6 +115,12 @@ int Main() {
                              ExitCode::kBadSpec),
                 events.get());
   }
+
+  absl::StatusOr<std::string> sdpa_backend = kernels::ApplySdpaBackendFromEnvironment();
+  if (!sdpa_backend.ok()) {
+    return Fail(WithExitCode(sdpa_backend.status(), ExitCode::kBadSpec), events.get());
+  }
+  if (!sdpa_backend->empty()) std::cerr << "attention: " << *sdpa_backend << " first\n";
 
   absl::StatusOr<ProcessGroup> group =
       Rendezvous(*env, device, std::chrono::seconds(absl::GetFlag(FLAGS_rendezvous_timeout_s)));
