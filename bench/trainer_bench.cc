@@ -45,11 +45,12 @@
 #include "gauntlet/v1/trainer.pb.h"
 #include "trainer/dist/dist_env.h"
 #include "trainer/dist/rendezvous.h"
+#include "trainer/kernels/aten_util.h"
 #include "trainer/models/model.h"
 #include "common/model_config.h"
 #include "trainer/models/registry.h"
 #include "trainer/train/adamw.h"
-#include "trainer/train/clock.h"
+#include "common/clock.h"
 #include "trainer/train/event_writer.h"
 #include "trainer/train/exit_code.h"
 #include "trainer/train/peak_flops.h"
@@ -215,7 +216,7 @@ absl::StatusOr<BenchRow> Bench(const BenchModel& m, const torch::Device& device,
   options.device = device;
   options.force_ddp = absl::GetFlag(FLAGS_force_ddp);
   ResetPeakMemory(device);
-  SteadyClock clock;
+  MonotonicClock clock;
   spec.mutable_budget()->set_steps(std::max(1, absl::GetFlag(FLAGS_warmup_steps)));
   absl::StatusOr<v1::TrainerSummary> warm = RunTraining(options, comm, clock, TrainerSinks());
   if (!warm.ok()) return warm.status();
@@ -280,6 +281,13 @@ int Main() {
   const std::string device_flag = absl::GetFlag(FLAGS_device);
   if (device_flag == "cuda" || (device_flag == "auto" && torch::cuda::is_available())) {
     device = torch::Device(torch::kCUDA, 0);
+  }
+  if (absl::StatusOr<std::string> backend = kernels::ApplySdpaBackendFromEnvironment();
+      !backend.ok()) {
+    std::cerr << "error: " << backend.status().message() << "\n";
+    return 2;
+  } else if (!backend->empty()) {
+    std::cerr << "attention: " << *backend << " first\n";
   }
   absl::StatusOr<ProcessGroup> group = Rendezvous(DistEnv(), device, std::chrono::seconds(60));
   if (!group.ok()) {

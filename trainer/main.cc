@@ -14,8 +14,9 @@
 #include "common/spec_yaml.h"
 #include "trainer/dist/dist_env.h"
 #include "trainer/dist/rendezvous.h"
+#include "common/clock.h"
 #include "trainer/inference/inference_trial.h"
-#include "trainer/train/clock.h"
+#include "trainer/kernels/aten_util.h"
 #include "trainer/train/event_writer.h"
 #include "trainer/train/exit_code.h"
 #include "trainer/train/train_loop.h"
@@ -116,15 +117,22 @@ int Main() {
                 events.get());
   }
 
+  absl::StatusOr<std::string> sdpa_backend = kernels::ApplySdpaBackendFromEnvironment();
+  if (!sdpa_backend.ok()) {
+    return Fail(WithExitCode(sdpa_backend.status(), ExitCode::kBadSpec), events.get());
+  }
+  if (!sdpa_backend->empty()) std::cerr << "attention: " << *sdpa_backend << " first\n";
+
   if (spec->kind() == "inference") {
     // One process on one device: nothing to rendezvous with.
     if (env->world_size != 1) {
-      return Fail(WithExitCode(absl::InvalidArgumentError(
-                                   "kind: inference runs on one device (resources.gpus_per_trial 1)"),
-                               ExitCode::kBadSpec),
-                  events.get());
+      return Fail(
+          WithExitCode(absl::InvalidArgumentError(
+                           "kind: inference runs on one device (resources.gpus_per_trial 1)"),
+                       ExitCode::kBadSpec),
+          events.get());
     }
-    SteadyClock clock;
+    MonotonicClock clock;
     absl::StatusOr<v1::TrainerSummary> summary =
         RunInferenceTrial(*spec, device, clock, &std::cout, events.get());
     if (!summary.ok()) return Fail(summary.status(), events.get());
@@ -152,7 +160,7 @@ int Main() {
     sinks.log = &std::cout;
     sinks.events = events.get();
   }
-  SteadyClock clock;
+  MonotonicClock clock;
   absl::StatusOr<v1::TrainerSummary> summary = RunTraining(options, *group->comm, clock, sinks);
   if (!summary.ok()) return Fail(summary.status(), events.get());
   if (absl::Status s = group->comm->Finish(); !s.ok()) {

@@ -13,7 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "trainer/models/model.h"
-#include "trainer/train/clock.h"
+#include "common/clock.h"
 
 namespace gauntlet {
 
@@ -71,7 +71,7 @@ struct InferenceBenchResult {
 // KV-cache decoding. The clock times each run after a device sync.
 absl::StatusOr<InferenceBenchResult> RunInferenceBench(LanguageModelImpl& model,
                                                        const InferenceBenchOptions& options,
-                                                       const torch::Device& device, Clock& clock);
+                                                       const torch::Device& device, const Clock& clock);
 
 }  // namespace gauntlet
 

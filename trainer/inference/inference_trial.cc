@@ -61,7 +61,7 @@ absl::StatusOr<std::string> LoadWeights(const std::string& run_dir, LanguageMode
 }  // namespace
 
 absl::StatusOr<v1::TrainerSummary> RunInferenceTrial(const v1::TrialSpec& spec,
-                                                     const torch::Device& device, Clock& clock,
+                                                     const torch::Device& device, const Clock& clock,
                                                      std::ostream* log, EventWriter* events) {
   const v1::InferenceSpec& inference = spec.inference();
   absl::StatusOr<TokenDataset> dataset = TokenDataset::Open(spec.data());

@@ -13,7 +13,7 @@
 #include "absl/status/statusor.h"
 #include "gauntlet/v1/spec.pb.h"
 #include "gauntlet/v1/trainer.pb.h"
-#include "trainer/train/clock.h"
+#include "common/clock.h"
 #include "trainer/train/event_writer.h"
 
 namespace gauntlet {
@@ -22,7 +22,7 @@ namespace gauntlet {
 // Errors carry their ExitCode (trainer/train/exit_code.h): bad data, a bad spec, or a checkpoint
 // that does not match the model.
 absl::StatusOr<v1::TrainerSummary> RunInferenceTrial(const v1::TrialSpec& spec,
-                                                     const torch::Device& device, Clock& clock,
+                                                     const torch::Device& device, const Clock& clock,
                                                      std::ostream* log, EventWriter* events);
 
 }  // namespace gauntlet

@@ -52,7 +52,7 @@ v1::TrialSpec Spec(const std::string& dir, const std::string& extra = "") {
 TEST(InferenceTrialTest, ReportsEveryMeasurementInTheSummary) {
   const std::string dir = TempDir("summary");
   const v1::TrialSpec spec = Spec(dir);
-  SteadyClock clock;
+  MonotonicClock clock;
   std::ostringstream log;
   absl::StatusOr<v1::TrainerSummary> summary =
       RunInferenceTrial(spec, torch::Device(torch::kCPU), clock, &log, nullptr);
@@ -84,7 +84,7 @@ TEST(InferenceTrialTest, LoadsTheLastCheckpointOfATrainedTrial) {
   v1::TrialSpec spec = Spec(dir);
   const std::string run_dir = dir + "/exp-1-0";
   spec.mutable_inference()->set_checkpoint_path(run_dir);
-  SteadyClock clock;
+  MonotonicClock clock;
   // No checkpoint there yet.
   absl::StatusOr<v1::TrainerSummary> summary =
       RunInferenceTrial(spec, torch::Device(torch::kCPU), clock, nullptr, nullptr);
