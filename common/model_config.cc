@@ -439,6 +439,10 @@ const std::vector<std::string>& Mixers() {
   return *kMixers;
 }
 
+bool IsAttentionMixer(const std::string& mixer) {
+  return mixer == "attn" || mixer == "sqa" || mixer == "sliced_attn";
+}
+
 std::vector<int64_t> WorkerPositions(int64_t seq_len, int64_t interval, int64_t phase) {
   std::vector<int64_t> positions;
   for (int64_t t = 0; t < seq_len; ++t) {

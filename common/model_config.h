@@ -107,6 +107,8 @@ const std::vector<std::string>& KnownArchs();
 const std::vector<std::string>& KnownSizes();
 // Token mixers of the layer-stack archs ("attn", "sqa", "sliced_attn", "static_mlp", "none").
 const std::vector<std::string>& Mixers();
+// Whether `mixer` is an attention ("attn", "sqa", "sliced_attn"): what attention drop removes.
+bool IsAttentionMixer(const std::string& mixer);
 
 // Applies the named size, then every field the spec sets, then the arch's defaults, then
 // validates. Errors are InvalidArgument naming the field as the YAML spells it, e.g.

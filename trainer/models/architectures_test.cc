@@ -421,6 +421,54 @@ TEST(LayerStackTest, AttentionImportanceIsOneMinusTheCosineAcrossTheSubLayer) {
   EXPECT_TRUE(Build(TinyConfig("standard"))->AttentionImportance(tokens).empty());
 }
 
+TEST(LayerStackTest, DroppingAttentionIsTheModelBuiltWithoutIt) {
+  // Post-hoc drop of layers 0 and 2 of the trained mixed model equals the model configured with
+  // mixer "none" there, holding the same weights for every parameter it has.
+  ModelConfig c = TinyConfig("mixed");  // attn, sqa, sliced_attn, static_mlp, none
+  auto model = Build(c, 5);
+  ModelConfig without = c;
+  without.mixers = {"none", "sqa", "none", "static_mlp", "none"};
+  auto reference = Build(without, 6);
+  {
+    torch::NoGradGuard no_grad;
+    auto source = model->named_parameters();
+    for (auto& item : reference->named_parameters()) item.value().copy_(source[item.key()]);
+  }
+  const torch::Tensor tokens = torch::randint(c.vocab_size, {2, c.seq_len + 1}, torch::kInt64);
+  const torch::Tensor inputs = tokens.narrow(1, 0, c.seq_len);
+  const torch::Tensor targets = tokens.narrow(1, 1, c.seq_len);
+  EXPECT_THROW(model->DropAttention({3}), c10::Error);  // a static MLP is not attention
+  EXPECT_THROW(model->DropAttention({5}), c10::Error);
+  EXPECT_THROW(Build(TinyConfig("standard"))->DropAttention({0}), c10::Error);
+  model->DropAttention({0, 2});
+  {
+    torch::NoGradGuard no_grad;
+    EXPECT_LE(MaxAbsDiff(model->Forward(inputs).logits, reference->Forward(inputs).logits), 1e-6);
+  }
+  // Training the dropped model: the removed sub-layers' parameters get no gradient, the rest the
+  // reference's.
+  model->train();
+  reference->train();
+  TrainingLoss(model->ForwardHidden(inputs), targets).backward();
+  TrainingLoss(reference->ForwardHidden(inputs), targets).backward();
+  auto expected = reference->named_parameters();
+  for (const auto& item : model->named_parameters()) {
+    if (expected.contains(item.key())) {
+      ASSERT_TRUE(item.value().grad().defined()) << item.key();
+      EXPECT_LE(MaxAbsDiff(item.value().grad(), expected[item.key()].grad()), 1e-6) << item.key();
+    } else {
+      EXPECT_FALSE(item.value().grad().defined()) << item.key();
+      EXPECT_TRUE(item.key().rfind("blocks.0.", 0) == 0 || item.key().rfind("blocks.2.", 0) == 0)
+          << item.key();
+    }
+  }
+  // The dropped layers score as having no attention.
+  const std::vector<double> importance = model->AttentionImportance(inputs);
+  EXPECT_TRUE(std::isnan(importance[0]));
+  EXPECT_FALSE(std::isnan(importance[1]));
+  EXPECT_TRUE(std::isnan(importance[2]));
+}
+
 TEST(LayerStackTest, MatFormerSampleModeTrainsEveryGranularity) {
   // Over many draws every granularity's smallest-unique hidden units get a gradient.
   ModelConfig c = TinyConfig("matformer/sample");
@@ -441,6 +489,46 @@ TEST(LayerStackTest, MatFormerSampleModeTrainsEveryGranularity) {
     }
   }
   EXPECT_EQ(widths_seen, std::set<int64_t>({32, 64, 128}));
+}
+
+TEST(LayerStackTest, MatFormerSampledStepEqualsTheNarrowedModelAtTheDrawnWidth) {
+  // The sampled training pass runs the full-width FFN under a hidden-unit mask drawn on the
+  // device; its loss and every gradient must be those of the model narrowed to the drawn width.
+  ModelConfig c = TinyConfig("matformer/sample");
+  auto model = Build(c, 4);
+  auto reference = Build(c, 4);  // same seed: same weights
+  auto* narrowed = dynamic_cast<LayerStackTransformer*>(reference.get());
+  ASSERT_NE(narrowed, nullptr);
+  model->train();
+  const torch::Tensor tokens = torch::randint(c.vocab_size, {2, c.seq_len + 1}, torch::kInt64);
+  const torch::Tensor inputs = tokens.narrow(1, 0, c.seq_len);
+  const torch::Tensor targets = tokens.narrow(1, 1, c.seq_len);
+  std::set<int64_t> drawn;
+  for (int step = 0; step < 20; ++step) {
+    model->zero_grad();
+    const torch::Tensor loss = TrainingLoss(model->ForwardHidden(inputs), targets);
+    loss.backward();
+    int64_t match = -1;
+    for (int64_t g = 0; g < 3 && match < 0; ++g) {
+      narrowed->SetEvalGranularity({g});
+      reference->zero_grad();
+      const ModelOutput out = reference->Forward(inputs);
+      const torch::Tensor expected = MaskedCrossEntropy(out.logits, targets, out.train_positions);
+      if (std::abs(expected.item<double>() - loss.item<double>()) > 1e-6) continue;
+      match = g;
+      expected.backward();
+      auto want = reference->named_parameters();
+      for (const auto& item : model->named_parameters()) {
+        ASSERT_TRUE(item.value().grad().defined()) << item.key();
+        EXPECT_LE(MaxAbsDiff(item.value().grad(), want[item.key()].grad()), 1e-6)
+            << item.key() << " at granularity " << g;
+      }
+    }
+    ASSERT_GE(match, 0) << "step " << step << ": loss " << loss.item<double>()
+                        << " is no granularity's";
+    drawn.insert(match);
+  }
+  EXPECT_EQ(drawn, std::set<int64_t>({0, 1, 2}));
 }
 
 TEST(FlopsTest, LayerStackCountsItsMixersLoopsAndGranularities) {

@@ -132,6 +132,16 @@ std::vector<double> LayerStackTransformer::AttentionImportance(const torch::Tens
   return importance;
 }
 
+void LayerStackTransformer::DropAttention(const std::vector<int64_t>& layers) {
+  for (const int64_t layer : layers) {
+    TORCH_CHECK(layer >= 0 && layer < static_cast<int64_t>(layers_.size()), "DropAttention: layer ",
+                layer, " outside [0, ", layers_.size(), ")");
+    TORCH_CHECK(layers_[layer]->HasAttention(), "DropAttention: layer ", layer,
+                " has no attention");
+  }
+  for (const int64_t layer : layers) layers_[layer]->DropMixer();
+}
+
 torch::Tensor LayerStackTransformer::EnterLoop(int64_t loop, const torch::Tensor& x,
                                                const torch::Tensor& e) {
   torch::Tensor out = x;
@@ -145,14 +155,28 @@ torch::Tensor LayerStackTransformer::EnterLoop(int64_t loop, const torch::Tensor
 
 torch::Tensor LayerStackTransformer::Pass(const torch::Tensor& e, const torch::Tensor& cos,
                                           const torch::Tensor& sin,
-                                          const std::vector<int64_t>& widths) {
+                                          const std::vector<int64_t>& widths,
+                                          const torch::Tensor& ffn_units) {
   const ModelConfig& c = config_;
   torch::Tensor x = e;
   for (int64_t r = 0; r < c.loops; ++r) {
     x = EnterLoop(r, x, e);
-    for (size_t i = 0; i < layers_.size(); ++i) x = layers_[i]->forward(x, cos, sin, widths[i]);
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      x = layers_[i]->forward(x, cos, sin, widths[i], ffn_units);
+    }
   }
   return x;
+}
+
+const torch::Tensor& LayerStackTransformer::GranularityUnits(const torch::Device& device) {
+  if (!granularity_units_.defined() || granularity_units_.device() != device) {
+    // Built on the host once per device (the first training step may wait; later ones must not).
+    const torch::Tensor widths = torch::tensor(granularity_widths_, torch::kInt64).unsqueeze(1);
+    granularity_units_ =
+        (torch::arange(config_.d_ff, torch::kInt64).unsqueeze(0) < widths).to(torch::kFloat32)
+            .to(device);
+  }
+  return granularity_units_;
 }
 
 ModelOutput LayerStackTransformer::Run(const torch::Tensor& tokens, int64_t /*phase*/, Head head) {
@@ -166,8 +190,12 @@ ModelOutput LayerStackTransformer::Run(const torch::Tensor& tokens, int64_t /*ph
   const int64_t n_layers = config_.n_layers;
   const int64_t n_granularities = static_cast<int64_t>(granularity_widths_.size());
   if (config_.matformer_train_mode == "sample") {
-    const int64_t g = torch::randint(n_granularities, {1}, torch::kInt64).item<int64_t>();
-    Finish(out, Pass(e, cos, sin, std::vector<int64_t>(n_layers, granularity_widths_[g])), head);
+    // One granularity for every layer, drawn on the model's device and applied as a hidden-unit
+    // mask: neither a shape nor a host value depends on the draw, so a captured CUDA graph draws
+    // anew at every replay.
+    const torch::Tensor g = torch::randint(n_granularities, {1}, tokens.options());
+    const torch::Tensor units = GranularityUnits(tokens.device()).index_select(0, g).squeeze(0);
+    Finish(out, Pass(e, cos, sin, eval_widths_, units), head);
     return out;
   }
   // joint: every granularity's final hidden states side by side along the position axis.

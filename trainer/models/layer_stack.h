@@ -25,7 +25,8 @@ namespace gauntlet {
 //    runs in mode "joint" every granularity (all layers at that width) and returns their final
 //    hidden states side by side with hidden_positions 0..T-1 repeated, so TrainingLoss is the
 //    mean of the granularities' LM losses; in mode "sample" one granularity drawn uniformly from
-//    the global torch RNG on the host (so not inside a captured CUDA graph: train it eagerly).
+//    the device's torch generator, run as a mask over the full-width FFN (no shape depends on
+//    the draw, so the step can be captured in a CUDA graph and each replay draws again).
 // Parameters: the trunk's, blocks.{i}.* (MixerBlock), loop_embedding (loops, d) and
 // inter_loop.{r}.weight when enabled.
 class LayerStackTransformer : public TrunkTransformer {
@@ -43,6 +44,7 @@ class LayerStackTransformer : public TrunkTransformer {
   // Scores every layer's attention (any attention mixer) on the stream the model really feeds
   // it, in eval mode without gradients; see LanguageModelImpl.
   std::vector<double> AttentionImportance(const torch::Tensor& tokens) override;
+  void DropAttention(const std::vector<int64_t>& layers) override;
 
   // KV-cache decoding: one cache entry per (loop r, layer i), index r * n_layers + i, each
   // allocated only for attention mixers; layers run at eval_widths() as in Forward.
@@ -60,15 +62,19 @@ class LayerStackTransformer : public TrunkTransformer {
   // The stream entering loop `loop`: after the first, plus the inter-loop linear of the stream and
   // the injected embedding e (when configured); plus the loop's embedding (when configured).
   torch::Tensor EnterLoop(int64_t loop, const torch::Tensor& x, const torch::Tensor& e);
-  // Every loop of the blocks on the embedded tokens e, layer i at FFN width widths[i].
+  // Every loop of the blocks on the embedded tokens e, layer i at FFN width widths[i], or every
+  // layer under the FFN hidden-unit mask ffn_units (d_ff,) when it is defined.
   torch::Tensor Pass(const torch::Tensor& e, const torch::Tensor& cos, const torch::Tensor& sin,
-                     const std::vector<int64_t>& widths);
+                     const std::vector<int64_t>& widths, const torch::Tensor& ffn_units = {});
+  // matformer: (granularities, d_ff) float32 on `device`, row g 1 on granularity g's units.
+  const torch::Tensor& GranularityUnits(const torch::Device& device);
 
   std::vector<MixerBlock> layers_;
   torch::Tensor loop_embedding_;
   torch::nn::ModuleList inter_loop_{nullptr};
   std::vector<int64_t> granularity_widths_;  // matformer: hidden width per granularity
   std::vector<int64_t> eval_widths_;
+  torch::Tensor granularity_units_;  // cached by GranularityUnits
 };
 
 }  // namespace gauntlet

@@ -58,16 +58,18 @@ torch::Tensor MixerBlockImpl::Mix(const torch::Tensor& h, const torch::Tensor& c
 }
 
 torch::Tensor MixerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
-                                      const torch::Tensor& sin, int64_t ffn_width) {
+                                      const torch::Tensor& sin, int64_t ffn_width,
+                                      const torch::Tensor& ffn_units) {
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
-  if (kind_ == Kind::kNone) {
-    return kernels::ResidualAdd(x, F::dropout(ffn_(norm2_(x), ffn_width), drop));
-  }
+  auto ffn = [&](const torch::Tensor& h) {
+    return ffn_units.defined() ? ffn_->ForwardMasked(h, ffn_units) : ffn_(h, ffn_width);
+  };
+  if (kind_ == Kind::kNone) return kernels::ResidualAdd(x, F::dropout(ffn(norm2_(x)), drop));
   // The residual add and the second norm in one pass; the stream keeps its dtype and the
   // branches join it without a cast pass (as TransformerBlock).
   const kernels::AddRmsNormResult mid = kernels::AddRmsNorm(
       x, F::dropout(Mix(norm1_(x), cos, sin), drop), norm2_->weight(), GemmInputDtype(x));
-  return kernels::ResidualAdd(mid.sum, F::dropout(ffn_(mid.normed, ffn_width), drop));
+  return kernels::ResidualAdd(mid.sum, F::dropout(ffn(mid.normed), drop));
 }
 
 bool MixerBlockImpl::HasAttention() const {

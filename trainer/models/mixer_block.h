@@ -37,9 +37,10 @@ TORCH_MODULE(StaticMlp);
 class MixerBlockImpl : public torch::nn::Module {
  public:
   MixerBlockImpl(const ModelConfig& config, const std::string& mixer);
-  // x: (B, T, d); cos/sin: (T, d_h) RoPE tables; ffn_width: hidden units of the FFN to use.
+  // x: (B, T, d); cos/sin: (T, d_h) RoPE tables; ffn_width: hidden units of the FFN to use, or,
+  // when ffn_units is defined, the FFN's hidden-unit mask (NestedGeluFfn::ForwardMasked).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        int64_t ffn_width);
+                        int64_t ffn_width, const torch::Tensor& ffn_units = {});
   // forward for tokens appended to a KV cache (eval only); `attend` is bound to this layer's
   // cache entry (unused unless HasAttention()).
   torch::Tensor ForwardCached(const torch::Tensor& x, const torch::Tensor& cos,
@@ -47,6 +48,9 @@ class MixerBlockImpl : public torch::nn::Module {
                               const CachedAttend& attend);
   // Whether the mixer is an attention ("attn", "sqa", "sliced_attn").
   bool HasAttention() const;
+  // Makes this layer mixer "none" from now on (post-hoc attention drop); the mixer's and norm1's
+  // parameters stay registered, unused.
+  void DropMixer() { kind_ = Kind::kNone; }
   // x + Mixer(RMSNorm_1(x)) without dropout: the stream after the mixer sub-layer, for scoring it.
   torch::Tensor AfterMixer(const torch::Tensor& x, const torch::Tensor& cos,
                            const torch::Tensor& sin);
