@@ -230,7 +230,9 @@ INSTANTIATE_TEST_SUITE_P(AllArchs, ArchitectureTest,
                          ::testing::Values("standard", "worker", "sparse_depth", "hybrid",
                                            "sqa/sqa", "sqa/ssqa", "sqa/xsqa", "sqa/xsmqa", "mixed",
                                            "looped", "matformer/joint", "matformer/sample",
-                                           "attn_drop"),
+                                           "attn_drop", "mixed/worker", "mixed/worker_attn",
+                                           "looped/worker", "matformer/worker_joint",
+                                           "matformer/worker_sample"),
                          [](const auto& info) {
                            std::string name = info.param;
                            std::replace(name.begin(), name.end(), '/', '_');
@@ -285,7 +287,9 @@ int64_t LayerStackParameterCount(const ModelConfig& c) {
       const int64_t r = c.hybrid_static_mlp_ratio;
       total += d + 2 * r * d * d + r * d + d;
     }
+    if (mixer == "worker") total += c.worker_conv_kernel * d + d + d + 5 * d * d;  // conv, norm1
   }
+  if (std::count(c.mixers.begin(), c.mixers.end(), "worker") > 0) total += d;  // worker_type
   if (c.loop_embedding) total += c.loops * d;
   if (c.loop_inter_linear) total += (c.loops - 1) * d * d;
   return total;
@@ -293,7 +297,8 @@ int64_t LayerStackParameterCount(const ModelConfig& c) {
 
 TEST(ParameterCountTest, LayerStackArchsMatchTheFormula) {
   for (const std::string name : {"sqa/sqa", "sqa/ssqa", "sqa/xsqa", "sqa/xsmqa", "mixed", "looped",
-                                 "matformer/joint", "attn_drop"}) {
+                                 "matformer/joint", "attn_drop", "mixed/worker",
+                                 "mixed/worker_attn", "looped/worker", "matformer/worker_joint"}) {
     const ModelConfig c = TinyConfig(name);
     EXPECT_EQ(Build(c)->NumParameters(), LayerStackParameterCount(c)) << name;
   }
@@ -302,6 +307,77 @@ TEST(ParameterCountTest, LayerStackArchsMatchTheFormula) {
   mixed.arch = "mixed";
   mixed.mixers = {"attn", "attn"};
   EXPECT_EQ(Build(mixed)->NumParameters(), StandardParameterCount(TinyConfig("standard")));
+}
+
+TEST(LayerStackTest, AllWorkerLayersAreTheWorkerModel) {
+  // The layer stack with worker mixers, one loop and the whole FFN holding the worker model's
+  // weights (blocks.{i}.worker.* <- blocks.{i}.*) gives its logits at every phase, its training
+  // loss and every gradient, and the same FLOPs, phases and trained positions.
+  const ModelConfig stack_config = TinyConfig("mixed/worker");
+  ModelConfig worker_config = stack_config;
+  worker_config.arch = "worker";
+  worker_config.mixers.clear();
+  auto worker = Build(worker_config, 7);
+  auto stack = Build(stack_config, 8);
+  auto source = worker->named_parameters();
+  auto target = stack->named_parameters();
+  auto worker_name = [](std::string name) {
+    const std::string marker = ".worker.";
+    const size_t at = name.find(marker);
+    return at == std::string::npos ? name : name.erase(at, marker.size() - 1);
+  };
+  ASSERT_EQ(source.size(), target.size());
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& item : target) {
+      ASSERT_TRUE(source.contains(worker_name(item.key()))) << item.key();
+      item.value().copy_(source[worker_name(item.key())]);
+    }
+  }
+  EXPECT_EQ(stack->NumEvalPhases(), worker->NumEvalPhases());
+  EXPECT_DOUBLE_EQ(stack->TrainingFlopsPerToken(64), worker->TrainingFlopsPerToken(64));
+  const torch::Tensor tokens = torch::randint(65, {2, 65}, torch::kInt64);
+  const torch::Tensor inputs = tokens.narrow(1, 0, 64);
+  const torch::Tensor targets = tokens.narrow(1, 1, 64);
+  {
+    torch::NoGradGuard no_grad;
+    for (int64_t phase = 0; phase < worker->NumEvalPhases(); ++phase) {
+      EXPECT_TRUE(
+          torch::equal(stack->TrainPositions(64, phase), worker->TrainPositions(64, phase)));
+      EXPECT_LE(MaxAbsDiff(stack->Forward(inputs, phase).logits,
+                           worker->Forward(inputs, phase).logits), 1e-6)
+          << "phase " << phase;
+    }
+  }
+  worker->train();
+  stack->train();
+  const torch::Tensor expected = TrainingLoss(worker->ForwardHidden(inputs), targets);
+  const torch::Tensor actual = TrainingLoss(stack->ForwardHidden(inputs), targets);
+  EXPECT_NEAR(actual.item<double>(), expected.item<double>(), 1e-6);
+  expected.backward();
+  actual.backward();
+  for (const auto& item : target) {
+    EXPECT_LE(MaxAbsDiff(item.value().grad(), source[worker_name(item.key())].grad()), 1e-6)
+        << item.key();
+  }
+}
+
+TEST(LayerStackTest, WorkerLayersTrainOnlyWorkersUnlessAttentionMixesEveryPosition) {
+  EXPECT_EQ(Build(TinyConfig("mixed/worker"))->NumEvalPhases(), 4);
+  EXPECT_EQ(Build(TinyConfig("looped/worker"))->NumEvalPhases(), 4);
+  auto with_attention = Build(TinyConfig("mixed/worker_attn"));
+  EXPECT_EQ(with_attention->NumEvalPhases(), 1);
+  EXPECT_TRUE(with_attention->TrainPositions(64, 0).all().item<bool>());
+  // No KV-cache decoding with worker layers; the others keep theirs.
+  EXPECT_FALSE(with_attention->SupportsKvCache());
+  EXPECT_TRUE(Build(TinyConfig("mixed"))->SupportsKvCache());
+  // Attention drop leaves worker layers alone: they have no attention score.
+  const std::vector<double> importance =
+      with_attention->AttentionImportance(torch::randint(65, {1, 64}, torch::kInt64));
+  ASSERT_EQ(importance.size(), 3u);
+  EXPECT_TRUE(std::isnan(importance[0]));
+  EXPECT_FALSE(std::isnan(importance[1]));
+  EXPECT_THROW(with_attention->DropAttention({0}), c10::Error);
 }
 
 TEST(LayerStackTest, AllAttentionOneLoopIsTheStandardModel) {

@@ -543,9 +543,10 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
       metric("attn_drop/val_loss_after_finetune", *after);
     }
     if (sinks.log != nullptr) {
-      *sinks.log << absl::StrFormat(
-          "attention drop: layers %s | val %.4f -> %.4f after the drop", absl::StrJoin(dropped, ","),
-          attn_drop_result.val_loss_before(), attn_drop_result.val_loss_after_drop());
+      *sinks.log << absl::StrFormat("attention drop: layers %s | val %.4f -> %.4f after the drop",
+                                    absl::StrJoin(dropped, ","),
+                                    attn_drop_result.val_loss_before(),
+                                    attn_drop_result.val_loss_after_drop());
       if (steps > 0) {
         *sinks.log << absl::StrFormat(" -> %.4f after %d fine-tuning steps (%.1f s)",
                                       attn_drop_result.val_loss_after_finetune(), steps,
@@ -597,7 +598,8 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
         // The LM loss is what is reported (comparable across archs); the total, with any
         // auxiliary loss, is what must stay finite.
         absl::StatusOr<std::vector<double>> loss_sum = SumAcrossRanks(
-            comm, device, {train_step->lm_loss().item<double>(), train_step->loss().item<double>()});
+            comm, device,
+            {train_step->lm_loss().item<double>(), train_step->loss().item<double>()});
         if (!loss_sum.ok()) return loss_sum.status();
         last_loss = (*loss_sum)[0] / world;
         const double total_loss = (*loss_sum)[1] / world;
