@@ -57,7 +57,7 @@ data:
   tokenizer: char
   val_fraction: 0.1
 model:
-  size: {args.size}
+  size: {args.size}{f"{chr(10)}  n_layers: {args.n_layers}" if args.n_layers else ""}
 train:
   batch_size: {args.batch_size}
   optimizer: {{name: adamw, lr: {args.lr}, weight_decay: 0.01}}
@@ -90,6 +90,8 @@ def main(argv):
     parser.add_argument("--workers", type=int, default=8,
                         help="worker processes sharing GPU 0 (or one CPU slot each)")
     parser.add_argument("--size", default="seed")
+    parser.add_argument("--n_layers", type=int, default=0,
+                        help="override the size's layers (tiny has 2; the zoo's mixed needs 4)")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
