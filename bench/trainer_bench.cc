@@ -45,6 +45,7 @@
 #include "gauntlet/v1/trainer.pb.h"
 #include "trainer/dist/dist_env.h"
 #include "trainer/dist/rendezvous.h"
+#include "trainer/kernels/aten_util.h"
 #include "trainer/models/model.h"
 #include "common/model_config.h"
 #include "trainer/models/registry.h"
@@ -280,6 +281,13 @@ int Main() {
   const std::string device_flag = absl::GetFlag(FLAGS_device);
   if (device_flag == "cuda" || (device_flag == "auto" && torch::cuda::is_available())) {
     device = torch::Device(torch::kCUDA, 0);
+  }
+  if (absl::StatusOr<std::string> backend = kernels::ApplySdpaBackendFromEnvironment();
+      !backend.ok()) {
+    std::cerr << "error: " << backend.status().message() << "\n";
+    return 2;
+  } else if (!backend->empty()) {
+    std::cerr << "attention: " << *backend << " first\n";
   }
   absl::StatusOr<ProcessGroup> group = Rendezvous(DistEnv(), device, std::chrono::seconds(60));
   if (!group.ok()) {

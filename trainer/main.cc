@@ -14,6 +14,7 @@
 #include "common/spec_yaml.h"
 #include "trainer/dist/dist_env.h"
 #include "trainer/dist/rendezvous.h"
+#include "trainer/kernels/aten_util.h"
 #include "trainer/train/clock.h"
 #include "trainer/train/event_writer.h"
 #include "trainer/train/exit_code.h"
@@ -114,6 +115,12 @@ int Main() {
                              ExitCode::kBadSpec),
                 events.get());
   }
+
+  absl::StatusOr<std::string> sdpa_backend = kernels::ApplySdpaBackendFromEnvironment();
+  if (!sdpa_backend.ok()) {
+    return Fail(WithExitCode(sdpa_backend.status(), ExitCode::kBadSpec), events.get());
+  }
+  if (!sdpa_backend->empty()) std::cerr << "attention: " << *sdpa_backend << " first\n";
 
   absl::StatusOr<ProcessGroup> group =
       Rendezvous(*env, device, std::chrono::seconds(absl::GetFlag(FLAGS_rendezvous_timeout_s)));

@@ -4,7 +4,11 @@
 // What the ATen wrappers of the CUDA kernels share: when a kernel may run, and the element type
 // it runs in.
 
+#include <string>
+
 #include <torch/torch.h>
+
+#include "absl/status/statusor.h"
 
 #include "trainer/kernels/kernel_dtype.h"
 
@@ -17,6 +21,12 @@ bool KernelEligible(const torch::Tensor& t);
 
 // The kernel element type of an eligible tensor.
 Dtype KernelDtype(const torch::Tensor& t);
+
+// Puts the scaled-dot-product-attention backend named by GAUNTLET_SDPA_BACKEND (cudnn, flash,
+// efficient or math) first in ATen's priority order, for A/B runs of the attention kernels
+// without rebuilding; unset keeps ATen's choice. Returns the backend applied ("" when unset) or
+// an error naming the variable.
+absl::StatusOr<std::string> ApplySdpaBackendFromEnvironment();
 
 }  // namespace gauntlet::kernels
 

@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include <ATen/autocast_mode.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +18,7 @@
 #include "trainer/kernels/linear_cross_entropy.h"
 #include "trainer/kernels/causal_conv.h"
 #include "trainer/kernels/elementwise.h"
+#include "trainer/kernels/gelu_ffn.h"
 #include "trainer/kernels/rms_norm.h"
 #include "trainer/kernels/rotary.h"
 
@@ -124,6 +127,30 @@ void Bench(const Shape& s, int reps) {
     };
     Row("residual add fp32 + bf16 fwd+bwd", shape, 16.0 * rows * d, MedianMs(run(true), reps),
         MedianMs(run(false), reps));
+  }
+  // The feed-forward block fwd+bwd under bf16 autocast (GEMMs included, so the ratio is of the
+  // whole block): bytes are the activations' minimum traffic, (d, 4d) bf16 per row, both ways.
+  {
+    const int64_t d_ff = 4 * d;
+    const torch::Tensor x = torch::randn({rows, d}, bf16).requires_grad_(true);
+    std::vector<torch::Tensor> p = {torch::randn({d_ff, d}, fp32) / 16,
+                                    torch::randn({d_ff}, fp32),
+                                    torch::randn({d, d_ff}, fp32) / 32, torch::randn({d}, fp32)};
+    for (torch::Tensor& t : p) t.requires_grad_(true);
+    const torch::Tensor g = torch::randn({rows, d}, bf16);
+    auto run = [&](bool kernel) {
+      return [&, kernel] {
+        at::autocast::set_autocast_enabled(torch::kCUDA, true);
+        at::autocast::set_autocast_dtype(torch::kCUDA, torch::kBFloat16);
+        const torch::Tensor out = kernel ? GeluFfn(x, p[0], p[1], p[2], p[3])
+                                         : GeluFfnReference(x, p[0], p[1], p[2], p[3]);
+        at::autocast::set_autocast_enabled(torch::kCUDA, false);
+        at::autocast::clear_cache();
+        torch::autograd::grad({out}, {x, p[0], p[1], p[2], p[3]}, {g});
+      };
+    };
+    Row("gelu ffn (d_ff = 4d) bf16 autocast fwd+bwd", shape, 2.0 * rows * (d + d_ff) * 2 * 3,
+        MedianMs(run(true), reps), MedianMs(run(false), reps));
   }
   // Sigmoid output gate + head merge, SDPA's (B, T, H, Dh) storage: fwd reads context and gate,
   // writes out; bwd reads dout, context, gate, writes dcontext, dgate: 8 * rows * d * 2 bytes.

@@ -10,6 +10,7 @@
 
 #include "trainer/kernels/causal_conv.h"
 #include "trainer/kernels/elementwise.h"
+#include "trainer/kernels/gelu_ffn.h"
 #include "trainer/kernels/linear_cross_entropy.h"
 #include "trainer/kernels/rms_norm.h"
 #include "trainer/kernels/rotary.h"
@@ -134,6 +135,26 @@ TEST(KernelsGraphTest, ForwardBackwardReplaysMatchEager) {
         return std::vector<torch::Tensor>{torch::randn({batch, seq, d}, fp32),
                                           torch::randn({d, 1, 3}, fp32), torch::randn({d}, fp32),
                                           torch::randn({batch, seq, d}, fp32)};
+      });
+
+  CheckCapture(
+      "gelu_ffn",
+      [](const std::vector<torch::Tensor>& in) {
+        const torch::Tensor x = in[0].detach().requires_grad_(true);
+        std::vector<torch::Tensor> params;
+        for (int i = 1; i <= 4; ++i) params.push_back(in[i].detach().requires_grad_(true));
+        const torch::Tensor y = GeluFfn(x, params[0], params[1], params[2], params[3]);
+        std::vector<torch::Tensor> out = torch::autograd::grad(
+            {y}, {x, params[0], params[1], params[2], params[3]}, {in[5]});
+        out.push_back(y.detach());
+        return out;
+      },
+      [&](int seed) {
+        torch::manual_seed(seed);
+        return std::vector<torch::Tensor>{
+            torch::randn({batch, seq, d}, bf16),  torch::randn({4 * d, d}, fp32) / 8,
+            torch::randn({4 * d}, fp32),          torch::randn({d, 4 * d}, fp32) / 16,
+            torch::randn({d}, fp32),              torch::randn({batch, seq, d}, bf16)};
       });
 
   const torch::Tensor angles =

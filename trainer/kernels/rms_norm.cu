@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "trainer/kernels/cuda_common.cuh"
+#include "trainer/kernels/partial_sums.cuh"
 #include "trainer/kernels/rms_norm_cuda.h"
 
 namespace gauntlet::kernels {
@@ -175,37 +176,6 @@ __global__ void __launch_bounds__(256)
   partial[static_cast<int64_t>(blockIdx.y) * d + c] = s;
 }
 
-// dw[c] = sum of the n partial rows. A block owns 32 columns; its 8 row groups each sum every 8th
-// partial (coalesced along columns), then one thread per column adds the 8 group sums in a fixed
-// order: deterministic, and enough blocks to cover a d = 256 row of hundreds of partials quickly.
-constexpr int kSumColumns = 32;
-constexpr int kSumGroups = 8;
-
-template <typename T>
-__global__ void __launch_bounds__(kSumColumns * kSumGroups)
-    SumPartialsKernel(const float* __restrict__ partial, int n, int d, T* __restrict__ dw) {
-  __shared__ float group_sums[kSumGroups][kSumColumns];
-  const int c = blockIdx.x * kSumColumns + threadIdx.x;
-  float s = 0.f;
-  if (c < d) {
-    for (int i = threadIdx.y; i < n; i += kSumGroups) s += partial[static_cast<int64_t>(i) * d + c];
-  }
-  group_sums[threadIdx.y][threadIdx.x] = s;
-  __syncthreads();
-  if (threadIdx.y == 0 && c < d) {
-    float total = 0.f;
-#pragma unroll
-    for (int g = 0; g < kSumGroups; ++g) total += group_sums[g][threadIdx.x];
-    dw[c] = FromFloat<T>(total);
-  }
-}
-
-template <typename T>
-void LaunchSumPartials(const float* partial, int n, int d, T* dw, cudaStream_t stream) {
-  SumPartialsKernel<T><<<(d + kSumColumns - 1) / kSumColumns, dim3(kSumColumns, kSumGroups), 0,
-                         stream>>>(partial, n, d, dw);
-}
-
 // VEC elements of the stream type make one 16-byte access; narrower types move fewer bytes.
 template <typename S>
 constexpr int kVec = 16 / sizeof(S);
@@ -223,10 +193,12 @@ int64_t BackwardBlocks(int64_t rows) {
   return std::max<int64_t>(1, std::min<int64_t>((rows + kWarps - 1) / kWarps, kMaxBackwardBlocks));
 }
 
-// Columns per lane chunk with registers for dw: up to 4 chunks of 32 lanes.
+// Columns per lane chunk with registers for dw: up to 8 chunks of 32 lanes (d = 1024 for a
+// float32 stream, GPT-2 small's 768 included) and d <= 1024 (the block's [kWarps][d] float
+// partials within the default 48 KB of shared memory); wider rows take the separate column pass.
 int RegisterChunks(int64_t d, int vec) {
   const int64_t chunks = (d + 32 * vec - 1) / (32 * vec);
-  return chunks <= 4 ? static_cast<int>(chunks) : 0;
+  return chunks <= 8 && d <= 1024 ? static_cast<int>(chunks) : 0;
 }
 
 template <typename S, typename D, typename Y, int VEC>
@@ -247,6 +219,10 @@ void LaunchBackward(const Y* dy, const S* dres, const S* x, const S* w, const fl
     GAUNTLET_RMS_BWD(2)
     GAUNTLET_RMS_BWD(3)
     GAUNTLET_RMS_BWD(4)
+    GAUNTLET_RMS_BWD(5)
+    GAUNTLET_RMS_BWD(6)
+    GAUNTLET_RMS_BWD(7)
+    GAUNTLET_RMS_BWD(8)
 #undef GAUNTLET_RMS_BWD
   }
   if (k == 0) {

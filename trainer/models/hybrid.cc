@@ -23,7 +23,7 @@ StaticMlpBlockImpl::StaticMlpBlockImpl(int64_t d_model, int64_t ratio, int64_t d
 torch::Tensor StaticMlpBlockImpl::forward(const torch::Tensor& x) {
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
   const torch::Tensor delta =
-      F::dropout(ApplyLinear(*fc_b_, torch::gelu(ApplyLinear(*fc_a_, norm1_(x)))), drop);
+      F::dropout(ApplyGeluFfn(*fc_a_, *fc_b_, norm1_(x)), drop);
   const kernels::AddRmsNormResult mid =
       kernels::AddRmsNorm(x, delta, norm2_->weight(), GemmInputDtype(x));
   return kernels::ResidualAdd(mid.sum, F::dropout(ffn_(mid.normed), drop));

@@ -5,6 +5,7 @@
 #include <ATen/autocast_mode.h>
 
 #include "trainer/kernels/elementwise.h"
+#include "trainer/kernels/gelu_ffn.h"
 #include "trainer/kernels/rms_norm.h"
 #include "trainer/kernels/rotary.h"
 
@@ -79,6 +80,11 @@ torch::Tensor ApplyLinear(const torch::nn::LinearImpl& layer, const torch::Tenso
   return at::linear(x, layer.weight, layer.bias);
 }
 
+torch::Tensor ApplyGeluFfn(const torch::nn::LinearImpl& fc1, const torch::nn::LinearImpl& fc2,
+                           const torch::Tensor& x) {
+  return kernels::GeluFfn(x, fc1.weight, fc1.bias, fc2.weight, fc2.bias);
+}
+
 torch::ScalarType GemmInputDtype(const torch::Tensor& x) {
   const c10::DeviceType type = x.device().type();
   return at::autocast::is_autocast_enabled(type) ? at::autocast::get_autocast_dtype(type)
@@ -132,7 +138,7 @@ GeluFfnImpl::GeluFfnImpl(int64_t d_model, int64_t d_hidden) {
 }
 
 torch::Tensor GeluFfnImpl::forward(const torch::Tensor& x) {
-  return ApplyLinear(*fc2_, torch::gelu(ApplyLinear(*fc1_, x)));
+  return ApplyGeluFfn(*fc1_, *fc2_, x);
 }
 
 TransformerBlockImpl::TransformerBlockImpl(int64_t d_model, int64_t n_heads, int64_t d_ff,

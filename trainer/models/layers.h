@@ -71,6 +71,11 @@ torch::ScalarType ComputeDtype(const torch::Device& device);
 // adds the bias in the GEMM's epilogue (cuBLASLt), with autocast casting the bias like the weight.
 torch::Tensor ApplyLinear(const torch::nn::LinearImpl& layer, const torch::Tensor& x);
 
+// fc2(gelu(fc1(x))) with both biases, through the fused feed-forward op (kernels/gelu_ffn.h):
+// the bias gradients as fast deterministic column sums, GELU's backward fused into the first.
+torch::Tensor ApplyGeluFfn(const torch::nn::LinearImpl& fc1, const torch::nn::LinearImpl& fc2,
+                           const torch::Tensor& x);
+
 // The dtype a GEMM consumes `x` in: the autocast dtype when autocast is on for x's device type,
 // else x's own. Norms hand their outputs to GEMMs in it.
 torch::ScalarType GemmInputDtype(const torch::Tensor& x);

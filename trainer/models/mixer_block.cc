@@ -15,7 +15,7 @@ StaticMlpImpl::StaticMlpImpl(int64_t d_model, int64_t ratio) {
 }
 
 torch::Tensor StaticMlpImpl::forward(const torch::Tensor& x) {
-  return ApplyLinear(*b_, torch::gelu(ApplyLinear(*a_, x)));
+  return ApplyGeluFfn(*a_, *b_, x);
 }
 
 MixerBlockImpl::MixerBlockImpl(const ModelConfig& c, const std::string& mixer)

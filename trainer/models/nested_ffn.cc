@@ -14,7 +14,7 @@ NestedGeluFfnImpl::NestedGeluFfnImpl(int64_t d_model, int64_t d_hidden) : d_hidd
 torch::Tensor NestedGeluFfnImpl::forward(const torch::Tensor& x, int64_t width) {
   TORCH_CHECK(width > 0 && width <= d_hidden_, "nested FFN width ", width, " outside [1, ",
               d_hidden_, "]");
-  if (width == d_hidden_) return ApplyLinear(*fc2_, torch::gelu(ApplyLinear(*fc1_, x)));
+  if (width == d_hidden_) return ApplyGeluFfn(*fc1_, *fc2_, x);
   // Prefix views of the weights: no copy; the gradient lands in the first `width` units only.
   // at::linear, not F::linear: the bias goes into the GEMM epilogue (see ApplyLinear).
   const torch::Tensor hidden =

@@ -63,7 +63,9 @@ torch::Tensor WorkerBlockImpl::forward(const torch::Tensor& x, const WorkerLayou
   const torch::Tensor& k = kv[0];
   const torch::Tensor& v = kv[1];
 
-  const torch::Tensor h_w = layout.Gather(h);
+  // One contiguous copy for the two projections below (each would otherwise copy the strided
+  // view itself), and one gradient accumulation before the gather's backward.
+  const torch::Tensor h_w = layout.Gather(h).contiguous();
   const int64_t n_workers = h_w.size(1);
   const torch::Tensor q =
       kernels::RotaryHeads(q_(h_w).view({batch, n_workers, n_heads_, -1}), cos_w, sin_w);

@@ -1,5 +1,7 @@
 #include "trainer/train/adamw.h"
 
+#include <optional>
+
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -53,11 +55,13 @@ void AdamW::EnsureState() {
   if (exp_avg_.empty()) InitState();
 }
 
-void AdamW::Step(double lr) { Update(lr, torch::Tensor()); }
+void AdamW::Step(double lr) { Update(lr, torch::Tensor(), torch::Tensor()); }
 
-void AdamW::Step(const torch::Tensor& lr) { Update(0.0, lr); }
+void AdamW::Step(const torch::Tensor& lr, const torch::Tensor& grad_scale) {
+  Update(0.0, lr, grad_scale);
+}
 
-void AdamW::Update(double lr, const torch::Tensor& lr_tensor) {
+void AdamW::Update(double lr, const torch::Tensor& lr_tensor, const torch::Tensor& grad_scale) {
   EnsureState();
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> params, grads, m, v, steps;
@@ -73,14 +77,16 @@ void AdamW::Update(double lr, const torch::Tensor& lr_tensor) {
   // Like torch.optim's fused path: the count is incremented before the kernel, which uses it
   // for bias correction.
   torch::_foreach_add_(steps, 1);
+  const std::optional<torch::Tensor> scale =
+      grad_scale.defined() ? std::optional<torch::Tensor>(grad_scale) : std::nullopt;
   if (lr_tensor.defined()) {
     at::_fused_adamw_(params, grads, m, v, /*max_exp_avg_sqs=*/{}, steps, lr_tensor,
                       config_.beta1, config_.beta2, config_.weight_decay, config_.eps,
-                      /*amsgrad=*/false, /*maximize=*/false);
+                      /*amsgrad=*/false, /*maximize=*/false, scale);
   } else {
     at::_fused_adamw_(params, grads, m, v, /*max_exp_avg_sqs=*/{}, steps, lr, config_.beta1,
                       config_.beta2, config_.weight_decay, config_.eps, /*amsgrad=*/false,
-                      /*maximize=*/false);
+                      /*maximize=*/false, scale);
   }
 }
 

@@ -33,8 +33,10 @@ class AdamW {
   // One update of every parameter that has a gradient.
   void Step(double lr);
   // The same with the learning rate read from a 0-dim float32 tensor on the parameters' device,
-  // so a captured CUDA graph can replay the update with a new rate written into `lr`.
-  void Step(const torch::Tensor& lr);
+  // so a captured CUDA graph can replay the update with a new rate written into `lr`. A defined
+  // `grad_scale` (0-dim float32, same device) divides every gradient inside the same kernel: a
+  // global-norm clip without a pass of its own over the gradients.
+  void Step(const torch::Tensor& lr, const torch::Tensor& grad_scale = torch::Tensor());
   // Allocates the moments now (they are otherwise created by the first Step): a graph capture
   // must find them already there.
   void EnsureState();
@@ -49,7 +51,7 @@ class AdamW {
  private:
   void InitState();
   // `lr_tensor` when defined, else `lr`.
-  void Update(double lr, const torch::Tensor& lr_tensor);
+  void Update(double lr, const torch::Tensor& lr_tensor, const torch::Tensor& grad_scale);
 
   std::vector<torch::Tensor> params_;
   AdamWConfig config_;

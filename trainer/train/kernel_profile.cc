@@ -59,13 +59,18 @@ std::string KernelProfile::Finish(int64_t steps, double wall_seconds, int top) {
   std::sort(rows.begin(), rows.end(),
             [](const auto& a, const auto& b) { return a.second.ns > b.second.ns; });
   uint64_t busy = 0;
-  for (const auto& [name, t] : rows) busy += t.ns;
+  int64_t launches = 0;
+  for (const auto& [name, t] : rows) {
+    busy += t.ns;
+    launches += t.calls;
+  }
   const double per_step = 1.0 / std::max<int64_t>(steps, 1);
   std::string out = absl::StrFormat(
-      "profile of %d steps: %.3f ms/step wall, %s %.3f ms/step (%.0f%% of wall), %d kinds\n",
+      "profile of %d steps: %.3f ms/step wall, %s %.3f ms/step (%.0f%% of wall), %d kinds, "
+      "%.0f %s/step\n",
       steps, wall_seconds * 1e3 * per_step, on_device ? "device busy" : "host op time",
       busy * 1e-6 * per_step, wall_seconds > 0 ? 100.0 * busy * 1e-9 / wall_seconds : 0.0,
-      rows.size());
+      rows.size(), launches * per_step, on_device ? "kernels" : "ops");
   out += "| kernel | calls/step | us/step | share |\n| --- | ---: | ---: | ---: |\n";
   for (int i = 0; i < std::min<int>(top, rows.size()); ++i) {
     std::string name = rows[i].first;

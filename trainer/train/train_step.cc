@@ -137,11 +137,12 @@ void TrainStep::Body(const torch::Tensor& inputs, const torch::Tensor& targets) 
     if (p.grad().defined()) grads.push_back(p.grad());
   }
   grad_norm_.copy_(torch::linalg_vector_norm(torch::stack(torch::_foreach_norm(grads)), 2));
-  if (options_.grad_clip > 0) {
-    torch::_foreach_mul_(grads,
-                         torch::clamp_max(options_.grad_clip / (grad_norm_ + 1e-6), 1.0));
-  }
-  optimizer_->Step(lr_);
+  // Clipping multiplies the gradients by min(1, clip / (norm + 1e-6)); AdamW divides them by the
+  // inverse inside its kernel, so the clip costs no pass over the gradients.
+  const torch::Tensor grad_scale =
+      options_.grad_clip > 0 ? torch::clamp_min((grad_norm_ + 1e-6) / options_.grad_clip, 1.0)
+                             : torch::Tensor();
+  optimizer_->Step(lr_, grad_scale);
 }
 
 void TrainStep::RunEager(const torch::Tensor& inputs, const torch::Tensor& targets, double lr) {
