@@ -50,7 +50,7 @@
 #include "common/model_config.h"
 #include "trainer/models/registry.h"
 #include "trainer/train/adamw.h"
-#include "trainer/train/clock.h"
+#include "common/clock.h"
 #include "trainer/train/event_writer.h"
 #include "trainer/train/exit_code.h"
 #include "trainer/train/peak_flops.h"
@@ -216,7 +216,7 @@ absl::StatusOr<BenchRow> Bench(const BenchModel& m, const torch::Device& device,
   options.device = device;
   options.force_ddp = absl::GetFlag(FLAGS_force_ddp);
   ResetPeakMemory(device);
-  SteadyClock clock;
+  MonotonicClock clock;
   spec.mutable_budget()->set_steps(std::max(1, absl::GetFlag(FLAGS_warmup_steps)));
   absl::StatusOr<v1::TrainerSummary> warm = RunTraining(options, comm, clock, TrainerSinks());
   if (!warm.ok()) return warm.status();

@@ -228,14 +228,7 @@ absl::Status Controller::ReportMetrics(const v1::ReportMetricsRequest& request,
   }
   ReportRejected(request, batch, response);
   // Gauges are set before the reply, so the next scrape already sees the point.
-  for (const v1::MetricPoint& point : batch.accepted) {
-    const v1::Trial& trial = batch.updated.at(point.trial_id());
-    metrics_->ObserveTrialMetric({trial.experiment_id(), trial.id(), trial.variant(),
-                                  trial.spec().model().arch(), absl::StrCat(trial.seed())},
-                                 point);
-    hub_.Metric(trial.experiment_id(), point);
-  }
-  metrics_->AddMetricPoints(static_cast<int>(batch.accepted.size()));
+  PublishMetrics(batch, *metrics_, hub_);
   return absl::OkStatus();
 }
 

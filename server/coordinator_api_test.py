@@ -1,6 +1,7 @@
 """The real coordinator binary, driven through the real grpcurl: submit, get, list, cancel,
 worker heartbeats and metric reports, compare, logs, /metrics, auth, and restart persistence."""
 
+import concurrent.futures
 import json
 import os
 import signal
@@ -32,11 +33,13 @@ def start(workdir, extra=()):
 
 def call(coordinator, method, data, check=True, headers=()):
     """grpcurl `method` with JSON `data`; the parsed reply (grpcurl prints proto field names)."""
-    cmd = [testlib.grpcurl(), "-plaintext", "-d", json.dumps(data)]
+    # The request on stdin: a large one does not fit in an argument.
+    cmd = [testlib.grpcurl(), "-plaintext", "-d", "@"]
     for header in headers:
         cmd += ["-H", header]
     cmd += [coordinator.address, f"gauntlet.v1.{method}"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(cmd, input=json.dumps(data), capture_output=True, text=True,
+                            timeout=60)
     if not check:
         return result
     if result.returncode != 0:
@@ -232,6 +235,34 @@ class CoordinatorApiTest(unittest.TestCase):
         updates = [e["trial_update"]["state"] for e in events if "trial_update" in e]
         self.assertEqual(updates, ["TRIAL_STATE_CANCELED"] * 4)
         self.assertIn("step 1/100 | loss 4.1", follow_out)
+
+    def test_acknowledged_metric_points_survive_kill9(self):
+        self.submit(self.ci_tiny)
+        heartbeat(self.coordinator)
+        wait_until(lambda: all(t["state"] == "TRIAL_STATE_SCHEDULED"
+                               for t in self.get("exp-1")["trials"]), what="scheduling")
+        heartbeat(self.coordinator, [{"trialId": f"exp-1-{i}", "attempt": 1,
+                                      "state": "PROCESS_STATE_RUNNING"} for i in range(4)])
+        # Batches from several clients at once, so some are committed together (group commit);
+        # enough points that the log crosses a checkpoint threshold on the way.
+        batches, per_batch = 24, 2000
+
+        def report(b):
+            points = [{"trialId": "exp-1-0", "name": "val_loss", "value": 1.0,
+                       "step": str(b * per_batch + i), "tokens": str(b * per_batch + i),
+                       "trainSeconds": float(b * per_batch + i), "unixTime": time.time()}
+                      for i in range(per_batch)]
+            call(self.coordinator, "WorkerService/ReportMetrics",
+                 {"workerId": "w1", "attempt": 1, "points": points})
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+            list(pool.map(report, range(batches)))
+        # Every batch was acknowledged: kill at once, no chance to flush anything.
+        self.coordinator.stop(sig=signal.SIGKILL)
+        self.coordinator = start(self.workdir)
+        table = call(self.coordinator, "Coordinator/CompareExperiment", {"experiment": "exp-1"})
+        curve = [c for c in table["curves"] if c["trial_id"] == "exp-1-0"][0]
+        self.assertEqual([int(t) for t in curve["tokens"]], list(range(batches * per_batch)))
 
     def test_auth_token(self):
         self.coordinator.stop(sig=signal.SIGKILL)

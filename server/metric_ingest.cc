@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdint>
 #include <iostream>
+#include <set>
+#include <string_view>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -85,6 +87,27 @@ std::vector<v1::Trial> ApplyMetrics(const MetricBatch& batch, TrialLifecycle& li
     rows.push_back(trial);
   }
   return rows;
+}
+
+void PublishMetrics(const MetricBatch& batch, CoordinatorMetrics& metrics, WatchHub& hub) {
+  // A gauge shows only the latest value, so each trial's last point of each name is enough;
+  // taken in request order, the step and time gauges end at the trial's last point.
+  std::set<std::pair<std::string_view, std::string_view>> seen;
+  std::vector<bool> latest(batch.accepted.size());
+  for (size_t i = batch.accepted.size(); i-- > 0;) {
+    latest[i] = seen.emplace(batch.accepted[i].trial_id(), batch.accepted[i].name()).second;
+  }
+  for (size_t i = 0; i < batch.accepted.size(); ++i) {
+    const v1::MetricPoint& point = batch.accepted[i];
+    const v1::Trial& trial = batch.updated.at(point.trial_id());
+    if (latest[i]) {
+      metrics.ObserveTrialMetric({trial.experiment_id(), trial.id(), trial.variant(),
+                                  trial.spec().model().arch(), absl::StrCat(trial.seed())},
+                                 point);
+    }
+    hub.Metric(trial.experiment_id(), point);
+  }
+  metrics.AddMetricPoints(static_cast<int>(batch.accepted.size()));
 }
 
 void ReportRejected(const v1::ReportMetricsRequest& request, MetricBatch& batch,

@@ -8,7 +8,9 @@
 #include "absl/status/status.h"
 #include "gauntlet/v1/coordinator.pb.h"
 #include "gauntlet/v1/worker.pb.h"
+#include "server/metrics.h"
 #include "server/trial_lifecycle.h"
+#include "server/watch_hub.h"
 
 namespace gauntlet {
 
@@ -38,6 +40,10 @@ absl::Status CheckLogs(const v1::ReportLogsRequest& request, TrialLifecycle& lif
 // Sets the latest metrics, step and steps lost of the batch's trials in memory; returns the
 // trial rows to store with the points.
 std::vector<v1::Trial> ApplyMetrics(const MetricBatch& batch, TrialLifecycle& lifecycle);
+
+// Sets the trials' Prometheus gauges from the accepted points and passes every point to the
+// experiments' watchers.
+void PublishMetrics(const MetricBatch& batch, CoordinatorMetrics& metrics, WatchHub& hub);
 
 // Logs the refused points (one line per request) and lists them in `response` (when given).
 void ReportRejected(const v1::ReportMetricsRequest& request, MetricBatch& batch,

@@ -1,18 +1,12 @@
 #include "server/ordered_store.h"
 
+#include <exception>
+#include <iterator>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+
 namespace gauntlet {
-
-OrderedStore::OrderedStore(Store* inner) : inner_(inner), writer_([this] { WriterLoop(); }) {}
-
-OrderedStore::~OrderedStore() {
-  {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-  }
-  writer_.join();
-}
 
 uint64_t OrderedStore::Queue(Job job) {
   absl::MutexLock lock(&mu_);
@@ -38,11 +32,34 @@ uint64_t OrderedStore::QueueMetrics(std::vector<v1::MetricPoint> points,
 
 absl::Status OrderedStore::Wait(uint64_t ticket) {
   absl::MutexLock lock(&mu_);
-  auto written = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return done_.count(ticket) > 0; };
-  mu_.Await(absl::Condition(&written));
-  absl::Status status = std::move(done_[ticket]);
-  done_.erase(ticket);
-  return status;
+  while (true) {
+    auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return done_.count(ticket) > 0 || !writing_;
+    };
+    mu_.Await(absl::Condition(&ready));
+    if (auto it = done_.find(ticket); it != done_.end()) {
+      absl::Status status = std::move(it->second);
+      done_.erase(it);
+      return status;
+    }
+    // Nobody writes and this ticket is still queued: write the queue, this ticket included.
+    std::deque<Job> jobs;
+    jobs.swap(queue_);
+    writing_ = true;
+    mu_.Unlock();
+    std::map<uint64_t, absl::Status> results;
+    try {
+      results = Write(jobs);
+    } catch (const std::exception& e) {
+      // A write that threw (std::bad_alloc) fails its batch; the next writer starts clean.
+      for (const Job& job : jobs) {
+        results.try_emplace(job.ticket, absl::InternalError(absl::StrCat("store: ", e.what())));
+      }
+    }
+    mu_.Lock();
+    done_.merge(results);
+    writing_ = false;
+  }
 }
 
 absl::Status OrderedStore::Run(std::function<absl::Status()> write) {
@@ -51,38 +68,31 @@ absl::Status OrderedStore::Run(std::function<absl::Status()> write) {
   return Wait(Queue(std::move(job)));
 }
 
-void OrderedStore::WriterLoop() {
-  while (true) {
-    std::deque<Job> jobs;
-    {
-      absl::MutexLock lock(&mu_);
-      auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !queue_.empty() || stopping_; };
-      mu_.Await(absl::Condition(&ready));
-      if (queue_.empty()) return;  // stopping, and everything was written
-      jobs.swap(queue_);
+std::map<uint64_t, absl::Status> OrderedStore::Write(std::deque<Job>& jobs) {
+  std::map<uint64_t, absl::Status> results;
+  for (size_t i = 0; i < jobs.size();) {
+    if (jobs[i].write) {
+      results[jobs[i].ticket] = jobs[i].write();
+      ++i;
+      continue;
     }
-    std::map<uint64_t, absl::Status> results;
-    for (size_t i = 0; i < jobs.size();) {
-      if (jobs[i].write) {
-        results[jobs[i].ticket] = jobs[i].write();
-        ++i;
-        continue;
-      }
-      // Consecutive metric batches: one transaction. A trial in several of them is written
-      // once per batch, in order, so the last (newest) row wins.
-      std::vector<v1::MetricPoint> points;
-      std::vector<const v1::Trial*> trials;
-      size_t end = i;
-      for (; end < jobs.size() && !jobs[end].write; ++end) {
-        points.insert(points.end(), jobs[end].points.begin(), jobs[end].points.end());
-        for (const v1::Trial& trial : jobs[end].trials) trials.push_back(&trial);
-      }
-      const absl::Status status = inner_->SaveMetrics(points, trials);
-      for (; i < end; ++i) results[jobs[i].ticket] = status;
+    // Consecutive metric batches: one transaction. A trial in several of them is written
+    // once, with its row from the last (newest) batch.
+    std::vector<v1::MetricPoint> points;
+    std::map<std::string, const v1::Trial*> newest;
+    size_t end = i;
+    for (; end < jobs.size() && !jobs[end].write; ++end) {
+      points.insert(points.end(), std::make_move_iterator(jobs[end].points.begin()),
+                    std::make_move_iterator(jobs[end].points.end()));
+      for (const v1::Trial& trial : jobs[end].trials) newest[trial.id()] = &trial;
     }
-    absl::MutexLock lock(&mu_);
-    done_.merge(results);
+    std::vector<const v1::Trial*> trials;
+    trials.reserve(newest.size());
+    for (const auto& [id, trial] : newest) trials.push_back(trial);
+    const absl::Status status = inner_->SaveMetrics(points, trials);
+    for (; i < end; ++i) results[jobs[i].ticket] = status;
   }
+  return results;
 }
 
 absl::Status OrderedStore::CreateExperiment(const v1::Experiment& experiment) {

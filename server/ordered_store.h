@@ -6,7 +6,6 @@
 #include <functional>
 #include <map>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -14,18 +13,20 @@
 
 namespace gauntlet {
 
-// A Store whose writes all go through one queue and one writer thread, in the order they were
-// queued, so the controller can queue a write while it holds its lock (that fixes the order) and
-// wait for it after letting go: a trial row written with a batch of metric points can then never
-// overtake a later transition of that trial, and no lock of the controller is held while SQLite
-// works. Metric batches queued back to back are written as one transaction (group commit).
-// Every write method of the Store interface queues and waits; reads pass straight through.
-// Thread-safe when `inner` is.
+// A Store whose writes all go through one queue, written in the order they were queued, so the
+// controller can queue a write while it holds its lock (that fixes the order) and wait for it
+// after letting go: a trial row written with a batch of metric points can then never overtake a
+// later transition of that trial, and no lock of the controller is held while SQLite works.
+// There is no writer thread: a waiter whose write is still queued while nobody writes becomes
+// the writer and writes everything queued, others' writes included (leader/follower group
+// commit). An uncontended write thus costs no thread hand-off (two wake-ups of a writer thread
+// were most of a metric batch's tail on a busy machine), and metric batches queued while one
+// is written go out together as one transaction. Every write method of the Store interface
+// queues and waits; reads pass straight through. Every ticket must be waited for. Thread-safe
+// when `inner` is.
 class OrderedStore final : public Store {
  public:
-  explicit OrderedStore(Store* inner);
-  // Writes what is queued, then stops the writer.
-  ~OrderedStore() override;
+  explicit OrderedStore(Store* inner) : inner_(inner) {}
 
   // Queues the write of a new experiment, which must outlive Wait(ticket).
   uint64_t QueueCreate(const v1::Experiment& experiment);
@@ -68,15 +69,16 @@ class OrderedStore final : public Store {
   uint64_t Queue(Job job);
   // Queues `write` and waits for it (the Store interface's writes).
   absl::Status Run(std::function<absl::Status()> write);
-  void WriterLoop();
+  // Writes `jobs` in order; ticket -> outcome.
+  std::map<uint64_t, absl::Status> Write(std::deque<Job>& jobs);
 
   Store* const inner_;
   absl::Mutex mu_;
   std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, absl::Status> done_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread writer_;
+  // Whether a waiter is writing now (one at a time keeps the queue's order).
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace gauntlet

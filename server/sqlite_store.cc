@@ -68,13 +68,20 @@ absl::Status SqliteError(sqlite3* db, const std::string& what) {
   return absl::InternalError(message);
 }
 
-// A prepared statement that finalizes itself.
+// A prepared statement that finalizes itself, or a use of a cached one (left reset).
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
+  Statement(sqlite3* db, const char* sql) : db_(db), owned_(true) {
     if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) stmt_ = nullptr;
   }
-  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(sqlite3* db, sqlite3_stmt* cached) : db_(db), stmt_(cached), owned_(false) {}
+  ~Statement() {
+    if (owned_) {
+      sqlite3_finalize(stmt_);
+    } else if (stmt_ != nullptr) {
+      Reset();
+    }
+  }
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
@@ -121,7 +128,15 @@ class Statement {
  private:
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
+  const bool owned_;
 };
+
+constexpr char kInsertMetric[] =
+    "INSERT INTO metrics(trial_id, name, value, step, tokens, train_seconds, unix_time) "
+    "VALUES(?,?,?,?,?,?,?)";
+constexpr char kUpsertTrial[] =
+    "INSERT INTO trials(id, experiment_id, idx, state, proto) VALUES(?,?,?,?,?) "
+    "ON CONFLICT(id) DO UPDATE SET state=excluded.state, proto=excluded.proto";
 
 // Trial rows hold everything but the history, which lives in `transitions`.
 std::string SerializeTrial(const v1::Trial& trial) {
@@ -132,7 +147,9 @@ std::string SerializeTrial(const v1::Trial& trial) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path) {
+namespace {
+
+absl::StatusOr<sqlite3*> OpenConnection(const std::string& path) {
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
       SQLITE_OK) {
@@ -142,19 +159,118 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
     return status;
   }
   sqlite3_busy_timeout(db, 5000);
-  std::unique_ptr<SqliteStore> store(new SqliteStore(db));
-  absl::MutexLock lock(&store->mu_);
-  // WAL keeps readers and the writer apart; NORMAL sync is durable across process crashes.
-  for (const char* sql : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=NORMAL;",
-                          "PRAGMA foreign_keys=ON;", kSchema}) {
-    if (absl::Status status = store->Exec(sql); !status.ok()) return status;
+  return db;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
+                                                               SqliteStoreOptions options) {
+  absl::StatusOr<sqlite3*> db = OpenConnection(path);
+  if (!db.ok()) return db.status();
+  {
+    // WAL keeps readers and the writer apart (and lets the checkpointer run beside the writer);
+    // NORMAL sync is durable across process crashes: a commit is in the log (the page cache)
+    // before the call returns, and only a power loss can take the last ones.
+    char* error = nullptr;
+    // The log file is truncated back to 64 MiB when rewound after a burst.
+    for (const char* sql : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=NORMAL;",
+                            "PRAGMA journal_size_limit=67108864;", "PRAGMA foreign_keys=ON;",
+                            kSchema}) {
+      if (sqlite3_exec(*db, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+        absl::Status status = absl::InternalError(
+            absl::StrCat("sqlite: ", path, ": ", error ? error : "unknown error"));
+        sqlite3_free(error);
+        sqlite3_close(*db);
+        return status;
+      }
+    }
   }
-  return store;
+  absl::StatusOr<sqlite3*> checkpoint_db = OpenConnection(path);
+  // A connection knows the file is in WAL mode (and checkpoints it) only once it has read it.
+  if (checkpoint_db.ok() &&
+      sqlite3_exec(*checkpoint_db, "PRAGMA journal_mode=WAL;", nullptr, nullptr, nullptr) !=
+          SQLITE_OK) {
+    checkpoint_db = absl::InternalError(
+        absl::StrCat("sqlite: ", path, ": ", sqlite3_errmsg(*checkpoint_db)));
+  }
+  if (!checkpoint_db.ok()) {
+    sqlite3_close(*db);
+    return checkpoint_db.status();
+  }
+  return std::unique_ptr<SqliteStore>(new SqliteStore(*db, *checkpoint_db, options));
+}
+
+SqliteStore::SqliteStore(sqlite3* db, sqlite3* checkpoint_db, SqliteStoreOptions options)
+    : options_(options), db_(db), checkpoint_db_(checkpoint_db) {
+  // Replaces SQLite's automatic checkpoint (which runs inside the committing call).
+  sqlite3_wal_hook(db, &SqliteStore::OnCommit, this);
+  checkpointer_ = std::thread([this] { CheckpointLoop(); });
 }
 
 SqliteStore::~SqliteStore() {
+  {
+    absl::MutexLock lock(&checkpoint_mu_);
+    stopping_ = true;
+  }
+  checkpointer_.join();
+  sqlite3_close(checkpoint_db_);
   absl::MutexLock lock(&mu_);
+  sqlite3_finalize(insert_metric_);
+  sqlite3_finalize(upsert_trial_);
   sqlite3_close(db_);
+}
+
+int SqliteStore::OnCommit(void* self, sqlite3* db, const char* name, int wal_pages) {
+  SqliteStore* store = static_cast<SqliteStore*>(self);
+  if (wal_pages >= store->options_.max_wal_pages) {
+    // The checkpointer is this far behind: do one here, as SQLite would, to bound the log.
+    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  } else if (wal_pages >= store->options_.checkpoint_pages) {
+    absl::MutexLock lock(&store->checkpoint_mu_);
+    store->checkpoint_wanted_ = true;
+  }
+  return SQLITE_OK;
+}
+
+void SqliteStore::CheckpointLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&checkpoint_mu_);
+      auto due = [this]() ABSL_SHARED_LOCKS_REQUIRED(checkpoint_mu_) {
+        return checkpoint_wanted_ || stopping_;
+      };
+      checkpoint_mu_.Await(absl::Condition(&due));
+      checkpoint_wanted_ = false;
+    }
+    // PASSIVE: copies what no reader still needs, never blocks the writer. A commit that starts
+    // after a complete checkpoint rewinds the log to its beginning, so the file stops growing.
+    sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                              nullptr);
+    absl::MutexLock lock(&checkpoint_mu_);
+    ++checkpoints_;
+    if (stopping_) return;
+  }
+}
+
+int64_t SqliteStore::checkpoints() const {
+  absl::MutexLock lock(&checkpoint_mu_);
+  return checkpoints_;
+}
+
+bool SqliteStore::AwaitCheckpoints(int64_t n, absl::Duration timeout) const {
+  absl::MutexLock lock(&checkpoint_mu_);
+  auto done = [&]() ABSL_SHARED_LOCKS_REQUIRED(checkpoint_mu_) { return checkpoints_ >= n; };
+  return checkpoint_mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+}
+
+sqlite3_stmt* SqliteStore::Prepared(sqlite3_stmt** slot, const char* sql) {
+  if (*slot == nullptr && sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, slot,
+                                             nullptr) != SQLITE_OK) {
+    sqlite3_finalize(*slot);
+    *slot = nullptr;
+  }
+  return *slot;
 }
 
 absl::Status SqliteStore::Exec(const char* sql) {
@@ -188,9 +304,7 @@ absl::Status SqliteStore::InTransaction(Body body) {
 absl::Status SqliteStore::WriteTrial(const v1::Trial& trial) {
   const size_t dash = trial.id().rfind('-');
   const int64_t index = dash == std::string::npos ? 0 : std::atoll(trial.id().c_str() + dash + 1);
-  Statement stmt(db_,
-                 "INSERT INTO trials(id, experiment_id, idx, state, proto) VALUES(?,?,?,?,?) "
-                 "ON CONFLICT(id) DO UPDATE SET state=excluded.state, proto=excluded.proto");
+  Statement stmt(db_, Prepared(&upsert_trial_, kUpsertTrial));
   if (!stmt.ok()) return SqliteError(db_, "prepare trial");
   stmt.Bind(1, trial.id()).Bind(2, trial.experiment_id()).Bind(3, index);
   stmt.Bind(4, static_cast<int64_t>(trial.state())).BindBlob(5, SerializeTrial(trial));
@@ -255,9 +369,7 @@ absl::Status SqliteStore::SaveMetrics(const std::vector<v1::MetricPoint>& points
                                       const std::vector<const v1::Trial*>& trials) {
   absl::MutexLock lock(&mu_);
   return InTransaction([&]() -> absl::Status {
-    Statement stmt(db_,
-                   "INSERT INTO metrics(trial_id, name, value, step, tokens, train_seconds, "
-                   "unix_time) VALUES(?,?,?,?,?,?,?)");
+    Statement stmt(db_, Prepared(&insert_metric_, kInsertMetric));
     if (!stmt.ok()) return SqliteError(db_, "prepare metrics");
     for (const v1::MetricPoint& p : points) {
       stmt.Reset();

@@ -1,5 +1,7 @@
 #include "server/sqlite_store.h"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -132,6 +134,69 @@ TEST(SqliteStoreTest, DownsampleKeepsEvenlySpacedPointsPerNameWithBothEnds) {
   EXPECT_EQ((*store)->LoadMetrics("exp-1-0", "lr")->size(), 11u);
   EXPECT_EQ((*store)->LoadMetrics("exp-1-1", "lr")->size(), 1001u);
   EXPECT_FALSE((*store)->DownsampleMetrics("exp-1-1", 1).ok());
+}
+
+std::vector<v1::MetricPoint> Points(const std::string& trial_id, int first_step, int n) {
+  std::vector<v1::MetricPoint> points;
+  for (int step = first_step; step < first_step + n; ++step) {
+    v1::MetricPoint& p = points.emplace_back();
+    p.set_trial_id(trial_id);
+    p.set_name("train_loss");
+    p.set_step(step);
+    p.set_value(1.0 / (1 + step));
+  }
+  return points;
+}
+
+int64_t FileBytes(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 ? st.st_size : -1;
+}
+
+TEST(SqliteStoreTest, CheckpointsRunInTheBackgroundAndKeepTheLogSmall) {
+  const std::string path = TempDb("checkpoint.db");
+  constexpr int kBatches = 40;
+  constexpr int kPerBatch = 2000;
+  {
+    SqliteStoreOptions options;
+    options.checkpoint_pages = 16;
+    options.max_wal_pages = 1 << 30;
+    auto store = SqliteStore::Open(path, options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->CreateExperiment(MakeExperiment("exp-1", "one", 1)).ok());
+    for (int i = 0; i < kBatches; ++i) {
+      ASSERT_TRUE((*store)->SaveMetrics(Points("exp-1-0", i * kPerBatch, kPerBatch), {}).ok());
+      // Each batch is over 16 pages, so each commit asks the checkpointer for one.
+      ASSERT_TRUE((*store)->AwaitCheckpoints(i + 1, absl::Seconds(30))) << i;
+    }
+    // Commits after a complete checkpoint rewind the log: it holds a few batches, not forty.
+    const int64_t wal = FileBytes(path + "-wal");
+    const int64_t db = FileBytes(path);
+    EXPECT_GT(db, 2 * wal) << "db " << db << " wal " << wal;
+  }
+  auto store = SqliteStore::Open(path);
+  ASSERT_TRUE(store.ok());
+  auto points = (*store)->LoadMetrics("exp-1-0", "train_loss");
+  ASSERT_TRUE(points.ok());
+  ASSERT_EQ(points->size(), static_cast<size_t>(kBatches * kPerBatch));
+  for (int i = 0; i < kBatches * kPerBatch; ++i) ASSERT_EQ((*points)[i].step(), i);
+}
+
+TEST(SqliteStoreTest, ACommitCheckpointsItselfWhenTheBackgroundFallsTooFarBehind) {
+  const std::string path = TempDb("fallback.db");
+  // The background is never asked; the bound alone keeps the log in check.
+  SqliteStoreOptions options;
+  options.checkpoint_pages = 1 << 30;
+  options.max_wal_pages = 32;
+  auto store = SqliteStore::Open(path, options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->CreateExperiment(MakeExperiment("exp-1", "one", 1)).ok());
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE((*store)->SaveMetrics(Points("exp-1-0", i * 2000, 2000), {}).ok());
+  }
+  EXPECT_EQ((*store)->checkpoints(), 0);
+  EXPECT_GT(FileBytes(path), 2 * FileBytes(path + "-wal"));
+  EXPECT_EQ((*store)->LoadMetrics("exp-1-0", "train_loss")->size(), 80000u);
 }
 
 }  // namespace

@@ -14,8 +14,8 @@
 #include "common/spec_yaml.h"
 #include "trainer/dist/dist_env.h"
 #include "trainer/dist/rendezvous.h"
+#include "common/clock.h"
 #include "trainer/kernels/aten_util.h"
-#include "trainer/train/clock.h"
 #include "trainer/train/event_writer.h"
 #include "trainer/train/exit_code.h"
 #include "trainer/train/train_loop.h"
@@ -142,7 +142,7 @@ int Main() {
     sinks.log = &std::cout;
     sinks.events = events.get();
   }
-  SteadyClock clock;
+  MonotonicClock clock;
   absl::StatusOr<v1::TrainerSummary> summary = RunTraining(options, *group->comm, clock, sinks);
   if (!summary.ok()) return Fail(summary.status(), events.get());
   if (absl::Status s = group->comm->Finish(); !s.ok()) {

@@ -8,12 +8,16 @@
 namespace gauntlet {
 
 // A clock that moves only when told to; SleepFor advances it instead of waiting, so a loop under
-// test runs as fast as it can while seeing the time it would have seen.
+// test runs as fast as it can while seeing the time it would have seen. With a `tick`, every
+// reading also moves it on by that much (each timed span of a bench then takes exactly `tick`).
 class FakeClock final : public Clock {
  public:
-  explicit FakeClock(absl::Time start = absl::FromUnixSeconds(1700000000)) : now_(start) {}
+  explicit FakeClock(absl::Time start = absl::FromUnixSeconds(1700000000),
+                     absl::Duration tick = absl::ZeroDuration())
+      : now_(start), tick_(tick) {}
   absl::Time Now() const override {
     absl::MutexLock lock(&mu_);
+    now_ += tick_;
     return now_;
   }
   void SleepFor(absl::Duration d) const override {
@@ -35,6 +39,7 @@ class FakeClock final : public Clock {
  private:
   mutable absl::Mutex mu_;
   mutable absl::Time now_ ABSL_GUARDED_BY(mu_);
+  const absl::Duration tick_;
 };
 
 }  // namespace gauntlet

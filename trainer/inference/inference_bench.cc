@@ -48,16 +48,16 @@ double Median(std::vector<double> values) {
 // Seconds of each of `repeats` timed runs of `run`, after `warmup` untimed ones. `setup` runs
 // before each, untimed.
 std::vector<double> Time(const InferenceBenchOptions& options, const torch::Device& device,
-                         Clock& clock, const std::function<void()>& setup,
+                         const Clock& clock, const std::function<void()>& setup,
                          const std::function<void()>& run) {
   std::vector<double> seconds;
   for (int i = 0; i < options.warmup + options.repeats; ++i) {
     setup();
     Synchronize(device);
-    const double start = clock.Seconds();
+    const double start = ClockSeconds(clock);
     run();
     Synchronize(device);
-    if (i >= options.warmup) seconds.push_back(clock.Seconds() - start);
+    if (i >= options.warmup) seconds.push_back(ClockSeconds(clock) - start);
   }
   return seconds;
 }
@@ -66,7 +66,7 @@ std::vector<double> Time(const InferenceBenchOptions& options, const torch::Devi
 
 absl::StatusOr<InferenceBenchResult> RunInferenceBench(LanguageModelImpl& model,
                                                        const InferenceBenchOptions& options,
-                                                       const torch::Device& device, Clock& clock) {
+                                                       const torch::Device& device, const Clock& clock) {
   const ModelConfig& c = model.config();
   if (!model.SupportsKvCache()) {
     return absl::InvalidArgumentError(

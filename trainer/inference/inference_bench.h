@@ -12,7 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "trainer/models/model.h"
-#include "trainer/train/clock.h"
+#include "common/clock.h"
 
 namespace gauntlet {
 
@@ -58,7 +58,7 @@ struct InferenceBenchResult {
 // KV-cache decoding. The clock times each run after a device sync.
 absl::StatusOr<InferenceBenchResult> RunInferenceBench(LanguageModelImpl& model,
                                                        const InferenceBenchOptions& options,
-                                                       const torch::Device& device, Clock& clock);
+                                                       const torch::Device& device, const Clock& clock);
 
 }  // namespace gauntlet
 

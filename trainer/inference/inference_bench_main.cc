@@ -28,7 +28,7 @@
 #include "gauntlet/v1/spec.pb.h"
 #include "trainer/inference/inference_bench.h"
 #include "trainer/models/registry.h"
-#include "trainer/train/clock.h"
+#include "common/clock.h"
 
 ABSL_FLAG(std::string, archs, "standard,worker,sparse_depth,hybrid", "Comma-separated archs");
 ABSL_FLAG(std::string, size, "seed", "Named model size");
@@ -128,7 +128,7 @@ int Main() {
       torch::NoGradGuard no_grad;
       for (torch::Tensor& p : (*model)->parameters()) p.set_data(p.data().to(torch::kBFloat16));
     }
-    SteadyClock clock;
+    MonotonicClock clock;
     absl::StatusOr<InferenceBenchResult> r = RunInferenceBench(**model, options, device, clock);
     if (!r.ok()) {
       std::cerr << "error: " << arch << ": " << r.status().message() << "\n";

@@ -8,21 +8,14 @@
 #include "common/model_config.h"
 #include "trainer/models/registry.h"
 #include "trainer/models/tiny_configs.h"
-#include "trainer/train/clock.h"
+#include "common/clock.h"
+#include "common/testing/fake_clock.h"
 
 namespace gauntlet {
 namespace {
 
-// Every reading is `step` seconds after the previous one, so each timed run takes `step`.
-class TickingClock : public Clock {
- public:
-  explicit TickingClock(double step) : step_(step) {}
-  double Seconds() override { return now_ += step_; }
-
- private:
-  double step_;
-  double now_ = 0;
-};
+// Every reading is `tick` after the previous one, so each timed run takes `tick`.
+FakeClock TickingClock(absl::Duration tick) { return FakeClock(absl::UnixEpoch(), tick); }
 
 std::shared_ptr<LanguageModelImpl> Build(const std::string& arch) {
   torch::manual_seed(0);
@@ -44,7 +37,7 @@ InferenceBenchOptions SmallOptions() {
 
 TEST(InferenceBenchTest, ReportsEveryMeasurementFromTheClock) {
   auto model = Build("standard");
-  TickingClock clock(0.5);
+  FakeClock clock = TickingClock(absl::Milliseconds(500));
   absl::StatusOr<InferenceBenchResult> result =
       RunInferenceBench(*model, SmallOptions(), torch::Device(torch::kCPU), clock);
   ASSERT_TRUE(result.ok()) << result.status();
@@ -65,7 +58,7 @@ TEST(InferenceBenchTest, ReportsEveryMeasurementFromTheClock) {
 TEST(InferenceBenchTest, RunsEveryArchOnTheRealClock) {
   for (const char* arch : {"worker", "sparse_depth", "hybrid", "sqa/sqa", "looped"}) {
     auto model = Build(arch);
-    SteadyClock clock;
+    MonotonicClock clock;
     absl::StatusOr<InferenceBenchResult> result =
         RunInferenceBench(*model, SmallOptions(), torch::Device(torch::kCPU), clock);
     ASSERT_TRUE(result.ok()) << arch << ": " << result.status();
@@ -78,7 +71,7 @@ TEST(InferenceBenchTest, RunsEveryArchOnTheRealClock) {
 TEST(InferenceBenchTest, TimesTheStaticDecodeStepWhereTheArchHasOne) {
   InferenceBenchOptions options = SmallOptions();
   options.static_decode = true;
-  SteadyClock clock;
+  MonotonicClock clock;
   auto standard = Build("standard");
   absl::StatusOr<InferenceBenchResult> result =
       RunInferenceBench(*standard, options, torch::Device(torch::kCPU), clock);
@@ -91,7 +84,7 @@ TEST(InferenceBenchTest, TimesTheStaticDecodeStepWhereTheArchHasOne) {
 
 TEST(InferenceBenchTest, RejectsLengthsBeyondTheModelsWindow) {
   auto model = Build("standard");  // seq_len 64
-  TickingClock clock(1);
+  FakeClock clock = TickingClock(absl::Seconds(1));
   InferenceBenchOptions options = SmallOptions();
   options.prefill_contexts = {65};
   absl::StatusOr<InferenceBenchResult> result =

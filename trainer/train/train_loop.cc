@@ -130,7 +130,7 @@ absl::Status BadSpec(absl::Status s) { return WithExitCode(std::move(s), ExitCod
 }  // namespace
 
 absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Communicator& comm,
-                                               Clock& clock, const TrainerSinks& sinks) {
+                                               const Clock& clock, const TrainerSinks& sinks) {
   const v1::TrialSpec& spec = options.spec;
   const torch::Device device = options.device;
   const int rank = comm.rank();
@@ -346,7 +346,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
   EvalResult last_eval;
   google::protobuf::RepeatedPtrField<v1::SubmodelEval> submodel_evals;
   auto score = [&](const EvalOptions& eval) -> absl::StatusOr<EvalResult> {
-    const double start = clock.Seconds();
+    const double start = ClockSeconds(clock);
     absl::StatusOr<EvalResult> r = Evaluate(*model, *dataset, eval, device, rank, world);
     if (!r.ok()) return r.status();
     absl::StatusOr<std::vector<double>> sums = SumAcrossRanks(
@@ -359,7 +359,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     r->native_count = (*sums)[3];
     r->tokens_scored = (*sums)[4];
     FinishEvalResult(*r);
-    eval_seconds += clock.Seconds() - start;
+    eval_seconds += ClockSeconds(clock) - start;
     return r;
   };
   auto evaluate = [&](const EvalOptions& eval) -> absl::Status {
@@ -379,7 +379,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
   auto save_checkpoint = [&]() -> absl::Status {
     if (!checkpoints.has_value() || rank != 0) return absl::OkStatus();
     if (absl::Status s = fence.Check(/*force=*/true); !s.ok()) return s;
-    const double start = clock.Seconds();
+    const double start = ClockSeconds(clock);
     Checkpoint c;
     c.step = step;
     for (const auto& item : model->named_parameters()) c.tensors["model/" + item.key()] = item.value();
@@ -396,10 +396,10 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     c.ints["tokens"] = tokens;
     c.doubles["train_seconds"] = train_seconds;
     c.doubles["eval_seconds"] = eval_seconds;
-    c.doubles["checkpoint_seconds"] = checkpoint_seconds + (clock.Seconds() - start);
+    c.doubles["checkpoint_seconds"] = checkpoint_seconds + (ClockSeconds(clock) - start);
     c.doubles["last_train_loss"] = last_loss;
     if (absl::Status s = checkpoints->Save(c); !s.ok()) return s;
-    checkpoint_seconds += clock.Seconds() - start;
+    checkpoint_seconds += ClockSeconds(clock) - start;
     metric("checkpoint_seconds", checkpoint_seconds);
     return absl::OkStatus();
   };
@@ -431,24 +431,24 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
   }
   std::unique_ptr<KernelProfile> profile;
   double profile_start = 0;
-  double window_start = clock.Seconds();  // training time since the last pause
+  double window_start = ClockSeconds(clock);  // training time since the last pause
   int64_t window_steps = 0;
   double window_train_seconds = 0;
   double last_val = std::nan("");
   double last_eval_time = train_seconds;
   auto pause_clock = [&] {  // everything queued so far is training time
     SynchronizeDevice(device);
-    const double now = clock.Seconds();
+    const double now = ClockSeconds(clock);
     train_seconds += now - window_start;
     window_train_seconds += now - window_start;
     window_start = now;
   };
-  auto resume_clock = [&] { window_start = clock.Seconds(); };
+  auto resume_clock = [&] { window_start = ClockSeconds(clock); };
   auto budget_done = [&]() -> absl::StatusOr<bool> {
     if (!budget->is_seconds()) return budget->Done(step, tokens, 0);
     // Ranks' clocks differ: rank 0's time decides for everyone, once per log window.
     if (world > 1 && step % log_every != 0) return false;
-    const double elapsed = train_seconds + (clock.Seconds() - window_start);
+    const double elapsed = train_seconds + (ClockSeconds(clock) - window_start);
     absl::StatusOr<std::vector<double>> t =
         SumAcrossRanks(comm, device, {rank == 0 ? elapsed : 0.0});
     if (!t.ok()) return t.status();
@@ -564,19 +564,19 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     while (!finished) {
       // ---- step: forward/backward over the micro-batches (buckets all-reduce during the last
       // backward), clip and fused AdamW; one CUDA graph replay once captured.
-      const double elapsed = train_seconds + (clock.Seconds() - window_start);
+      const double elapsed = train_seconds + (ClockSeconds(clock) - window_start);
       const double lr = schedule->At(
           step, budget->DecayProgress(step, elapsed, schedule->warmup_steps()));
       constexpr int64_t kProfileFrom = 20;  // steps in: past the eager steps and the capture
       if (options.profile_steps > 0 && rank == 0 && step == resumed_from + kProfileFrom) {
         SynchronizeDevice(device);
         profile = KernelProfile::Start();
-        profile_start = clock.Seconds();
+        profile_start = ClockSeconds(clock);
       }
       if (profile != nullptr && step == resumed_from + kProfileFrom + options.profile_steps) {
         SynchronizeDevice(device);
         const std::string table = profile->Finish(options.profile_steps,
-                                                  clock.Seconds() - profile_start);
+                                                  ClockSeconds(clock) - profile_start);
         profile.reset();
         if (sinks.log != nullptr) *sinks.log << table << std::flush;
       }

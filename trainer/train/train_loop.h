@@ -10,7 +10,7 @@
 #include "gauntlet/v1/spec.pb.h"
 #include "gauntlet/v1/trainer.pb.h"
 #include "trainer/dist/communicator.h"
-#include "trainer/train/clock.h"
+#include "common/clock.h"
 #include "trainer/train/event_writer.h"
 
 namespace gauntlet {
@@ -38,7 +38,7 @@ struct TrainerSinks {
 // Trains one trial to its budget on this rank, resuming from the newest checkpoint in
 // spec.run_dir/checkpoints when there is one. Errors carry their ExitCode (exit_code.h).
 absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Communicator& comm,
-                                               Clock& clock, const TrainerSinks& sinks);
+                                               const Clock& clock, const TrainerSinks& sinks);
 
 }  // namespace gauntlet
 
