@@ -518,7 +518,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
       TrainStep finetune(model.get(), &optimizer, bucketer.get(), params, device, step_options,
                          sinks.log);
       SynchronizeDevice(device);
-      const double start = clock.Seconds();
+      const double start = ClockSeconds(clock);
       for (int64_t i = 0; i < steps; ++i) {
         const StepBatch batch = prefetcher.Next();
         absl::Status stepped = finetune.Run(batch.inputs, batch.targets, lr);
@@ -526,7 +526,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
         if (!stepped.ok()) return stepped;
       }
       SynchronizeDevice(device);
-      attn_drop_result.set_finetune_seconds(clock.Seconds() - start);
+      attn_drop_result.set_finetune_seconds(ClockSeconds(clock) - start);
       absl::StatusOr<std::vector<double>> loss =
           SumAcrossRanks(comm, device, {finetune.lm_loss().item<double>()});
       if (!loss.ok()) return loss.status();
