@@ -249,6 +249,7 @@ absl::Status ValidateLayerStack(const ModelConfig& c) {
         absl::StrCat("model.sliced_attention.slice_len: must be positive, got ", c.slice_len));
   }
   if (c.loops < 1) return Invalid(absl::StrCat("model.looped.loops: must be >= 1, got ", c.loops));
+  if (UsesMixer(c, "worker")) return ValidateWorker(c);
   return absl::OkStatus();
 }
 
@@ -286,12 +287,30 @@ absl::Status ValidateMatFormer(const ModelConfig& c) {
   return absl::OkStatus();
 }
 
+// Share of a phase-0 window's positions that are workers.
+double WorkerShare(const ModelConfig& c, int64_t seq_len) {
+  return static_cast<double>(WorkerPositions(seq_len, c.worker_interval, 0).size()) / seq_len;
+}
+
+// The training head runs at the trained positions only.
+double LayerStackHeadFlops(const ModelConfig& c, int64_t seq_len) {
+  return (LayerStackTrainsWorkersOnly(c) ? WorkerShare(c, seq_len) : 1.0) * HeadFlops(c);
+}
+
 // One pass of the unique layers at FFN hidden width `ffn_width`.
 double LayerStackPassFlops(const ModelConfig& c, int64_t seq_len, int64_t ffn_width) {
   const double d = c.d_model;
   const double head_width = d / c.n_heads;
   double total = 0.0;
   for (const std::string& mixer : c.mixers) {
+    if (mixer == "worker") {
+      // As the worker arch's layer: K/V and the conv at every position, the rest at the workers.
+      const double share = WorkerShare(c, seq_len);
+      total += TrainingMatmulFlops(2.0 * d * d + c.worker_conv_kernel * d) +
+               share * (TrainingMatmulFlops(3.0 * d * d + 2.0 * d * ffn_width) +
+                        TrainingAttentionFlops(d, seq_len));
+      continue;
+    }
     total += TrainingMatmulFlops(2.0 * d * ffn_width);
     if (mixer == "attn") {
       total += TrainingMatmulFlops(5.0 * d * d) + TrainingAttentionFlops(d, seq_len);
@@ -317,7 +336,7 @@ double LayerStackKvValues(const ModelConfig& c, int64_t /*context*/) {
   const double head_width = static_cast<double>(c.d_model) / c.n_heads;
   double per_pass = 0.0;
   for (const std::string& mixer : c.mixers) {
-    if (mixer == "attn" || mixer == "sliced_attn") per_pass += 2.0 * c.d_model;
+    if (mixer == "attn" || mixer == "sliced_attn" || mixer == "worker") per_pass += 2.0 * c.d_model;
     if (mixer == "sqa") per_pass += 2.0 * c.sqa_kv_heads * head_width;
   }
   return c.loops * per_pass;
@@ -326,14 +345,17 @@ double LayerStackKvValues(const ModelConfig& c, int64_t /*context*/) {
 double LayerStackFlops(const ModelConfig& c, int64_t seq_len) {
   const double d = c.d_model;
   const double inter_loop = c.loop_inter_linear ? (c.loops - 1) * TrainingMatmulFlops(d * d) : 0.0;
-  return c.loops * LayerStackPassFlops(c, seq_len, c.d_ff) + inter_loop + HeadFlops(c);
+  return c.loops * LayerStackPassFlops(c, seq_len, c.d_ff) + inter_loop +
+         LayerStackHeadFlops(c, seq_len);
 }
 
 // joint: every granularity's full forward and backward per step; sample: their mean.
 double MatFormerFlops(const ModelConfig& c, int64_t seq_len) {
   const std::vector<int64_t> widths = MatFormerWidths(c);
   double total = 0.0;
-  for (const int64_t width : widths) total += LayerStackPassFlops(c, seq_len, width) + HeadFlops(c);
+  for (const int64_t width : widths) {
+    total += LayerStackPassFlops(c, seq_len, width) + LayerStackHeadFlops(c, seq_len);
+  }
   return c.matformer_train_mode == "sample" ? total / static_cast<double>(widths.size()) : total;
 }
 
@@ -435,8 +457,17 @@ const std::vector<std::string>& KnownSizes() {
 
 const std::vector<std::string>& Mixers() {
   static const auto* const kMixers =
-      new std::vector<std::string>{"attn", "sqa", "sliced_attn", "static_mlp", "none"};
+      new std::vector<std::string>{"attn", "sqa", "sliced_attn", "static_mlp", "none", "worker"};
   return *kMixers;
+}
+
+bool IsAttentionMixer(const std::string& mixer) {
+  return mixer == "attn" || mixer == "sqa" || mixer == "sliced_attn";
+}
+
+bool LayerStackTrainsWorkersOnly(const ModelConfig& c) {
+  return Contains(c.mixers, "worker") &&
+         std::none_of(c.mixers.begin(), c.mixers.end(), IsAttentionMixer);
 }
 
 std::vector<int64_t> WorkerPositions(int64_t seq_len, int64_t interval, int64_t phase) {

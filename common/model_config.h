@@ -105,8 +105,14 @@ const ArchRules* FindArch(const std::string& arch);
 const std::vector<std::string>& KnownArchs();
 // Named sizes ("tiny", "seed", "124m", "gpt2-small").
 const std::vector<std::string>& KnownSizes();
-// Token mixers of the layer-stack archs ("attn", "sqa", "sliced_attn", "static_mlp", "none").
+// Token mixers of the layer-stack archs ("attn", "sqa", "sliced_attn", "static_mlp", "none",
+// "worker").
 const std::vector<std::string>& Mixers();
+// Whether `mixer` is an attention ("attn", "sqa", "sliced_attn"): what attention drop removes.
+bool IsAttentionMixer(const std::string& mixer);
+// Layer-stack archs with "worker" layers and no attention layer: only the workers' predictions
+// read earlier tokens, so only the workers are trained (trainer/models/layer_stack.h).
+bool LayerStackTrainsWorkersOnly(const ModelConfig& config);
 
 // Applies the named size, then every field the spec sets, then the arch's defaults, then
 // validates. Errors are InvalidArgument naming the field as the YAML spells it, e.g.

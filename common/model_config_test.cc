@@ -290,6 +290,22 @@ TEST(LayerStackConfigTest, MixersDefaultsAndErrors) {
   ExpectFieldError(spec, "model.sliced_attention.slice_len");
 }
 
+TEST(LayerStackConfigTest, WorkerMixersTakeTheWorkerOptionsAndDecideTheTrainedPositions) {
+  v1::ModelSpec spec = Spec("mixed", "seed");
+  for (const char* m : {"worker", "static_mlp", "worker", "none"}) spec.add_mixers(m);
+  spec.mutable_worker()->set_interval(8);
+  absl::StatusOr<ModelConfig> c = ResolveModelConfig(spec, 65);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->worker_interval, 8);
+  EXPECT_TRUE(LayerStackTrainsWorkersOnly(*c));  // nothing else mixes tokens
+  c->mixers[3] = "sliced_attn";
+  EXPECT_FALSE(LayerStackTrainsWorkersOnly(*c));
+  c->mixers = {"attn", "attn", "attn", "attn"};
+  EXPECT_FALSE(LayerStackTrainsWorkersOnly(*c));
+  spec.mutable_worker()->set_interval(0);
+  ExpectFieldError(spec, "model.worker.interval");
+}
+
 TEST(LayerStackConfigTest, AttnDropDropsTheDeepestHalfByDefault) {
   absl::StatusOr<ModelConfig> c = ResolveYamlLike("attn_drop");
   ASSERT_TRUE(c.ok()) << c.status();

@@ -388,6 +388,43 @@ void CheckInference(const v1::InferenceSpec& inference, Checker& c) {
   }
 }
 
+// The post-training stages; the model is resolved again (cheap) to count its attention layers.
+void CheckStages(const v1::TrialSpec& spec, Checker& c) {
+  if (!spec.stages().has_attn_drop()) return;
+  const v1::AttnDropStage& stage = spec.stages().attn_drop();
+  if (!stage.has_drop()) {
+    c.Fail("stages.attn_drop.drop", "required: how many attention sub-layers to remove");
+  } else {
+    c.AtLeast<int32_t>("stages.attn_drop.drop", stage.drop(), 1);
+  }
+  c.AtLeast<int64_t>("stages.attn_drop.finetune_steps", stage.finetune_steps(), 0);
+  c.AtMost("stages.attn_drop.finetune_steps", stage.finetune_steps(), 1e9);
+  if (stage.has_finetune_lr()) {
+    c.Positive("stages.attn_drop.finetune_lr", stage.finetune_lr());
+    c.AtMost("stages.attn_drop.finetune_lr", stage.finetune_lr(), 10);
+  }
+  if (stage.has_calibration_windows()) {
+    c.AtLeast<int32_t>("stages.attn_drop.calibration_windows", stage.calibration_windows(), 1);
+    c.AtMost("stages.attn_drop.calibration_windows", stage.calibration_windows(), 4096);
+  }
+  absl::StatusOr<ModelConfig> model = ResolveModelConfig(spec.model(), kValidationVocabSize);
+  if (!model.ok()) return;  // CheckModel reported it
+  if (model->mixers.empty()) {
+    c.Fail("stages.attn_drop",
+           absl::StrCat("needs a layer-stack arch (sqa, mixed, looped, matformer, attn_drop), "
+                        "got model.arch ",
+                        model->arch));
+    return;
+  }
+  const int64_t attention = std::count_if(model->mixers.begin(), model->mixers.end(),
+                                          [](const std::string& m) { return IsAttentionMixer(m); });
+  if (stage.has_drop() && stage.drop() > attention) {
+    c.Fail("stages.attn_drop.drop",
+           absl::StrCat("must be <= the model's attention layers (", attention, "), got ",
+                        stage.drop()));
+  }
+}
+
 // Fields the coordinator sets per trial; an experiment must not set them.
 absl::Status CheckNoPerTrialFields(const v1::TrialSpec& spec, const std::string& prefix) {
   if (spec.seed() != 0) {
@@ -425,14 +462,6 @@ absl::Status ValidateTrialSpec(const v1::TrialSpec& spec, const std::string& pat
   CheckData(spec.data(), c);
   CheckModel(spec.model(), c);
   CheckTrain(spec.train(), c);
-  // MatFormer's sampled mode draws a granularity on the host every step; a captured CUDA graph
-  // would replay the first draw forever.
-  if (spec.model().arch() == "matformer" && spec.model().matformer().train_mode() == "sample" &&
-      (!spec.train().has_cuda_graphs() || spec.train().cuda_graphs())) {
-    c.Fail("train.cuda_graphs",
-           "must be false with model.matformer.train_mode: sample (a captured graph would replay "
-           "one granularity)");
-  }
   c.OneOf("kind", spec.kind().empty() ? "train" : spec.kind(), {"train", "inference"});
   // An inference trial trains nothing: its budget and evaluation do not apply (a base spec
   // shared with training variants may still carry them).
@@ -449,6 +478,7 @@ absl::Status ValidateTrialSpec(const v1::TrialSpec& spec, const std::string& pat
   CheckEval(spec.eval(), c);
   CheckResources(spec.resources(), c);
   CheckCheckpoint(spec.checkpoint(), c);
+  CheckStages(spec, c);
   c.AtLeast<int64_t>("seed", spec.seed(), 0);
   c.SanePath("run_dir", spec.run_dir());
   return c.status();

@@ -184,7 +184,7 @@ seeds: [11]
 TEST(SpecYamlTest, ExperimentOnlyKeysAreRejectedInTrialSpecs) {
   EXPECT_EQ(std::string(ParseTrialSpecYaml("variants: []\n").status().message()),
             "line 1, column 1: variants: unknown field (expected one of: data, model, train, "
-            "budget, eval, resources, checkpoint, seed, run_dir, kind, inference)");
+            "budget, eval, resources, checkpoint, seed, run_dir, kind, inference, stages)");
 }
 
 TEST(SpecYamlTest, InferenceTrialsGetTheirDefaultsAndNeedNoBudget) {

@@ -157,6 +157,53 @@ class TrainerTest(unittest.TestCase):
         self.assertGreater(scores["attn_importance/0"], 0.0)
         self.assertLess(scores["attn_importance/0"], 2.0)
 
+    def test_attention_drop_stage_on_two_ranks(self):
+        # Train, score, drop the two least important attention sub-layers, evaluate, fine-tune,
+        # evaluate: one trial, two data-parallel ranks that must drop the same layers.
+        port = testlib.free_port()
+        spec = write_spec(self.workdir, os.path.join(self.workdir, "drop"), 30, extra=(
+            "stages:\n  attn_drop: {drop: 2, finetune_steps: 20, finetune_lr: 0.003, "
+            "calibration_windows: 2}\n"))
+        with open(spec) as f:
+            text = f.read()
+        with open(spec, "w") as f:
+            f.write(text.replace("arch: standard",
+                                 "arch: mixed\n  n_layers: 3\n  mixers: [attn, attn, attn]"))
+        procs = []
+        for rank in range(2):
+            env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
+                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                       GAUNTLET_EVENTS_FILE=os.path.join(self.workdir, f"drop{rank}.jsonl"))
+            procs.append(subprocess.Popen(
+                [testlib.binary("trainer/trainer"), f"--spec={spec}"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+        outs = [p.communicate(timeout=300) for p in procs]
+        for p, (out, err) in zip(procs, outs):
+            self.assertEqual(p.returncode, 0, err)
+        # The digest is taken after the fine-tune: both ranks dropped the same layers.
+        self.assertIn("replicas: 2 ranks hold bit-identical parameters", outs[0][0])
+        summary = json.loads(outs[0][0].strip().splitlines()[-1])
+        result = summary["attnDrop"]
+        importance = result["importance"]
+        self.assertEqual(len(importance), 3)
+        dropped = result["droppedLayers"]
+        self.assertEqual(dropped, sorted(sorted(range(3), key=lambda i: importance[i])[:2]))
+        self.assertEqual(result["valLossBefore"], summary["finalValLoss"])
+        self.assertEqual(int(result["finetuneSteps"]), 20)
+        self.assertEqual(result["finetuneLr"], 0.003)
+        self.assertGreater(result["finetuneSeconds"], 0)
+        name = "drop_attn=" + ",".join(str(i) for i in dropped)
+        submodels = {s["name"]: s["valLoss"] for s in summary["submodels"]}
+        self.assertEqual(submodels, {name: result["valLossAfterDrop"],
+                                     name + "+ft20": result["valLossAfterFinetune"]})
+        # Removing two of three attention sub-layers costs loss; fine-tuning wins some back.
+        self.assertGreater(result["valLossAfterDrop"], result["valLossBefore"])
+        self.assertLess(result["valLossAfterFinetune"], result["valLossAfterDrop"])
+        self.assertIn(f"attention drop: layers {','.join(str(i) for i in dropped)}", outs[0][0])
+        names = {e["metric"]["name"] for e in events(os.path.join(self.workdir, "drop0.jsonl"))
+                 if "metric" in e}
+        self.assertIn("attn_drop/val_loss_after_finetune", names)
+
     def test_two_ranks_train_together(self):
         port = testlib.free_port()
         spec = write_spec(self.workdir, os.path.join(self.workdir, "dp"), 30)

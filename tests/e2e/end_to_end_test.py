@@ -76,6 +76,54 @@ class EndToEndTest(unittest.TestCase):
                 with open(path, errors="replace") as f:
                     print(f"===== {name} (tail) =====\n" + f.read()[-6000:])
 
+    def wait_completed(self, exp_id, timeout=300):
+        deadline = time.time() + timeout
+        got = {}
+        while time.time() < deadline:
+            got = json.loads(self.coordinator.grpcurl(
+                "gauntlet.v1.Coordinator/GetExperiment", data={"experiment": exp_id}).stdout)
+            if got.get("state") in ("EXPERIMENT_STATE_COMPLETED", "EXPERIMENT_STATE_FAILED",
+                                    "EXPERIMENT_STATE_CANCELED"):
+                break
+            time.sleep(0.5)
+        if got.get("state") != "EXPERIMENT_STATE_COMPLETED":
+            self.dump_logs()
+            print(json.dumps(got, indent=1)[:8000])
+        self.assertEqual(got.get("state"), "EXPERIMENT_STATE_COMPLETED")
+        return got
+
+    def test_attention_drop_stage_rows_reach_compare(self):
+        # A trial with the post-hoc attention-drop stage, through the coordinator and a worker:
+        # compare shows the dropped and the fine-tuned model as rows of the variant.
+        spec_yaml = """\
+name: attn-drop-stage
+data: {path: tinyshakespeare/input.txt, tokenizer: char}
+model: {arch: mixed, size: tiny, n_layers: 3, mixers: [attn, attn, attn]}
+train: {batch_size: 4, optimizer: {name: adamw, lr: 1.0e-3}, log_every: 10}
+budget: {steps: 20}
+eval: {protocol: fair, every_steps: 0, max_tokens: 4096}
+resources: {device: cpu, gpus_per_trial: 1}
+checkpoint: {every_steps: 0, keep_last: 1}
+stages:
+  attn_drop: {drop: 1, finetune_steps: 5, calibration_windows: 2}
+variants:
+  - name: mixed
+baseline: mixed
+seeds: [1]
+max_restarts: 0
+"""
+        out = self.coordinator.grpcurl("gauntlet.v1.Coordinator/SubmitExperiment",
+                                       data={"spec_yaml": spec_yaml}).stdout
+        exp_id = json.loads(out)["experiment"]["id"]
+        self.wait_completed(exp_id)
+        env = dict(os.environ, GAUNTLET_COORDINATOR=self.coordinator.address)
+        compare = subprocess.run([testlib.binary("cli/gauntlet"), "compare", exp_id],
+                                 capture_output=True, text=True, env=env, timeout=60)
+        print(compare.stdout)
+        self.assertEqual(compare.returncode, 0, compare.stderr)
+        self.assertRegex(compare.stdout, r"mixed/drop_attn=[0-2](?!\+)")
+        self.assertRegex(compare.stdout, r"mixed/drop_attn=[0-2]\+ft5")
+
     def test_ci_tiny_end_to_end(self):
         with open(os.path.join(testlib.workspace_root(), "configs/ci_tiny.yaml")) as f:
             spec_yaml = f.read()

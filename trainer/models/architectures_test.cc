@@ -230,7 +230,9 @@ INSTANTIATE_TEST_SUITE_P(AllArchs, ArchitectureTest,
                          ::testing::Values("standard", "worker", "sparse_depth", "hybrid",
                                            "sqa/sqa", "sqa/ssqa", "sqa/xsqa", "sqa/xsmqa", "mixed",
                                            "looped", "matformer/joint", "matformer/sample",
-                                           "attn_drop"),
+                                           "attn_drop", "mixed/worker", "mixed/worker_attn",
+                                           "looped/worker", "matformer/worker_joint",
+                                           "matformer/worker_sample"),
                          [](const auto& info) {
                            std::string name = info.param;
                            std::replace(name.begin(), name.end(), '/', '_');
@@ -285,7 +287,9 @@ int64_t LayerStackParameterCount(const ModelConfig& c) {
       const int64_t r = c.hybrid_static_mlp_ratio;
       total += d + 2 * r * d * d + r * d + d;
     }
+    if (mixer == "worker") total += c.worker_conv_kernel * d + d + d + 5 * d * d;  // conv, norm1
   }
+  if (std::count(c.mixers.begin(), c.mixers.end(), "worker") > 0) total += d;  // worker_type
   if (c.loop_embedding) total += c.loops * d;
   if (c.loop_inter_linear) total += (c.loops - 1) * d * d;
   return total;
@@ -293,7 +297,8 @@ int64_t LayerStackParameterCount(const ModelConfig& c) {
 
 TEST(ParameterCountTest, LayerStackArchsMatchTheFormula) {
   for (const std::string name : {"sqa/sqa", "sqa/ssqa", "sqa/xsqa", "sqa/xsmqa", "mixed", "looped",
-                                 "matformer/joint", "attn_drop"}) {
+                                 "matformer/joint", "attn_drop", "mixed/worker",
+                                 "mixed/worker_attn", "looped/worker", "matformer/worker_joint"}) {
     const ModelConfig c = TinyConfig(name);
     EXPECT_EQ(Build(c)->NumParameters(), LayerStackParameterCount(c)) << name;
   }
@@ -302,6 +307,77 @@ TEST(ParameterCountTest, LayerStackArchsMatchTheFormula) {
   mixed.arch = "mixed";
   mixed.mixers = {"attn", "attn"};
   EXPECT_EQ(Build(mixed)->NumParameters(), StandardParameterCount(TinyConfig("standard")));
+}
+
+TEST(LayerStackTest, AllWorkerLayersAreTheWorkerModel) {
+  // The layer stack with worker mixers, one loop and the whole FFN holding the worker model's
+  // weights (blocks.{i}.worker.* <- blocks.{i}.*) gives its logits at every phase, its training
+  // loss and every gradient, and the same FLOPs, phases and trained positions.
+  const ModelConfig stack_config = TinyConfig("mixed/worker");
+  ModelConfig worker_config = stack_config;
+  worker_config.arch = "worker";
+  worker_config.mixers.clear();
+  auto worker = Build(worker_config, 7);
+  auto stack = Build(stack_config, 8);
+  auto source = worker->named_parameters();
+  auto target = stack->named_parameters();
+  auto worker_name = [](std::string name) {
+    const std::string marker = ".worker.";
+    const size_t at = name.find(marker);
+    return at == std::string::npos ? name : name.erase(at, marker.size() - 1);
+  };
+  ASSERT_EQ(source.size(), target.size());
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& item : target) {
+      ASSERT_TRUE(source.contains(worker_name(item.key()))) << item.key();
+      item.value().copy_(source[worker_name(item.key())]);
+    }
+  }
+  EXPECT_EQ(stack->NumEvalPhases(), worker->NumEvalPhases());
+  EXPECT_DOUBLE_EQ(stack->TrainingFlopsPerToken(64), worker->TrainingFlopsPerToken(64));
+  const torch::Tensor tokens = torch::randint(65, {2, 65}, torch::kInt64);
+  const torch::Tensor inputs = tokens.narrow(1, 0, 64);
+  const torch::Tensor targets = tokens.narrow(1, 1, 64);
+  {
+    torch::NoGradGuard no_grad;
+    for (int64_t phase = 0; phase < worker->NumEvalPhases(); ++phase) {
+      EXPECT_TRUE(
+          torch::equal(stack->TrainPositions(64, phase), worker->TrainPositions(64, phase)));
+      EXPECT_LE(MaxAbsDiff(stack->Forward(inputs, phase).logits,
+                           worker->Forward(inputs, phase).logits), 1e-6)
+          << "phase " << phase;
+    }
+  }
+  worker->train();
+  stack->train();
+  const torch::Tensor expected = TrainingLoss(worker->ForwardHidden(inputs), targets);
+  const torch::Tensor actual = TrainingLoss(stack->ForwardHidden(inputs), targets);
+  EXPECT_NEAR(actual.item<double>(), expected.item<double>(), 1e-6);
+  expected.backward();
+  actual.backward();
+  for (const auto& item : target) {
+    EXPECT_LE(MaxAbsDiff(item.value().grad(), source[worker_name(item.key())].grad()), 1e-6)
+        << item.key();
+  }
+}
+
+TEST(LayerStackTest, WorkerLayersTrainOnlyWorkersUnlessAttentionMixesEveryPosition) {
+  EXPECT_EQ(Build(TinyConfig("mixed/worker"))->NumEvalPhases(), 4);
+  EXPECT_EQ(Build(TinyConfig("looped/worker"))->NumEvalPhases(), 4);
+  auto with_attention = Build(TinyConfig("mixed/worker_attn"));
+  EXPECT_EQ(with_attention->NumEvalPhases(), 1);
+  EXPECT_TRUE(with_attention->TrainPositions(64, 0).all().item<bool>());
+  // No KV-cache decoding with worker layers; the others keep theirs.
+  EXPECT_FALSE(with_attention->SupportsKvCache());
+  EXPECT_TRUE(Build(TinyConfig("mixed"))->SupportsKvCache());
+  // Attention drop leaves worker layers alone: they have no attention score.
+  const std::vector<double> importance =
+      with_attention->AttentionImportance(torch::randint(65, {1, 64}, torch::kInt64));
+  ASSERT_EQ(importance.size(), 3u);
+  EXPECT_TRUE(std::isnan(importance[0]));
+  EXPECT_FALSE(std::isnan(importance[1]));
+  EXPECT_THROW(with_attention->DropAttention({0}), c10::Error);
 }
 
 TEST(LayerStackTest, AllAttentionOneLoopIsTheStandardModel) {
@@ -421,6 +497,54 @@ TEST(LayerStackTest, AttentionImportanceIsOneMinusTheCosineAcrossTheSubLayer) {
   EXPECT_TRUE(Build(TinyConfig("standard"))->AttentionImportance(tokens).empty());
 }
 
+TEST(LayerStackTest, DroppingAttentionIsTheModelBuiltWithoutIt) {
+  // Post-hoc drop of layers 0 and 2 of the trained mixed model equals the model configured with
+  // mixer "none" there, holding the same weights for every parameter it has.
+  ModelConfig c = TinyConfig("mixed");  // attn, sqa, sliced_attn, static_mlp, none
+  auto model = Build(c, 5);
+  ModelConfig without = c;
+  without.mixers = {"none", "sqa", "none", "static_mlp", "none"};
+  auto reference = Build(without, 6);
+  {
+    torch::NoGradGuard no_grad;
+    auto source = model->named_parameters();
+    for (auto& item : reference->named_parameters()) item.value().copy_(source[item.key()]);
+  }
+  const torch::Tensor tokens = torch::randint(c.vocab_size, {2, c.seq_len + 1}, torch::kInt64);
+  const torch::Tensor inputs = tokens.narrow(1, 0, c.seq_len);
+  const torch::Tensor targets = tokens.narrow(1, 1, c.seq_len);
+  EXPECT_THROW(model->DropAttention({3}), c10::Error);  // a static MLP is not attention
+  EXPECT_THROW(model->DropAttention({5}), c10::Error);
+  EXPECT_THROW(Build(TinyConfig("standard"))->DropAttention({0}), c10::Error);
+  model->DropAttention({0, 2});
+  {
+    torch::NoGradGuard no_grad;
+    EXPECT_LE(MaxAbsDiff(model->Forward(inputs).logits, reference->Forward(inputs).logits), 1e-6);
+  }
+  // Training the dropped model: the removed sub-layers' parameters get no gradient, the rest the
+  // reference's.
+  model->train();
+  reference->train();
+  TrainingLoss(model->ForwardHidden(inputs), targets).backward();
+  TrainingLoss(reference->ForwardHidden(inputs), targets).backward();
+  auto expected = reference->named_parameters();
+  for (const auto& item : model->named_parameters()) {
+    if (expected.contains(item.key())) {
+      ASSERT_TRUE(item.value().grad().defined()) << item.key();
+      EXPECT_LE(MaxAbsDiff(item.value().grad(), expected[item.key()].grad()), 1e-6) << item.key();
+    } else {
+      EXPECT_FALSE(item.value().grad().defined()) << item.key();
+      EXPECT_TRUE(item.key().rfind("blocks.0.", 0) == 0 || item.key().rfind("blocks.2.", 0) == 0)
+          << item.key();
+    }
+  }
+  // The dropped layers score as having no attention.
+  const std::vector<double> importance = model->AttentionImportance(inputs);
+  EXPECT_TRUE(std::isnan(importance[0]));
+  EXPECT_FALSE(std::isnan(importance[1]));
+  EXPECT_TRUE(std::isnan(importance[2]));
+}
+
 TEST(LayerStackTest, MatFormerSampleModeTrainsEveryGranularity) {
   // Over many draws every granularity's smallest-unique hidden units get a gradient.
   ModelConfig c = TinyConfig("matformer/sample");
@@ -441,6 +565,46 @@ TEST(LayerStackTest, MatFormerSampleModeTrainsEveryGranularity) {
     }
   }
   EXPECT_EQ(widths_seen, std::set<int64_t>({32, 64, 128}));
+}
+
+TEST(LayerStackTest, MatFormerSampledStepEqualsTheNarrowedModelAtTheDrawnWidth) {
+  // The sampled training pass runs the full-width FFN under a hidden-unit mask drawn on the
+  // device; its loss and every gradient must be those of the model narrowed to the drawn width.
+  ModelConfig c = TinyConfig("matformer/sample");
+  auto model = Build(c, 4);
+  auto reference = Build(c, 4);  // same seed: same weights
+  auto* narrowed = dynamic_cast<LayerStackTransformer*>(reference.get());
+  ASSERT_NE(narrowed, nullptr);
+  model->train();
+  const torch::Tensor tokens = torch::randint(c.vocab_size, {2, c.seq_len + 1}, torch::kInt64);
+  const torch::Tensor inputs = tokens.narrow(1, 0, c.seq_len);
+  const torch::Tensor targets = tokens.narrow(1, 1, c.seq_len);
+  std::set<int64_t> drawn;
+  for (int step = 0; step < 20; ++step) {
+    model->zero_grad();
+    const torch::Tensor loss = TrainingLoss(model->ForwardHidden(inputs), targets);
+    loss.backward();
+    int64_t match = -1;
+    for (int64_t g = 0; g < 3 && match < 0; ++g) {
+      narrowed->SetEvalGranularity({g});
+      reference->zero_grad();
+      const ModelOutput out = reference->Forward(inputs);
+      const torch::Tensor expected = MaskedCrossEntropy(out.logits, targets, out.train_positions);
+      if (std::abs(expected.item<double>() - loss.item<double>()) > 1e-6) continue;
+      match = g;
+      expected.backward();
+      auto want = reference->named_parameters();
+      for (const auto& item : model->named_parameters()) {
+        ASSERT_TRUE(item.value().grad().defined()) << item.key();
+        EXPECT_LE(MaxAbsDiff(item.value().grad(), want[item.key()].grad()), 1e-6)
+            << item.key() << " at granularity " << g;
+      }
+    }
+    ASSERT_GE(match, 0) << "step " << step << ": loss " << loss.item<double>()
+                        << " is no granularity's";
+    drawn.insert(match);
+  }
+  EXPECT_EQ(drawn, std::set<int64_t>({0, 1, 2}));
 }
 
 TEST(FlopsTest, LayerStackCountsItsMixersLoopsAndGranularities) {

@@ -10,6 +10,7 @@
 #include "common/model_config.h"
 #include "trainer/models/mixer_block.h"
 #include "trainer/models/trunk.h"
+#include "trainer/models/worker.h"
 
 namespace gauntlet {
 
@@ -25,9 +26,15 @@ namespace gauntlet {
 //    runs in mode "joint" every granularity (all layers at that width) and returns their final
 //    hidden states side by side with hidden_positions 0..T-1 repeated, so TrainingLoss is the
 //    mean of the granularities' LM losses; in mode "sample" one granularity drawn uniformly from
-//    the global torch RNG on the host (so not inside a captured CUDA graph: train it eagerly).
-// Parameters: the trunk's, blocks.{i}.* (MixerBlock), loop_embedding (loops, d) and
-// inter_loop.{r}.weight when enabled.
+//    the device's torch generator, run as a mask over the full-width FFN (no shape depends on
+//    the draw, so the step can be captured in a CUDA graph and each replay draws again).
+//  - worker layers (mixer "worker", InplaceWorkerTransformer's layer): the input gets the
+//    worker-type vector at the workers of the pass's phase, as the worker arch. When no layer is
+//    an attention (LayerStackTrainsWorkersOnly), only the workers' predictions read earlier
+//    tokens, so only they are trained (train_positions, hidden at the workers, NumEvalPhases k);
+//    otherwise every position is. No KV-cache decoding with worker layers.
+// Parameters: the trunk's, blocks.{i}.* (MixerBlock), worker_type (d) with worker layers,
+// loop_embedding (loops, d) and inter_loop.{r}.weight when enabled.
 class LayerStackTransformer : public TrunkTransformer {
  public:
   explicit LayerStackTransformer(ModelConfig config);
@@ -43,11 +50,17 @@ class LayerStackTransformer : public TrunkTransformer {
   // Scores every layer's attention (any attention mixer) on the stream the model really feeds
   // it, in eval mode without gradients; see LanguageModelImpl.
   std::vector<double> AttentionImportance(const torch::Tensor& tokens) override;
+  void DropAttention(const std::vector<int64_t>& layers) override;
+
+  // Worker layers: see the class comment.
+  int64_t NumEvalPhases() const override;
+  torch::Tensor TrainPositions(int64_t seq_len, int64_t phase) const override;
 
   // KV-cache decoding: one cache entry per (loop r, layer i), index r * n_layers + i, each
-  // allocated only for attention mixers; layers run at eval_widths() as in Forward.
-  bool SupportsKvCache() const override { return true; }
-  bool SupportsStaticDecode() const override { return true; }
+  // allocated only for attention mixers; layers run at eval_widths() as in Forward. Not with
+  // worker layers.
+  bool SupportsKvCache() const override { return !has_workers_; }
+  bool SupportsStaticDecode() const override { return !has_workers_; }
 
   // FFN hidden width per layer that Forward uses.
   const std::vector<int64_t>& eval_widths() const { return eval_widths_; }
@@ -60,15 +73,36 @@ class LayerStackTransformer : public TrunkTransformer {
   // The stream entering loop `loop`: after the first, plus the inter-loop linear of the stream and
   // the injected embedding e (when configured); plus the loop's embedding (when configured).
   torch::Tensor EnterLoop(int64_t loop, const torch::Tensor& x, const torch::Tensor& e);
-  // Every loop of the blocks on the embedded tokens e, layer i at FFN width widths[i].
+  // embed(tokens), plus, with worker layers, the worker-type vector at phase's workers (whose
+  // layout and tables go to `workers`).
+  torch::Tensor Embed(const torch::Tensor& tokens, int64_t phase, const torch::Tensor& cos,
+                      const torch::Tensor& sin, WorkerInputs& workers);
+  // Layer i (a worker layer through ForwardWorker).
+  torch::Tensor ApplyLayer(size_t i, const torch::Tensor& x, const torch::Tensor& cos,
+                           const torch::Tensor& sin, int64_t width, const torch::Tensor& ffn_units,
+                           const WorkerInputs& workers);
+  // Every loop of the blocks on the embedded tokens e, layer i at FFN width widths[i], or every
+  // layer under the FFN hidden-unit mask ffn_units (d_ff,) when it is defined.
   torch::Tensor Pass(const torch::Tensor& e, const torch::Tensor& cos, const torch::Tensor& sin,
-                     const std::vector<int64_t>& widths);
+                     const std::vector<int64_t>& widths, const torch::Tensor& ffn_units,
+                     const WorkerInputs& workers);
+  // Fills `out` from the final streams (B, T, d) of one pass, or of one per granularity (MatFormer
+  // joint: side by side, hidden_positions repeated); only at the workers when workers_only_.
+  void FinishStack(ModelOutput& out, const std::vector<torch::Tensor>& finals, Head head,
+                   const WorkerInputs& workers);
+  // matformer: (granularities, d_ff) float32 on `device`, row g 1 on granularity g's units.
+  const torch::Tensor& GranularityUnits(const torch::Device& device);
 
   std::vector<MixerBlock> layers_;
   torch::Tensor loop_embedding_;
   torch::nn::ModuleList inter_loop_{nullptr};
   std::vector<int64_t> granularity_widths_;  // matformer: hidden width per granularity
   std::vector<int64_t> eval_widths_;
+  torch::Tensor granularity_units_;  // cached by GranularityUnits
+  bool has_workers_;   // some mixer is "worker"
+  bool workers_only_;  // LayerStackTrainsWorkersOnly
+  torch::Tensor worker_type_;
+  WorkerLayouts worker_layouts_;
 };
 
 }  // namespace gauntlet

@@ -20,6 +20,12 @@ torch::Tensor StaticMlpImpl::forward(const torch::Tensor& x) {
 
 MixerBlockImpl::MixerBlockImpl(const ModelConfig& c, const std::string& mixer)
     : dropout_(c.dropout) {
+  if (mixer == "worker") {
+    // The whole layer is the worker's (its own norms and FFN, at the workers only).
+    kind_ = Kind::kWorker;
+    worker_ = register_module("worker", WorkerBlock(c));
+    return;
+  }
   if (mixer != "none") norm1_ = register_module("norm1", RmsNorm(c.d_model));
   if (mixer == "attn") {
     kind_ = Kind::kAttn;
@@ -58,16 +64,26 @@ torch::Tensor MixerBlockImpl::Mix(const torch::Tensor& h, const torch::Tensor& c
 }
 
 torch::Tensor MixerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
-                                      const torch::Tensor& sin, int64_t ffn_width) {
+                                      const torch::Tensor& sin, int64_t ffn_width,
+                                      const torch::Tensor& ffn_units) {
+  TORCH_CHECK(kind_ != Kind::kWorker, "a worker layer runs through ForwardWorker");
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
-  if (kind_ == Kind::kNone) {
-    return kernels::ResidualAdd(x, F::dropout(ffn_(norm2_(x), ffn_width), drop));
-  }
+  auto ffn = [&](const torch::Tensor& h) {
+    return ffn_units.defined() ? ffn_->ForwardMasked(h, ffn_units) : ffn_(h, ffn_width);
+  };
+  if (kind_ == Kind::kNone) return kernels::ResidualAdd(x, F::dropout(ffn(norm2_(x)), drop));
   // The residual add and the second norm in one pass; the stream keeps its dtype and the
   // branches join it without a cast pass (as TransformerBlock).
   const kernels::AddRmsNormResult mid = kernels::AddRmsNorm(
       x, F::dropout(Mix(norm1_(x), cos, sin), drop), norm2_->weight(), GemmInputDtype(x));
-  return kernels::ResidualAdd(mid.sum, F::dropout(ffn_(mid.normed, ffn_width), drop));
+  return kernels::ResidualAdd(mid.sum, F::dropout(ffn(mid.normed), drop));
+}
+
+torch::Tensor MixerBlockImpl::ForwardWorker(const torch::Tensor& x, const WorkerInputs& in,
+                                            int64_t ffn_width, const torch::Tensor& ffn_units) {
+  TORCH_CHECK(kind_ == Kind::kWorker, "ForwardWorker: not a worker layer");
+  return worker_->forward(x, *in.layout, in.bias, in.cos, in.sin, in.cos_w, in.sin_w, ffn_width,
+                          ffn_units);
 }
 
 bool MixerBlockImpl::HasAttention() const {
@@ -83,6 +99,7 @@ torch::Tensor MixerBlockImpl::AfterMixer(const torch::Tensor& x, const torch::Te
 torch::Tensor MixerBlockImpl::ForwardCached(const torch::Tensor& x, const torch::Tensor& cos,
                                             const torch::Tensor& sin, int64_t ffn_width,
                                             const CachedAttend& attend) {
+  TORCH_CHECK(kind_ != Kind::kWorker, "worker layers have no KV-cache decoding in a layer stack");
   if (kind_ == Kind::kNone) return kernels::ResidualAdd(x, ffn_(norm2_(x), ffn_width));
   const torch::Tensor h = norm1_(x);
   torch::Tensor mixed;

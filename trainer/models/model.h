@@ -78,6 +78,12 @@ class LanguageModelImpl : public torch::nn::Module {
   // sub-layer barely changes the stream, so drop it first (docs/ARCHITECTURES.md "attn_drop").
   // Empty when the arch does not expose its sub-layers (only the layer-stack archs do).
   virtual std::vector<double> AttentionImportance(const torch::Tensor& tokens) { return {}; }
+  // Removes the attention sub-layer (and its norm) of each listed layer, which must have one:
+  // from then on the layer is y = x + FFN(RMSNorm_2(x)). The removed parameters stay registered
+  // (checkpoints keep their shape) but get no gradient. Only archs with AttentionImportance.
+  virtual void DropAttention(const std::vector<int64_t>& layers) {
+    TORCH_CHECK(false, "arch ", config_.arch, " cannot drop attention layers");
+  }
 
   // Autoregressive decoding with a KV cache (trainer/models/kv_cache.h). Both run without
   // gradients and need eval mode (no dropout). Decoding a sequence gives, at every position t,

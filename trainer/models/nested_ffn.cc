@@ -22,4 +22,9 @@ torch::Tensor NestedGeluFfnImpl::forward(const torch::Tensor& x, int64_t width) 
   return at::linear(hidden, fc2_->weight.narrow(1, 0, width), fc2_->bias);
 }
 
+torch::Tensor NestedGeluFfnImpl::ForwardMasked(const torch::Tensor& x, const torch::Tensor& units) {
+  const torch::Tensor hidden = torch::gelu(ApplyLinear(*fc1_, x));
+  return ApplyLinear(*fc2_, hidden * units.to(hidden.scalar_type()));
+}
+
 }  // namespace gauntlet

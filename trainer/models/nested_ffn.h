@@ -16,6 +16,11 @@ class NestedGeluFfnImpl : public torch::nn::Module {
  public:
   NestedGeluFfnImpl(int64_t d_model, int64_t d_hidden);
   torch::Tensor forward(const torch::Tensor& x, int64_t width);
+  // forward at a width chosen on the device: `units` (d_hidden,) is 1 on the first m hidden units
+  // and 0 after. Runs at full width (no shape depends on m, so a captured CUDA graph can replay
+  // it with a different m every time) and equals forward(x, m): the masked units contribute
+  // nothing and get zero gradient.
+  torch::Tensor ForwardMasked(const torch::Tensor& x, const torch::Tensor& units);
   int64_t d_hidden() const { return d_hidden_; }
 
  private:

@@ -41,18 +41,29 @@ ModelConfig TinyConfig(const std::string& name) {
     c.sqa_q_heads = 2;
     c.sqa_kv_heads = 1;
     c.slice_len = 16;
+    if (variant == "worker") {  // the worker arch as a layer stack
+      c.n_layers = 2;
+      c.mixers = {"worker", "worker"};
+    } else if (variant == "worker_attn") {  // with attention: every position trained
+      c.n_layers = 3;
+      c.mixers = {"worker", "attn", "none"};
+    }
   }
   if (arch == "looped") {
-    c.mixers = {"attn", "attn"};
+    c.mixers = variant == "worker" ? std::vector<std::string>{"worker", "worker"}
+                                   : std::vector<std::string>{"attn", "attn"};
     c.loops = 3;
     c.loop_input_injection = true;
     c.loop_embedding = true;
     c.loop_inter_linear = true;
   }
   if (arch == "matformer") {
-    c.mixers = {"attn", "attn"};
+    // "worker_<mode>": worker layers (trained at the workers only).
+    const bool workers = variant.rfind("worker_", 0) == 0;
+    c.mixers = workers ? std::vector<std::string>{"worker", "worker"}
+                       : std::vector<std::string>{"attn", "attn"};
     c.matformer_granularities = {0.25, 0.5, 1.0};
-    c.matformer_train_mode = variant;
+    c.matformer_train_mode = workers ? variant.substr(7) : variant;
     c.matformer_eval_granularity = {2, 2};
   }
   if (arch == "attn_drop") {

@@ -9,7 +9,8 @@ namespace gauntlet {
 
 // The tiny named size, built in code (model_config_test covers ResolveModelConfig), for a test
 // case: an arch, or "arch/variant" for a preset or mode of it (sqa/{sqa,ssqa,xsqa,xsmqa},
-// matformer/{joint,sample}). Dropout 0.
+// matformer/{joint,sample}), or with worker layers (mixed/{worker,worker_attn}, looped/worker,
+// matformer/{worker_joint,worker_sample}). Dropout 0.
 ModelConfig TinyConfig(const std::string& name);
 
 }  // namespace gauntlet

@@ -30,7 +30,7 @@ WorkerBlockImpl::WorkerBlockImpl(const ModelConfig& c)
   gate_ = register_module("attn_gate", bias_free(d, d));
   out_ = register_module("attn_out", bias_free(d, d));
   norm2_ = register_module("norm2", RmsNorm(d));
-  ffn_ = register_module("ffn", GeluFfn(d, c.d_ff));
+  ffn_ = register_module("ffn", NestedGeluFfn(d, c.d_ff));
 }
 
 torch::Tensor WorkerLayout::Gather(const torch::Tensor& x) const {
@@ -51,7 +51,8 @@ torch::Tensor WorkerBlockImpl::CausalConv(const torch::Tensor& x) {
 torch::Tensor WorkerBlockImpl::forward(const torch::Tensor& x, const WorkerLayout& layout,
                                        const torch::Tensor& bias, const torch::Tensor& cos,
                                        const torch::Tensor& sin, const torch::Tensor& cos_w,
-                                       const torch::Tensor& sin_w) {
+                                       const torch::Tensor& sin_w, int64_t ffn_width,
+                                       const torch::Tensor& ffn_units) {
   const auto drop = F::DropoutFuncOptions().p(dropout_).training(is_training());
   const int64_t batch = x.size(0);
   const int64_t seq_len = x.size(1);
@@ -77,7 +78,11 @@ torch::Tensor WorkerBlockImpl::forward(const torch::Tensor& x, const WorkerLayou
   // The add and norm2 in one pass, the bf16 branches joining the stream without a cast pass.
   const kernels::AddRmsNormResult mid = kernels::AddRmsNorm(
       layout.Gather(x), F::dropout(attn, drop), norm2_->weight(), GemmInputDtype(x));
-  const torch::Tensor x_w = kernels::ResidualAdd(mid.sum, F::dropout(ffn_(mid.normed), drop));
+  const torch::Tensor hidden =
+      ffn_units.defined()
+          ? ffn_->ForwardMasked(mid.normed, ffn_units)
+          : ffn_(mid.normed, ffn_width > 0 ? ffn_width : ffn_->d_hidden());
+  const torch::Tensor x_w = kernels::ResidualAdd(mid.sum, F::dropout(hidden, drop));
   return layout.Scatter(x, x_w);
 }
 
@@ -116,11 +121,12 @@ torch::Tensor WorkerBlockImpl::ForwardCached(const torch::Tensor& x, torch::Tens
   const torch::Tensor attn = out_(kernels::SigmoidGatedMerge(context, gate_(h_w)));
   const kernels::AddRmsNormResult mid = kernels::AddRmsNorm(x.index_select(1, workers), attn,
                                                             norm2_->weight(), GemmInputDtype(x));
-  const torch::Tensor x_w = kernels::ResidualAdd(mid.sum, ffn_(mid.normed));
+  const torch::Tensor x_w = kernels::ResidualAdd(mid.sum, ffn_(mid.normed, ffn_->d_hidden()));
   return x.index_copy(1, workers, x_w.to(x.scalar_type()));
 }
 
-WorkerTransformer::WorkerTransformer(ModelConfig config) : LanguageModelImpl(std::move(config)) {
+WorkerTransformer::WorkerTransformer(ModelConfig config)
+    : LanguageModelImpl(std::move(config)), layouts_(config_.worker_interval) {
   const ModelConfig& c = config_;
   embed_ = register_module("embed", torch::nn::Embedding(c.vocab_size, c.d_model));
   worker_type_ = register_parameter("worker_type", torch::randn({c.d_model}) * 0.02);
@@ -132,12 +138,9 @@ WorkerTransformer::WorkerTransformer(ModelConfig config) : LanguageModelImpl(std
       "head", torch::nn::Linear(torch::nn::LinearOptions(c.d_model, c.vocab_size).bias(false)));
 }
 
-WorkerLayout& WorkerTransformer::GetLayout(int64_t seq_len, int64_t phase,
-                                         const torch::Device& device) {
-  auto it = layouts_.find({seq_len, phase});
-  if (it != layouts_.end() && it->second.workers.device() == device) return it->second;
-  // Built on the host once per (T, phase, device), then moved: never inside a timed forward.
-  const std::vector<int64_t> positions = WorkerPositions(seq_len, config_.worker_interval, phase);
+WorkerLayout BuildWorkerLayout(int64_t seq_len, int64_t interval, int64_t phase,
+                               const torch::Device& device) {
+  const std::vector<int64_t> positions = WorkerPositions(seq_len, interval, phase);
   WorkerLayout layout;
   const torch::Tensor workers = torch::tensor(positions, torch::kInt64);
   const torch::Tensor is_worker = torch::zeros({seq_len}, torch::kBool).index_fill(0, workers, true);
@@ -146,17 +149,39 @@ WorkerLayout& WorkerTransformer::GetLayout(int64_t seq_len, int64_t phase,
   layout.indicator = is_worker.to(torch::kFloat32).unsqueeze(-1).to(device);
   bool regular = true;
   for (size_t i = 1; i < positions.size(); ++i) {
-    regular = regular && positions[i] - positions[i - 1] == config_.worker_interval;
+    regular = regular && positions[i] - positions[i - 1] == interval;
   }
   layout.first = positions.front();
-  layout.stride = regular ? config_.worker_interval : 0;
+  layout.stride = regular ? interval : 0;
   const torch::Tensor allowed =
       torch::arange(seq_len, torch::kInt64).unsqueeze(0) <= workers.unsqueeze(1);
   layout.bias[torch::kFloat32] =
       torch::zeros(allowed.sizes(), torch::kFloat32)
           .masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity())
           .to(device);
-  return layouts_[{seq_len, phase}] = std::move(layout);
+  return layout;
+}
+
+WorkerLayout& WorkerLayouts::Get(int64_t seq_len, int64_t phase, const torch::Device& device) {
+  auto it = layouts_.find({seq_len, phase});
+  if (it != layouts_.end() && it->second.workers.device() == device) return it->second;
+  return layouts_[{seq_len, phase}] = BuildWorkerLayout(seq_len, interval_, phase, device);
+}
+
+WorkerInputs WorkerLayouts::Inputs(int64_t seq_len, int64_t phase, const torch::Device& device,
+                                   torch::ScalarType dtype, const torch::Tensor& cos,
+                                   const torch::Tensor& sin) {
+  WorkerLayout& layout = Get(seq_len, phase, device);
+  torch::Tensor& bias = layout.bias[dtype];
+  if (!bias.defined()) bias = layout.bias.at(torch::kFloat32).to(dtype);
+  WorkerInputs in;
+  in.layout = &layout;
+  in.bias = bias;
+  in.cos = cos;
+  in.sin = sin;
+  in.cos_w = layout.Gather(cos.unsqueeze(0)).squeeze(0);
+  in.sin_w = layout.Gather(sin.unsqueeze(0)).squeeze(0);
+  return in;
 }
 
 torch::Tensor WorkerTransformer::TrainPositions(int64_t seq_len, int64_t phase) const {
@@ -172,19 +197,16 @@ ModelOutput WorkerTransformer::Run(const torch::Tensor& tokens, int64_t phase, H
   TORCH_CHECK(phase >= 0 && phase < config_.worker_interval, "worker phase ", phase,
               " outside [0, ", config_.worker_interval, ")");
   const int64_t seq_len = tokens.size(1);
-  WorkerLayout& layout = GetLayout(seq_len, phase, tokens.device());
   const torch::ScalarType dtype = ComputeDtype(tokens.device());
-  torch::Tensor& bias = layout.bias[dtype];
-  if (!bias.defined()) bias = layout.bias.at(torch::kFloat32).to(dtype);
   const auto [cos, sin] = rotary_->Prefix(seq_len, dtype);
-  const torch::Tensor cos_w = layout.Gather(cos.unsqueeze(0)).squeeze(0);
-  const torch::Tensor sin_w = layout.Gather(sin.unsqueeze(0)).squeeze(0);
+  const WorkerInputs in = layouts_.Inputs(seq_len, phase, tokens.device(), dtype, cos, sin);
+  const WorkerLayout& layout = *in.layout;
 
   // The indicator in the parameters' dtype: a float32 one would promote a bf16 model's stream.
   torch::Tensor x =
       embed_(tokens) + layout.indicator.to(worker_type_.scalar_type()) * worker_type_;
   for (const auto& block : *blocks_) {
-    x = block->as<WorkerBlock>()->forward(x, layout, bias, cos, sin, cos_w, sin_w);
+    x = block->as<WorkerBlock>()->forward(x, layout, in.bias, cos, sin, in.cos_w, in.sin_w);
   }
   ModelOutput out;
   if (head == Head::kHidden) {

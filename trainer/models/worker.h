@@ -9,6 +9,7 @@
 
 #include "trainer/models/layers.h"
 #include "trainer/models/model.h"
+#include "trainer/models/nested_ffn.h"
 #include "common/model_config.h"
 
 namespace gauntlet {
@@ -34,10 +35,39 @@ struct WorkerLayout {
   torch::Tensor Scatter(const torch::Tensor& x, const torch::Tensor& x_w) const;
 };
 
+// The workers of a (seq_len, phase) window for interval k (WorkerPositions in model_config.h),
+// built on the host and moved to `device`: once per window, never inside a timed forward.
+WorkerLayout BuildWorkerLayout(int64_t seq_len, int64_t interval, int64_t phase,
+                               const torch::Device& device);
+
+// What a worker layer needs besides its input, for one forward pass: the layout, its attention
+// bias in the compute dtype, and the full and worker RoPE tables.
+struct WorkerInputs {
+  const WorkerLayout* layout = nullptr;
+  torch::Tensor bias, cos, sin, cos_w, sin_w;
+};
+
+// Layouts per (T, phase), rebuilt when the device changes, and the inputs of a pass over them.
+class WorkerLayouts {
+ public:
+  explicit WorkerLayouts(int64_t interval) : interval_(interval) {}
+  WorkerLayout& Get(int64_t seq_len, int64_t phase, const torch::Device& device);
+  // The inputs of a pass over tokens of length seq_len at `phase` with RoPE tables cos/sin
+  // (T, d_h) in the compute dtype `dtype`.
+  WorkerInputs Inputs(int64_t seq_len, int64_t phase, const torch::Device& device,
+                      torch::ScalarType dtype, const torch::Tensor& cos, const torch::Tensor& sin);
+
+ private:
+  int64_t interval_;
+  std::map<std::pair<int64_t, int64_t>, WorkerLayout> layouts_;
+};
+
 // One InplaceWorkerTransformer layer (docs/ARCHITECTURES.md). All positions run the causal
 // depthwise conv mixer, RMSNorm_1 and the K/V projection (RoPE on K); only worker positions run
 // Q (RoPE at their own positions), the gate, attention over keys j <= t, the output projection and
 // the FFN, and only their residual stream is updated. The conv output never enters the residual.
+// The FFN is a nested one (MatFormer's, full width unless a width or unit mask is given: the
+// layer-stack archs use the worker as a mixer).
 // The conv runs as `kernel` shifted multiply-adds in the residual's dtype: cheaper than a
 // depthwise conv1d (no (B, d, T) transposes, no slow depthwise weight-gradient kernel).
 // Parameters: conv.{weight,bias}, norm1.weight, attn_{kv,q,gate,out}.weight, norm2.weight,
@@ -47,10 +77,12 @@ class WorkerBlockImpl : public torch::nn::Module {
   WorkerBlockImpl(const ModelConfig& config);
   // x: (B, T, d). bias: layout.bias for the compute dtype. cos/sin: (T, d_h) full-width RoPE
   // tables for all positions; cos_w/sin_w: (T_w, d_h) at the workers.
+  // ffn_width (0: all of d_ff) or ffn_units: NestedGeluFfn's forward or ForwardMasked.
   torch::Tensor forward(const torch::Tensor& x, const WorkerLayout& layout,
                         const torch::Tensor& bias, const torch::Tensor& cos,
                         const torch::Tensor& sin, const torch::Tensor& cos_w,
-                        const torch::Tensor& sin_w);
+                        const torch::Tensor& sin_w, int64_t ffn_width = 0,
+                        const torch::Tensor& ffn_units = {});
 
   // forward for m tokens appended at positions [start, start + m) of a sequence (eval only).
   // conv_tail (B, K - 1, d): this layer's inputs at the K - 1 positions before start (zeros
@@ -77,7 +109,7 @@ class WorkerBlockImpl : public torch::nn::Module {
   torch::nn::Linear gate_{nullptr};
   torch::nn::Linear out_{nullptr};
   RmsNorm norm2_{nullptr};
-  GeluFfn ffn_{nullptr};
+  NestedGeluFfn ffn_{nullptr};
 };
 TORCH_MODULE(WorkerBlock);
 
@@ -107,8 +139,6 @@ class WorkerTransformer : public LanguageModelImpl {
   torch::Tensor ExtendCache(KvCache& cache, const torch::Tensor& tokens) override;
 
  private:
-  // Cached per (T, phase); rebuilt when the model's device changes.
-  WorkerLayout& GetLayout(int64_t seq_len, int64_t phase, const torch::Device& device);
   // Runs tokens (B, m) at positions [cache.length + offset, ...) through every layer, treating
   // as workers the true workers and, if `last_is_worker`, the last token; returns the final
   // stream (B, m, d). commit: see WorkerBlockImpl::ForwardCached.
@@ -121,7 +151,7 @@ class WorkerTransformer : public LanguageModelImpl {
   torch::nn::ModuleList blocks_;
   RmsNorm norm_f_{nullptr};
   torch::nn::Linear head_{nullptr};
-  std::map<std::pair<int64_t, int64_t>, WorkerLayout> layouts_;
+  WorkerLayouts layouts_;
 };
 
 }  // namespace gauntlet

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "trainer/checkpoint/checkpoint.h"
@@ -419,8 +420,9 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
   step_options.bf16 = bf16;
   step_options.grad_clip = grad_clip;
   step_options.cuda_graphs = !train.has_cuda_graphs() || train.cuda_graphs();
-  TrainStep train_step(model.get(), &optimizer, bucketer.get(), params, device, step_options,
-                       sinks.log);
+  // Held by pointer: the attention-drop stage replaces it (a changed model needs a new capture).
+  auto train_step = std::make_unique<TrainStep>(model.get(), &optimizer, bucketer.get(), params,
+                                                device, step_options, sinks.log);
   BatchPrefetcher prefetcher(*std::move(sampler), accum, /*pinned=*/device.is_cuda());
   if (world > 1) {
     // Ranks of a gang spread over several agents start up to a heartbeat apart: the clock starts
@@ -453,6 +455,108 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
     return budget->Done(step, tokens, (*t)[0]);
   };
 
+  // ---- the post-hoc attention-drop stage (stages.attn_drop), after training and its checkpoint:
+  // drop the least important attention sub-layers, evaluate, fine-tune, evaluate again.
+  double layers_per_token = std::nan("");
+  const v1::AttnDropStage& drop_stage = spec.stages().attn_drop();
+  v1::AttnDropResult attn_drop_result;
+  auto run_attn_drop_stage = [&](const std::vector<double>& rank0_importance) -> absl::Status {
+    // Every rank must drop the same layers: rank 0's scores decide (the others add zeros).
+    std::vector<double> local(config->n_layers, 0.0);
+    if (rank == 0) local = rank0_importance;
+    if (static_cast<int64_t>(local.size()) != config->n_layers) {
+      return absl::InternalError(absl::StrCat("stages.attn_drop: arch ", config->arch,
+                                              " reports no attention importance"));
+    }
+    absl::StatusOr<std::vector<double>> shared = SumAcrossRanks(comm, device, local);
+    if (!shared.ok()) return shared.status();
+    std::vector<int64_t> order;
+    for (int64_t i = 0; i < config->n_layers; ++i) {
+      if (!std::isnan((*shared)[i])) order.push_back(i);
+    }
+    if (static_cast<int64_t>(order.size()) < drop_stage.drop()) {
+      return BadSpec(absl::InvalidArgumentError(
+          absl::StrCat("stages.attn_drop.drop: ", drop_stage.drop(), " exceeds the ", order.size(),
+                       " attention layers")));
+    }
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t a, int64_t b) { return (*shared)[a] < (*shared)[b]; });
+    std::vector<int64_t> dropped(order.begin(), order.begin() + drop_stage.drop());
+    std::sort(dropped.begin(), dropped.end());
+    for (const double v : *shared) attn_drop_result.add_importance(v);
+    for (const int64_t layer : dropped) attn_drop_result.add_dropped_layers(layer);
+    attn_drop_result.set_val_loss_before(last_eval.val_loss);
+    model->DropAttention(dropped);
+    const std::string name = absl::StrCat("drop_attn=", absl::StrJoin(dropped, ","));
+    auto add_row = [&](const std::string& row) -> absl::StatusOr<double> {
+      absl::StatusOr<EvalResult> r = score(*final_eval_options);
+      if (!r.ok()) return r.status();
+      v1::SubmodelEval* eval = submodel_evals.Add();
+      eval->set_name(row);
+      eval->set_val_loss(r->val_loss);
+      eval->set_val_loss_native(r->val_loss_native);
+      eval->set_val_bits_per_token(r->bits_per_token);
+      return r->val_loss;
+    };
+    absl::StatusOr<double> after_drop = add_row(name);
+    if (!after_drop.ok()) return after_drop.status();
+    attn_drop_result.set_val_loss_after_drop(*after_drop);
+    metric("attn_drop/val_loss_after_drop", *after_drop);
+    const int64_t steps = drop_stage.finetune_steps();
+    attn_drop_result.set_finetune_steps(steps);
+    if (steps > 0) {
+      // The learning rate training ended with, unless the stage sets its own.
+      const int64_t last = std::max<int64_t>(step - 1, 0);
+      const double lr = drop_stage.has_finetune_lr()
+                            ? drop_stage.finetune_lr()
+                            : schedule->At(last, budget->DecayProgress(last, train_seconds,
+                                                                       schedule->warmup_steps()));
+      attn_drop_result.set_finetune_lr(lr);
+      model->train();
+      // Same optimizer (its moments carry on) and data stream; the removed parameters get no
+      // gradient (AdamW skips them; with several ranks the bucketer averages zeros for them).
+      TrainStep finetune(model.get(), &optimizer, bucketer.get(), params, device, step_options,
+                         sinks.log);
+      SynchronizeDevice(device);
+      const double start = ClockSeconds(clock);
+      for (int64_t i = 0; i < steps; ++i) {
+        const StepBatch batch = prefetcher.Next();
+        absl::Status stepped = finetune.Run(batch.inputs, batch.targets, lr);
+        prefetcher.Release(batch);
+        if (!stepped.ok()) return stepped;
+      }
+      SynchronizeDevice(device);
+      attn_drop_result.set_finetune_seconds(ClockSeconds(clock) - start);
+      absl::StatusOr<std::vector<double>> loss =
+          SumAcrossRanks(comm, device, {finetune.lm_loss().item<double>()});
+      if (!loss.ok()) return loss.status();
+      const double finetune_loss = (*loss)[0] / world;
+      if (!std::isfinite(finetune_loss)) {
+        return WithExitCode(absl::InternalError(absl::StrCat(
+                                "attention-drop fine-tuning loss is ", finetune_loss)),
+                            ExitCode::kNonFinite);
+      }
+      attn_drop_result.set_finetune_train_loss(finetune_loss);
+      absl::StatusOr<double> after = add_row(absl::StrCat(name, "+ft", steps));
+      if (!after.ok()) return after.status();
+      attn_drop_result.set_val_loss_after_finetune(*after);
+      metric("attn_drop/val_loss_after_finetune", *after);
+    }
+    if (sinks.log != nullptr) {
+      *sinks.log << absl::StrFormat("attention drop: layers %s | val %.4f -> %.4f after the drop",
+                                    absl::StrJoin(dropped, ","),
+                                    attn_drop_result.val_loss_before(),
+                                    attn_drop_result.val_loss_after_drop());
+      if (steps > 0) {
+        *sinks.log << absl::StrFormat(" -> %.4f after %d fine-tuning steps (%.1f s)",
+                                      attn_drop_result.val_loss_after_finetune(), steps,
+                                      attn_drop_result.finetune_seconds());
+      }
+      *sinks.log << std::endl;
+    }
+    return absl::OkStatus();
+  };
+
   try {
     absl::StatusOr<bool> done = budget_done();
     if (!done.ok()) return done.status();
@@ -477,7 +581,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
         if (sinks.log != nullptr) *sinks.log << table << std::flush;
       }
       const StepBatch batch = prefetcher.Next();
-      absl::Status stepped = train_step.Run(batch.inputs, batch.targets, lr);
+      absl::Status stepped = train_step->Run(batch.inputs, batch.targets, lr);
       prefetcher.Release(batch);
       if (!stepped.ok()) return stepped;
       consumed = batch.sampler_state;
@@ -494,7 +598,8 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
         // The LM loss is what is reported (comparable across archs); the total, with any
         // auxiliary loss, is what must stay finite.
         absl::StatusOr<std::vector<double>> loss_sum = SumAcrossRanks(
-            comm, device, {train_step.lm_loss().item<double>(), train_step.loss().item<double>()});
+            comm, device,
+            {train_step->lm_loss().item<double>(), train_step->loss().item<double>()});
         if (!loss_sum.ok()) return loss_sum.status();
         last_loss = (*loss_sum)[0] / world;
         const double total_loss = (*loss_sum)[1] / world;
@@ -508,7 +613,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
         const double tok_per_s = tokens_per_step / step_seconds;
         const double mfu = Mfu(flops_per_token, tok_per_s, peak_flops, world);
         const MemoryStats mem = DeviceMemory(device);
-        const double norm = train_step.grad_norm().item<double>();
+        const double norm = train_step->grad_norm().item<double>();
         metric("train_loss", last_loss);
         metric("lr", lr);
         metric("grad_norm", norm);
@@ -523,8 +628,8 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
           metric("gpu_memory_reserved_bytes", mem.reserved);
           metric("gpu_memory_peak_bytes", mem.peak);
         }
-        if (auto it = train_step.stats().find("layers_per_token");
-            it != train_step.stats().end()) {
+        if (auto it = train_step->stats().find("layers_per_token");
+            it != train_step->stats().end()) {
           metric("layers_per_token", it->second.item<double>());
         }
         if (sinks.log != nullptr) {
@@ -587,12 +692,18 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
       eval->set_val_bits_per_token(r->bits_per_token);
     }
     model->SelectSubmodel("");
+    if (auto it = train_step->stats().find("layers_per_token"); it != train_step->stats().end()) {
+      layers_per_token = it->second.item<double>();
+    }
     // Post-hoc attention drop (docs/ARCHITECTURES.md "attn_drop"): each layer's attention
     // importance on the first validation windows, as metrics attn_importance/<layer>; rank 0
     // scores (no collectives) since it alone reports.
+    std::vector<double> importance;
     if (rank == 0) {
-      const int64_t windows =
-          std::min<int64_t>(kImportanceWindows, (dataset->val_size() - 1) / seq_len);
+      const int64_t windows = std::min<int64_t>(
+          drop_stage.has_calibration_windows() ? drop_stage.calibration_windows()
+                                               : kImportanceWindows,
+          (dataset->val_size() - 1) / seq_len);
       std::vector<int64_t> calibration(std::max<int64_t>(windows, 0) * seq_len);
       for (int64_t i = 0; i < windows; ++i) {
         if (absl::Status s = dataset->CopyWindow(Split::kVal, i * seq_len, seq_len,
@@ -604,7 +715,7 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
       if (windows > 0) {
         const torch::Tensor tokens =
             torch::from_blob(calibration.data(), {windows, seq_len}, torch::kInt64).to(device);
-        const std::vector<double> importance = model->AttentionImportance(tokens);
+        importance = model->AttentionImportance(tokens);
         for (size_t layer = 0; layer < importance.size(); ++layer) {
           if (!std::isnan(importance[layer])) {
             metric(absl::StrCat("attn_importance/", layer), importance[layer]);
@@ -612,7 +723,12 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
         }
       }
     }
+    // The checkpoint holds the trained model: a rerun after it repeats the stage from there.
     if (absl::Status s = save_checkpoint(); !s.ok()) return s;
+    if (spec.stages().has_attn_drop()) {
+      train_step.reset();  // frees its captured graph; the dropped model is captured anew
+      if (absl::Status s = run_attn_drop_stage(importance); !s.ok()) return s;
+    }
   } catch (const DistributedError& e) {
     return WithExitCode(e.status(), ExitCode::kDistributed);
   } catch (const std::exception& e) {
@@ -652,14 +768,13 @@ absl::StatusOr<v1::TrainerSummary> RunTraining(const TrainerOptions& options, Co
   summary.set_final_val_bits_per_token(last_eval.bits_per_token);
   summary.set_mfu(Mfu(flops_per_token, tps, peak_flops, world));
   summary.set_peak_memory_bytes(DeviceMemory(device).peak);
-  if (auto it = train_step.stats().find("layers_per_token"); it != train_step.stats().end()) {
-    summary.set_layers_per_token(it->second.item<double>());
-  }
+  if (!std::isnan(layers_per_token)) summary.set_layers_per_token(layers_per_token);
   summary.set_eval_protocol(ProtocolName(final_eval_options->protocol));
   summary.set_val_tokens_scored(static_cast<int64_t>(last_eval.tokens_scored));
   summary.set_world_size(world);
   summary.set_param_digest(absl::StrFormat("%016x", digest));
   *summary.mutable_submodels() = std::move(submodel_evals);
+  if (spec.stages().has_attn_drop()) *summary.mutable_attn_drop() = attn_drop_result;
   v1::TrainerEvent event;
   *event.mutable_summary() = summary;
   emit(event);

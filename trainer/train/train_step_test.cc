@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include "gauntlet/v1/spec.pb.h"
@@ -131,6 +133,46 @@ TEST(TrainStepCudaTest, EagerDropoutWorksAfterAFailedCapture) {
   const double kept = (y > 0).sum().item<double>() / x.numel();
   EXPECT_GT(kept, 0.4);
   EXPECT_LT(kept, 0.6);
+}
+#endif
+
+#if GAUNTLET_CUDA
+// MatFormer's sampled mode inside a captured step: the granularity is drawn on the device, so
+// every replay trains a freshly drawn width (the number of leading FFN hidden units whose fc1 rows
+// got a gradient), not the width drawn at capture. Skips without a GPU.
+TEST(TrainStepCudaTest, SampledMatFormerDrawsAWidthAtEveryReplay) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU";
+  const torch::Device gpu(torch::kCUDA, 0);
+  v1::ModelSpec spec;
+  spec.set_arch("matformer");
+  spec.set_size("tiny");
+  spec.set_seq_len(24);
+  spec.mutable_matformer()->set_train_mode("sample");
+  for (const double f : {0.25, 0.5, 1.0}) spec.mutable_matformer()->add_granularities(f);
+  const ModelConfig config = *ResolveModelConfig(spec, 40);
+  torch::manual_seed(11);
+  auto model = *CreateModel(config);
+  model->to(gpu);
+  model->train();
+  AdamW optimizer(model->parameters(), AdamWConfig());
+  c10::cuda::CUDAStreamGuard side(c10::cuda::getStreamFromPool(false, 0));
+  TrainStepOptions options;
+  TrainStep step(model.get(), &optimizer, nullptr, model->parameters(), gpu, options, nullptr);
+  const torch::Tensor fc1 = model->named_parameters()["blocks.0.ffn.fc1.weight"];
+  std::set<int64_t> eager_widths, replay_widths;
+  for (int s = 0; s < 40; ++s) {
+    const torch::Tensor tokens = torch::randint(40, {1, 4, 25}, torch::kInt64);
+    ASSERT_TRUE(step.Run(tokens.narrow(2, 0, 24).contiguous(),
+                         tokens.narrow(2, 1, 24).contiguous(), 1e-3)
+                    .ok());
+    const int64_t width = (fc1.grad().abs().sum(1) > 0).sum().item<int64_t>();
+    (step.graphed() ? replay_widths : eager_widths).insert(width);
+    EXPECT_TRUE(std::isfinite(step.loss().item<double>()));
+  }
+  ASSERT_TRUE(step.graphed()) << step.description();
+  const std::vector<int64_t> widths = MatFormerWidths(config);
+  EXPECT_EQ(replay_widths, std::set<int64_t>(widths.begin(), widths.end()));
+  for (const int64_t w : eager_widths) EXPECT_TRUE(replay_widths.count(w) == 1) << w;
 }
 #endif
 
