@@ -71,6 +71,7 @@ absl::StatusOr<std::unique_ptr<DecodeGraph>> DecodeGraph::Capture(LanguageModelI
     }
     graph->graph.capture_end();
     decoder->graph_ = std::move(graph);
+    decoder->position_ = cache.position;
   } catch (const std::exception& e) {
     (void)cudaGetLastError();
     std::string what = e.what();
@@ -88,6 +89,7 @@ torch::Tensor DecodeGraph::Prefill(const torch::Tensor& prompt) {
   torch::NoGradGuard no_grad;
   cache_.length = 0;
   torch::Tensor logits = model_.Prefill(cache_, prompt);
+  cache_.position = position_;
   cache_.position.fill_(cache_.length);
   return logits;
 }

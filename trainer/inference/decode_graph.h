@@ -44,6 +44,9 @@ class DecodeGraph {
   KvCache& cache_;
   torch::Tensor token_;   // the captured step's input (B,)
   torch::Tensor logits_;  // its output (B, V)
+  // The cache's device position the graph reads and advances. A host-shaped Prefill drops
+  // cache.position, so Prefill puts this very tensor back (a new one would not be the graph's).
+  torch::Tensor position_;
   std::unique_ptr<Graph> graph_;
 };
 
