@@ -21,6 +21,8 @@ DASHBOARDS = ("gauntlet-training.json", "gauntlet-cluster.json")
 RATE_INTERVAL = "20s"
 # Series only a GPU trainer reports (MFU needs the device's peak FLOP/s; memory is CUDA's).
 GPU_ONLY_METRICS = ("gauntlet_trial_mfu_ratio", "gauntlet_trial_gpu_memory_")
+# Series only trials of kind inference report; an experiment without them leaves these empty.
+INFERENCE_METRICS = ("gauntlet_trial_inference_",)
 
 
 def panel_queries(dashboard_dir, experiment):
@@ -45,7 +47,7 @@ def prometheus(url, path, **params):
     return body["data"]
 
 
-def check(url, dashboard_dir, experiment, since, gpu):
+def check(url, dashboard_dir, experiment, since, gpu, inference=False):
     """(report lines, problems)."""
     now = time.time()
     report, problems = [], []
@@ -60,11 +62,15 @@ def check(url, dashboard_dir, experiment, since, gpu):
         values = [float(v) for series in data["result"] for _, v in series["values"]]
         finite = [v for v in values if v == v]  # NaN != NaN
         gpu_only = any(metric in expr for metric in GPU_ONLY_METRICS)
+        inference_only = any(metric in expr for metric in INFERENCE_METRICS)
         report.append(f"{dashboard} | {title} | {ref} | {len(data['result'])} series, "
                       f"{len(finite)} points, last {finite[-1] if finite else '-'}"
                       f"{' | GPU only' if gpu_only else ''}")
         where = f"{dashboard}: '{title}' {ref}: {expr}"
-        if (gpu or not gpu_only) and not finite:
+        if inference_only and not inference:
+            if finite:
+                problems.append(f"inference series without inference trials: {where}")
+        elif (gpu or not gpu_only) and not finite:
             problems.append(f"no data: {where}")
         elif gpu_only and not gpu and finite:
             problems.append(f"GPU-only series on a CPU run (update GPU_ONLY_METRICS): {where}")
