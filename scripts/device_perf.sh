@@ -11,7 +11,9 @@ log="$OUT/perf.txt"
 work="$(mktemp -d)"
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; date -u
-  for t in $([[ "${PROFILE_ONLY:-0}" == 1 ]] || echo rms_norm_test gelu_ffn_test elementwise_test causal_conv_test train_step_test rotary_test linear_cross_entropy_test kernels_graph_test); do
+  for t in $([[ "${PROFILE_ONLY:-0}" == 1 ]] || echo rms_norm_test gelu_ffn_test elementwise_test \
+      causal_conv_test train_step_test rotary_test linear_cross_entropy_test kernels_graph_test \
+      decode_graph_test); do
     echo "== $t"
     if [[ -x .device/bin/$t ]]; then .device/bin/$t 2>&1 | grep -vE '^\[ +(RUN|OK) ' | tail -40
     else echo "missing .device/bin/$t"; fi

@@ -16,9 +16,12 @@ bool HaveGpu() {
 
 std::string NoGpuMessage() {
 #if GAUNTLET_CUDA
-  return "no GPU visible: CUDA kernel cases skipped (run on the GPU machine)";
+  return "no GPU visible: CUDA cases skipped; they run on a GPU machine "
+         "(scripts/stage_device.sh here, then scripts/device_perf.sh there; results in "
+         "docs/BENCHMARKS.md)";
 #else
-  return "CPU-only build: CUDA kernel cases skipped (build with --config=cuda, run on a GPU)";
+  return "CPU-only build: CUDA cases skipped; they need --config=cuda and a GPU "
+         "(scripts/stage_device.sh, then scripts/device_perf.sh on the GPU machine)";
 #endif
 }
 
